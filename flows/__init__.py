@@ -1,0 +1,1 @@
+"""Prefect flows composing nnpipe.data, nnpipe.core and nnpipe.tracking."""

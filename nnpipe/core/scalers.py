@@ -1,0 +1,306 @@
+"""Feature and target scalers with streaming ``partial_fit``.
+
+``fit`` = reset + ``partial_fit``. Statistics merge batch by batch (Chan et al.'s
+pairwise update for the variance), so the data layer can fit them out of core
+and hand over the totals with ``from_moments`` / ``from_range``. Zero-variance
+(or zero-range) features get a scale of 1, so they map to a constant instead of
+dividing by zero. ``transform`` and ``inverse_transform`` never touch the caller's
+array.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .serialization import load_npz, require, save_npz
+from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
+
+# Relative threshold under which a variance/range counts as zero (float noise).
+_ZERO_SCALE_RTOL = 10 * np.finfo(np.float64).eps
+
+
+def _safe_scale(scale: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    scale = scale.copy()
+    zero = scale <= _ZERO_SCALE_RTOL * np.maximum(np.abs(magnitude), 1.0)
+    scale[zero] = 1.0
+    return scale
+
+
+class _Scaler:
+    """Shared bookkeeping: parameters, dtype, shape checks, save/load."""
+
+    _fitted_attr = "n_samples_seen_"
+    _state: tuple[str, ...] = ()
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        return {k: getattr(self, k) for k in self._param_names}
+
+    def set_params(self, **params: Any):
+        """Set constructor parameters; unknown names are an error."""
+        for key, value in params.items():
+            if key not in self._param_names:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {key!r}; "
+                    f"allowed: {', '.join(self._param_names)}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def fit(self, X: Any, y: Any = None):
+        """Reset, then compute statistics from ``X`` (n_samples, n_features)."""
+        self._reset()
+        return self.partial_fit(X)
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit to ``X`` then return it transformed."""
+        return self.fit(X).transform(X)
+
+    def _reset(self) -> None:
+        for attr in (*self._state, "n_samples_seen_", "n_features_in_"):
+            self.__dict__.pop(attr, None)
+
+    def _check_input(self, X: Any, *, fitting: bool) -> np.ndarray:
+        dtype = resolve_dtype(self.dtype)
+        arr = np.asarray(X)
+        X = check_array(arr if arr.ndim != 1 else arr.reshape(-1, 1), dtype=dtype)
+        if not fitting:
+            check_is_fitted(self, self._fitted_attr)
+            check_n_features(X, self.n_features_in_, type(self).__name__)
+        elif hasattr(self, "n_features_in_"):
+            check_n_features(X, self.n_features_in_, type(self).__name__)
+        return X
+
+    def _as_input_shape(self, out: np.ndarray, X: Any) -> np.ndarray:
+        return out.reshape(-1) if np.ndim(X) == 1 else out
+
+    # -- persistence -------------------------------------------------------------
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Fitted state as (arrays, JSON-able params) for embedding in another file."""
+        check_is_fitted(self, self._fitted_attr)
+        arrays = {k: np.asarray(getattr(self, k)) for k in self._state}
+        arrays["n_samples_seen_"] = np.asarray(self.n_samples_seen_, dtype=np.int64)
+        params = {k: _jsonable(v) for k, v in self.get_params().items()}
+        return arrays, {"kind": type(self).__name__, "params": params}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+    ):
+        """Rebuild a fitted scaler from :meth:`to_arrays` output (shapes checked)."""
+        params = dict(meta.get("params", {}))
+        if "feature_range" in params:
+            params["feature_range"] = tuple(params["feature_range"])
+        obj = cls(**params)
+        n_features = None
+        for name in cls._state:
+            arr = require(arrays, name, (n_features,), path)
+            n_features = arr.shape[0]
+            setattr(obj, name, arr.copy())
+        obj.n_samples_seen_ = int(require(arrays, "n_samples_seen_", (), path))
+        obj.n_features_in_ = int(n_features)
+        return obj
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted scaler to a ``.npz`` file atomically."""
+        arrays, meta = self.to_arrays()
+        save_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Read a scaler written by :meth:`save` (no pickle)."""
+        arrays, meta = load_npz(path, kind=cls.__name__)
+        return cls.from_arrays(arrays, meta, path)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.dtype) or isinstance(value, type):
+        return np.dtype(value).name
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class StandardScaler(_Scaler):
+    """Standardise features to zero mean and unit variance.
+
+    Parameters
+    ----------
+    with_mean : bool, default True
+        Subtract the mean.
+    with_std : bool, default True
+        Divide by the standard deviation (1 for zero-variance features).
+    dtype : {'float32', 'float64'}, default 'float32'
+        Dtype of transformed output.
+
+    Attributes
+    ----------
+    mean_, var_, scale_ : ndarray of shape (n_features,)
+    n_samples_seen_ : int
+    n_features_in_ : int
+    """
+
+    _param_names = ("with_mean", "with_std", "dtype")
+    _state = ("mean_", "var_", "scale_")
+
+    def __init__(self, with_mean: bool = True, with_std: bool = True, dtype: Any = "float32"):
+        self.with_mean = with_mean
+        self.with_std = with_std
+        self.dtype = dtype
+
+    def partial_fit(self, X: Any, y: Any = None):
+        """Merge the statistics of batch ``X`` into the running ones."""
+        X = self._check_input(X, fitting=True).astype(np.float64, copy=False)  # (n, n_features)
+        n_b = X.shape[0]
+        mean_b = X.mean(axis=0)
+        m2_b = ((X - mean_b) ** 2).sum(axis=0)
+        self._merge(n_b, mean_b, m2_b)
+        return self
+
+    def _merge(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
+        if not hasattr(self, "n_samples_seen_"):
+            n, mean, m2 = n_b, mean_b, m2_b
+        else:
+            n_a, mean_a = self.n_samples_seen_, self.mean_
+            m2_a = self.var_ * n_a
+            n = n_a + n_b
+            delta = mean_b - mean_a
+            mean = mean_a + delta * (n_b / n)
+            m2 = m2_a + m2_b + delta**2 * (n_a * n_b / n)
+        self.n_samples_seen_ = int(n)
+        self.n_features_in_ = int(mean.shape[0])
+        self.mean_ = mean
+        self.var_ = m2 / n
+        self.scale_ = _safe_scale(np.sqrt(self.var_), mean)
+
+    @classmethod
+    def from_moments(cls, n_samples: int, mean: Any, var: Any, **params: Any) -> StandardScaler:
+        """Build a fitted scaler from totals computed elsewhere (e.g. one Dask pass)."""
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        var = np.asarray(var, dtype=np.float64).reshape(-1)
+        if mean.shape != var.shape:
+            raise ValueError(f"mean has shape {mean.shape} but var has shape {var.shape}")
+        if n_samples <= 0:
+            raise ValueError(f"n_samples={n_samples} must be > 0")
+        obj = cls(**params)
+        obj._merge(int(n_samples), mean, np.maximum(var, 0.0) * n_samples)
+        return obj
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Return ``(X - mean_) / scale_`` as a new array."""
+        Xc = self._check_input(X, fitting=False)
+        dtype = Xc.dtype
+        out = Xc.copy()  # (n, n_features)
+        if self.with_mean:
+            out -= self.mean_.astype(dtype)
+        if self.with_std:
+            out /= self.scale_.astype(dtype)
+        return self._as_input_shape(out, X)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Map standardised values back to original units (new array)."""
+        Xc = self._check_input(X, fitting=False)
+        dtype = Xc.dtype
+        out = Xc.copy()
+        if self.with_std:
+            out *= self.scale_.astype(dtype)
+        if self.with_mean:
+            out += self.mean_.astype(dtype)
+        return self._as_input_shape(out, X)
+
+
+class MinMaxScaler(_Scaler):
+    """Scale each feature linearly to ``feature_range``.
+
+    Parameters
+    ----------
+    feature_range : tuple (min, max), default (0, 1)
+    dtype : {'float32', 'float64'}, default 'float32'
+
+    Attributes
+    ----------
+    data_min_, data_max_, data_range_, scale_, min_ : ndarray of shape (n_features,)
+    n_samples_seen_ : int
+    n_features_in_ : int
+    """
+
+    _param_names = ("feature_range", "dtype")
+    _state = ("data_min_", "data_max_")
+
+    def __init__(self, feature_range: tuple[float, float] = (0.0, 1.0), dtype: Any = "float32"):
+        self.feature_range = feature_range
+        self.dtype = dtype
+
+    def _check_range(self) -> tuple[float, float]:
+        lo, hi = self.feature_range
+        if not lo < hi:
+            raise ValueError(f"feature_range={self.feature_range!r} must satisfy min < max")
+        return float(lo), float(hi)
+
+    def partial_fit(self, X: Any, y: Any = None):
+        """Widen the running min/max with batch ``X``."""
+        self._check_range()
+        X = self._check_input(X, fitting=True)
+        lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+        if hasattr(self, "n_samples_seen_"):
+            lo, hi = np.minimum(lo, self.data_min_), np.maximum(hi, self.data_max_)
+            n = self.n_samples_seen_ + X.shape[0]
+        else:
+            n = X.shape[0]
+        self._set(n, lo, hi)
+        return self
+
+    def _set(self, n: int, data_min: np.ndarray, data_max: np.ndarray) -> None:
+        self.n_samples_seen_ = int(n)
+        self.n_features_in_ = int(data_min.shape[0])
+        self.data_min_, self.data_max_ = data_min, data_max
+
+    @property
+    def data_range_(self) -> np.ndarray:
+        return self.data_max_ - self.data_min_
+
+    @property
+    def scale_(self) -> np.ndarray:
+        lo, hi = self._check_range()
+        return (hi - lo) / _safe_scale(self.data_range_, self.data_max_)
+
+    @property
+    def min_(self) -> np.ndarray:
+        lo, _ = self._check_range()
+        return lo - self.data_min_ * self.scale_
+
+    @classmethod
+    def from_range(
+        cls, n_samples: int, data_min: Any, data_max: Any, **params: Any
+    ) -> MinMaxScaler:
+        """Build a fitted scaler from a min and max computed elsewhere."""
+        data_min = np.asarray(data_min, dtype=np.float64).reshape(-1)
+        data_max = np.asarray(data_max, dtype=np.float64).reshape(-1)
+        if data_min.shape != data_max.shape or np.any(data_min > data_max):
+            raise ValueError("data_min and data_max must have the same shape and min <= max")
+        obj = cls(**params)
+        obj._check_range()
+        obj._set(int(n_samples), data_min, data_max)
+        return obj
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Return ``X * scale_ + min_`` as a new array."""
+        Xc = self._check_input(X, fitting=False)
+        out = Xc * self.scale_.astype(Xc.dtype) + self.min_.astype(Xc.dtype)
+        return self._as_input_shape(out, X)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Map scaled values back to original units (new array)."""
+        Xc = self._check_input(X, fitting=False)
+        out = (Xc - self.min_.astype(Xc.dtype)) / self.scale_.astype(Xc.dtype)
+        return self._as_input_shape(out, X)
+
+
+SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler}

@@ -1,0 +1,107 @@
+"""Model files: one ``.npz`` per object, written atomically, loaded without pickle.
+
+A file holds plain numeric arrays plus one JSON metadata blob (stored as a
+``uint8`` array named ``__meta__``). Nothing in it can execute code on load:
+``np.load(..., allow_pickle=False)`` refuses object arrays, and the metadata is
+parsed with ``json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+_META_KEY = "__meta__"
+
+
+class ModelFileError(ValueError):
+    """A model or scaler file is missing, corrupt, tampered with or of the wrong kind."""
+
+
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping) -> Path:
+    """Write ``arrays`` and JSON-able ``meta`` to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    if _META_KEY in arrays:
+        raise ValueError(f"array name {_META_KEY!r} is reserved for metadata")
+    payload: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise TypeError(f"array {name!r} has dtype object; only numeric arrays are saved")
+        payload[name] = arr
+    full_meta = {"format_version": FORMAT_VERSION, **meta}
+    payload[_META_KEY] = np.frombuffer(json.dumps(full_meta).encode("utf-8"), dtype=np.uint8)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Leave whatever was at `path` before untouched.
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_npz(
+    path: str | os.PathLike, *, kind: str | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_npz`; check its ``kind`` when one is given."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {str(path)!r} does not exist")
+    with open(path, "rb") as fh:
+        # np.load would take any non-zip file for a pickle; say what it really is.
+        if fh.read(4) != b"PK\x03\x04":
+            raise ModelFileError(f"{str(path)!r} is not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelFileError(f"{str(path)!r} is not a readable .npz file: {exc}") from exc
+    except ValueError as exc:  # object arrays refused by allow_pickle=False
+        raise ModelFileError(f"{str(path)!r} holds non-numeric data and is refused: {exc}") from exc
+    raw = arrays.pop(_META_KEY, None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{str(path)!r} has no nnpipe metadata; was it written by nnpipe?")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{str(path)!r} has corrupt metadata: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{str(path)!r} has corrupt metadata: not a JSON object")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{str(path)!r} has format version {version!r}; this nnpipe reads {FORMAT_VERSION}"
+        )
+    if kind is not None and meta.get("kind") != kind:
+        raise ModelFileError(f"{str(path)!r} holds a {meta.get('kind')!r}, expected a {kind!r}")
+    return arrays, meta
+
+
+def require(arrays: Mapping[str, np.ndarray], name: str, shape: tuple, path: str | os.PathLike):
+    """Return ``arrays[name]`` after checking it exists and has ``shape`` (None = any size)."""
+    if name not in arrays:
+        raise ModelFileError(f"{str(path)!r} is missing array {name!r}")
+    arr = arrays[name]
+    if len(arr.shape) != len(shape) or any(
+        want is not None and got != want for got, want in zip(arr.shape, shape, strict=True)
+    ):
+        raise ModelFileError(
+            f"{str(path)!r}: array {name!r} has shape {arr.shape}, expected {shape}"
+        )
+    return arr

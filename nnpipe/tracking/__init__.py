@@ -1,0 +1,1 @@
+"""Experiment tracking behind a small ``Tracker`` protocol; the only package importing mlflow."""
