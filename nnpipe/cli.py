@@ -1,48 +1,377 @@
-"""The ``nnpipe`` command."""
+"""The ``nnpipe`` command: make data, train, recall, run the pipeline, serve, predict, demo.
+
+Exit codes: 0 success, 2 bad usage or bad input (a one-line message, no
+traceback), 1 a failure while running (the message; ``--debug`` adds the
+traceback). Progress goes to stderr: a bar on a terminal, log lines otherwise.
+
+``PREFECT_API_URL`` selects a Prefect server (default: a temporary local one);
+``MLFLOW_TRACKING_URI`` selects the MLflow store (default: ./mlflow.db with
+artifacts in ./mlartifacts); ``--dask-address tcp://host:port`` runs the scaler
+fit, data loading and recall jobs on that Dask cluster's workers (default: a
+local cluster started for the run).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import traceback
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from nnpipe import __version__
-from nnpipe.core.scalers import StandardScaler
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def _demo(args: argparse.Namespace) -> int:
-    """Stream a synthetic regression set through a scaler in batches and save it."""
-    out = Path(args.workdir)
-    rng = np.random.default_rng(args.seed)
-    scaler = StandardScaler(dtype="float64")
-    for _ in range(20):  # 20 batches of 5 000 rows, never all in memory at once
-        X = rng.normal(-2.0, 3.0, size=(5000, 8))  # (batch, n_features)
-        scaler.partial_fit(X)
-    path = out / "demo_scaler.npz"
-    scaler.save(path)
-    print(f"nnpipe demo: fitted a StandardScaler on {scaler.n_samples_seen_} rows in 20 batches")
-    print(f"  mean  {np.round(scaler.mean_, 3)}")
-    print(f"  scale {np.round(scaler.scale_, 3)}")
-    print(f"  saved to {path}")
-    return 0
+class UsageError(ValueError):
+    """Bad command-line input found after argument parsing (exit code 2)."""
+
+
+def _quiet_services() -> None:
+    # Prefect's INFO chatter would drown the report; users can still raise it.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
+
+
+# -- shared option groups --------------------------------------------------------------
+
+
+def _add_config_options(p: argparse.ArgumentParser, *, workdir: bool = True) -> None:
+    p.add_argument("--config", metavar="YAML", help="YAML file of flow parameters")
+    if workdir:
+        p.add_argument(
+            "--workdir",
+            metavar="DIR",
+            help="where datasets, models and recall results go (default: nnpipe-work)",
+        )
+    p.add_argument(
+        "--dask-address",
+        metavar="tcp://HOST:PORT",
+        help="run scaler fit, data loading and recall on this Dask scheduler's workers "
+        "(default: a local Dask cluster for the run)",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved parameters as YAML and exit",
+    )
+    p.add_argument("--json", action="store_true", help="print the flow's result as JSON")
+
+
+def _check_address(address: str | None) -> None:
+    if address is not None and "://" not in address:
+        raise UsageError(
+            f"--dask-address {address!r} must be a scheduler URL like tcp://127.0.0.1:8786"
+        )
+
+
+def _load(args: argparse.Namespace, kind: str, **overrides: Any):
+    from flows.config import load_config
+
+    _check_address(getattr(args, "dask_address", None))
+    common = {"workdir": getattr(args, "workdir", None), "dask_address": args.dask_address}
+    return load_config(args.config, kind, **common, **overrides)
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print(text)
+
+
+# -- make-data -------------------------------------------------------------------------
+
+
+def _cmd_make_data(args: argparse.Namespace) -> int:
+    from flows.datasets import write_dataset
+
+    info = write_dataset(
+        args.kind,
+        args.output,
+        n_rows=args.rows,
+        n_features=args.features,
+        rows_per_partition=args.rows_per_partition,
+        n_neurons=args.neurons,
+        n_patterns=args.patterns,
+        flip_fraction=args.flip_fraction,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {args.kind} dataset to {info['path']}: " + _kv(info, skip=("path",)))
+    return EXIT_OK
+
+
+# -- flows -----------------------------------------------------------------------------
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from flows.prepare_data import prepare_data
+    from flows.report import prepare_report
+
+    config = _load(args, "prepare_data")
+    if args.print_config:
+        return _print_config(config)
+    result = prepare_data(config=config)
+    _emit(args, result, prepare_report(result))
+    return EXIT_OK
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from flows.report import train_report
+    from flows.train_bp import train_bp
+
+    config = _load(
+        args,
+        "train_bp",
+        dataset=args.dataset,
+        target=args.target,
+        max_epochs=args.epochs,
+        random_state=args.seed,
+    )
+    if args.print_config:
+        return _print_config(config)
+    result = train_bp(config=config)
+    _emit(args, result, train_report(result))
+    return EXIT_OK
+
+
+def _cmd_recall(args: argparse.Namespace) -> int:
+    from flows.recall_hopfield import recall_hopfield
+    from flows.report import recall_report
+
+    config = _load(
+        args, "recall_hopfield", dataset=args.dataset, output=args.output, rule=args.rule
+    )
+    if args.print_config:
+        return _print_config(config)
+    result = recall_hopfield(config=config)
+    _emit(args, result, recall_report(result))
+    return EXIT_OK
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from flows.pipeline import pipeline
+    from flows.report import pipeline_report
+
+    overrides = {}
+    if args.epochs is not None:
+        overrides["train"] = {"max_epochs": args.epochs}
+    config = _load(args, "pipeline", **overrides)
+    if args.print_config:
+        return _print_config(config)
+    result = pipeline(config=config)
+    _emit(args, result, pipeline_report(result))
+    return EXIT_OK
+
+
+def _print_config(config: Any) -> int:
+    from flows.config import dump_config
+
+    print(dump_config(config), end="")
+    return EXIT_OK
+
+
+# -- serve, predict, demo --------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from flows.schedules import build_deployments, load_schedules, serve_deployments
+
+    _check_address(args.dask_address)
+    schedules = load_schedules(args.schedules)
+    deployments = build_deployments(
+        schedules, config_path=args.config, dask_address=args.dask_address
+    )
+    for d in deployments:
+        cron = ", ".join(s.schedule.cron for s in d.schedules or []) or "no schedule"
+        print(f"deployment {d.flow_name}/{d.name}: {cron}")
+    if args.list:
+        return EXIT_OK
+    serve_deployments(
+        deployments, run_once=args.run_once, limit=args.limit, require_server=not args.run_once
+    )
+    return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from flows.predict import predict_file
+
+    info = predict_file(args.model, args.input, args.output, column=args.column)
+    print(
+        f"wrote {info['n_rows']} predictions to {info['output']} "
+        f"(column {info['column']!r}, range {info['min']:.4g} .. {info['max']:.4g})"
+    )
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    _check_address(args.dask_address)
+    print(run_demo(workdir=Path(args.workdir), dask_address=args.dask_address, seed=args.seed))
+    return EXIT_OK
+
+
+def _kv(info: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    return ", ".join(f"{k}={v}" for k, v in info.items() if k not in skip)
+
+
+# -- the parser ------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnpipe", description=__doc__)
+    """The ``nnpipe`` argument parser (one sub-parser per command)."""
+    parser = argparse.ArgumentParser(
+        prog="nnpipe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"nnpipe {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the end-to-end demo on embedded defaults")
-    demo.add_argument("--workdir", default="nnpipe-work", help="where results are written")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_demo)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "make-data",
+        help="write a synthetic partitioned Parquet dataset",
+        description="Write a synthetic dataset as partitioned Parquet, partition by partition.",
+    )
+    p.add_argument("kind", choices=["regression", "classification", "hopfield"])
+    p.add_argument("output", help="directory to write (refused if it holds data, see --overwrite)")
+    p.add_argument("--rows", type=int, default=20_000, help="rows, or probes for hopfield")
+    p.add_argument("--features", type=int, default=8, help="feature columns (regression)")
+    p.add_argument("--rows-per-partition", type=int, default=2_000)
+    p.add_argument("--neurons", type=int, default=100, help="neurons per pattern (hopfield)")
+    p.add_argument("--patterns", type=int, default=6, help="stored patterns (hopfield)")
+    p.add_argument("--flip-fraction", type=float, default=0.1, help="probe noise (hopfield)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
+    p.set_defaults(func=_cmd_make_data)
+
+    p = sub.add_parser(
+        "prepare",
+        help="run the prepare_data flow (datasets + out-of-core scalers)",
+        description="Write the synthetic datasets when missing and fit scalers out of core.",
+    )
+    _add_config_options(p)
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser(
+        "train",
+        help="run the train_bp flow (BP network trained out of core, tracked in MLflow)",
+        description="Train an MLPRegressor on a partitioned Parquet dataset, out of core.",
+    )
+    _add_config_options(p)
+    p.add_argument("--dataset", metavar="DIR", help="partitioned Parquet directory")
+    p.add_argument("--target", help="target column (default: y)")
+    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--seed", type=int, help="random_state")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "recall",
+        help="run the recall_hopfield flow (probe partitions recalled on Dask workers)",
+        description="Store the dataset's patterns in a Hopfield network and recall every "
+        "probe partition; a rerun skips partitions already done.",
+    )
+    _add_config_options(p)
+    p.add_argument("--dataset", metavar="DIR", help="Hopfield dataset (patterns + probes)")
+    p.add_argument("--output", metavar="DIR", help="result directory (one file per partition)")
+    p.add_argument("--rule", choices=["hebbian", "storkey", "pseudoinverse"])
+    p.set_defaults(func=_cmd_recall)
+
+    p = sub.add_parser(
+        "pipeline",
+        help="run prepare_data, train_bp and recall_hopfield in order",
+        description="The whole pipeline: data, scalers, BP training, Hopfield recall.",
+    )
+    _add_config_options(p)
+    p.add_argument("--epochs", type=int, help="maximum training epochs")
+    p.set_defaults(func=_cmd_pipeline)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the flows as Prefect deployments with cron schedules",
+        description="Serve the flows as Prefect deployments with the cron schedules of a "
+        "YAML file. Schedules fire only with a Prefect server: run `prefect server start` "
+        "and set PREFECT_API_URL=http://127.0.0.1:4200/api first.",
+    )
+    p.add_argument(
+        "--schedules",
+        metavar="YAML",
+        help="deployments and cron schedules (default: the packaged flows/schedules.yaml)",
+    )
+    p.add_argument("--config", metavar="YAML", help="flow parameters given to every deployment")
+    p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="Dask cluster for the runs")
+    p.add_argument("--list", action="store_true", help="print the deployments and exit")
+    p.add_argument(
+        "--run-once",
+        action="store_true",
+        help="register the deployments, run what is due now, and exit",
+    )
+    p.add_argument("--limit", type=int, default=1, help="flow runs allowed at once")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "predict",
+        help="predict a CSV or Parquet file with an MLflow model URI or a local .npz",
+        description="Predict every row of a CSV or Parquet file. MODEL is an MLflow model "
+        "URI (runs:/<id>/model, models:/<name>/<version>) or a local .npz written by nnpipe. "
+        "The output format follows OUTPUT's suffix (.csv or .parquet).",
+    )
+    p.add_argument("model", help="runs:/..., models:/... or path/to/model.npz")
+    p.add_argument("input", help="CSV or Parquet file with the feature columns")
+    p.add_argument("output", help="CSV or Parquet file to write (input columns + prediction)")
+    p.add_argument("--column", default="prediction", help="name of the prediction column")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser(
+        "demo",
+        help="generate data and run the whole pipeline on embedded defaults, then report",
+        description="Generate a regression set with negative targets and a Hopfield pattern "
+        "set under --workdir, run the pipeline (MLflow at ./mlflow.db, a temporary Prefect "
+        "server, a local Dask cluster) and print a short report.",
+    )
+    p.add_argument("--workdir", default="nnpipe-work", help="where results are written")
+    p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="use this Dask cluster")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 
+def _is_bad_input(exc: BaseException) -> bool:
+    # ValueError covers config, data and model-file errors (ConfigError, DataError,
+    # ModelFileError, pydantic's ValidationError); missing files are bad input too.
+    return isinstance(exc, (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    """Run the command line; return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
+        return int(exc.code or 0)
+    _quiet_services()
+    from flows.progress import Reporter, use_reporter
+
+    try:
+        with use_reporter(Reporter()):
+            return args.func(args)
+    except KeyboardInterrupt:
+        print(f"nnpipe {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        bad_input = _is_bad_input(exc)
+        if args.debug:
+            traceback.print_exc()
+        kind = "error" if bad_input else "failed"
+        print(f"nnpipe {args.command}: {kind}: {exc}", file=sys.stderr)
+        return EXIT_USAGE if bad_input else EXIT_FAILURE
 
 
 if __name__ == "__main__":

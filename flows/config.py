@@ -1,0 +1,226 @@
+"""Typed flow parameters with defaults, loadable from YAML.
+
+Every flow takes one of these models as its ``config`` parameter, so a Prefect
+deployment shows them as a form and a YAML file can override any field. Unknown
+keys are refused (a typo must not silently fall back to a default). Paths left
+unset are derived from ``workdir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_WORKDIR = "nnpipe-work"
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RegressionData(_Config):
+    """Synthetic regression set: many negative targets, written partition by partition."""
+
+    n_rows: int = Field(20_000, gt=0)
+    n_features: int = Field(8, gt=0)
+    rows_per_partition: int = Field(2_000, gt=0)
+    noise: float = Field(0.1, ge=0)
+
+
+class HopfieldData(_Config):
+    """Synthetic Hopfield set: stored patterns and noisy probes with their ground truth."""
+
+    n_neurons: int = Field(100, gt=1)
+    n_patterns: int = Field(6, gt=0)
+    n_probes: int = Field(4_000, gt=0)
+    flip_fraction: float = Field(0.1, ge=0, le=1)
+    rows_per_partition: int = Field(500, gt=0)
+
+
+class _WorkdirConfig(_Config):
+    workdir: Path = Path(DEFAULT_WORKDIR)
+    dask_address: str | None = Field(
+        None, description="tcp://host:port of a Dask scheduler; None starts a local cluster"
+    )
+
+    def under(self, value: Path | None, default: str) -> Path:
+        """``value`` when set, else ``workdir / default``."""
+        return Path(value) if value is not None else self.workdir / default
+
+
+class DataConfig(_WorkdirConfig):
+    """Parameters of the ``prepare_data`` flow."""
+
+    regression_dir: Path | None = None
+    hopfield_dir: Path | None = None
+    generate: bool = Field(True, description="write the synthetic sets when they are missing")
+    overwrite: bool = Field(False, description="rewrite the synthetic sets even when present")
+    regression: RegressionData = RegressionData()
+    hopfield: HopfieldData = HopfieldData()
+    target: str = "y"
+    scaler: Literal["standard", "minmax"] = "standard"
+    seed: int = Field(0, ge=0)
+    experiment: str = "nnpipe-prepare-data"
+
+    @property
+    def regression_path(self) -> Path:
+        return self.under(self.regression_dir, "data/regression")
+
+    @property
+    def hopfield_path(self) -> Path:
+        return self.under(self.hopfield_dir, "data/hopfield")
+
+
+class TrainConfig(_WorkdirConfig):
+    """Parameters of the ``train_bp`` flow (MLPRegressor names where they exist)."""
+
+    dataset: Path | None = None
+    target: str = "y"
+    features: list[str] | None = None
+    scaler: Literal["standard", "minmax"] = "standard"
+    hidden_layer_sizes: list[int] = Field(default_factory=lambda: [64, 64])
+    activation: Literal["tanh", "relu", "logistic", "identity", "leaky_relu"] = "tanh"
+    solver: Literal["adam", "sgd"] = "adam"
+    learning_rate_init: float = Field(1e-3, gt=0)
+    alpha: float = Field(1e-4, ge=0)
+    batch_size: int = Field(256, gt=0)
+    max_epochs: int = Field(30, gt=0)
+    n_iter_no_change: int = Field(5, gt=0)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    random_state: int = Field(0, ge=0)
+    experiment: str = "nnpipe-train-bp"
+    registered_model_name: str | None = "nnpipe-regressor"
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.under(self.dataset, "data/regression")
+
+    @property
+    def model_dir(self) -> Path:
+        return self.workdir / "models"
+
+
+class RecallConfig(_WorkdirConfig):
+    """Parameters of the ``recall_hopfield`` flow."""
+
+    dataset: Path | None = None
+    output: Path | None = None
+    rule: Literal["hebbian", "storkey", "pseudoinverse"] = "hebbian"
+    update: Literal["async", "sync"] = "async"
+    max_iter: int = Field(50, gt=0)
+    random_state: int = Field(0, ge=0)
+    experiment: str = "nnpipe-recall-hopfield"
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.under(self.dataset, "data/hopfield")
+
+    @property
+    def output_path(self) -> Path:
+        return self.under(self.output, f"recall/{self.rule}-{self.update}")
+
+
+class PipelineConfig(_WorkdirConfig):
+    """Parameters of the ``pipeline`` flow: the three stages, sharing workdir and cluster."""
+
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    recall: RecallConfig = RecallConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _share_workdir_and_cluster(cls, values: Any) -> Any:
+        # A stage inherits the pipeline's workdir / dask_address unless it sets its own.
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for stage in ("data", "train", "recall"):
+            sub = values.get(stage)
+            if isinstance(sub, BaseModel):
+                sub = sub.model_dump(exclude_unset=True)
+            sub = dict(sub or {})
+            for key in ("workdir", "dask_address"):
+                if key in values and key not in sub:
+                    sub[key] = values[key]
+            values[stage] = sub
+        return values
+
+    def stage_paths(self) -> dict[str, Path]:
+        """The data directories each stage reads, checked for agreement by the pipeline."""
+        return {
+            "regression": self.data.regression_path,
+            "train.dataset": self.train.dataset_path,
+            "hopfield": self.data.hopfield_path,
+            "recall.dataset": self.recall.dataset_path,
+        }
+
+
+CONFIGS: dict[str, type[_Config]] = {
+    "prepare_data": DataConfig,
+    "train_bp": TrainConfig,
+    "recall_hopfield": RecallConfig,
+    "pipeline": PipelineConfig,
+}
+
+
+class ConfigError(ValueError):
+    """A config file is missing, not YAML, or has wrong keys or values."""
+
+
+def load_config(path: str | Path | None, kind: str = "pipeline", **overrides: Any):
+    """Read the config model of flow ``kind`` from YAML ``path`` (None: defaults) + overrides."""
+    model = CONFIGS.get(kind)
+    if model is None:
+        raise ConfigError(f"unknown config kind {kind!r}; allowed: {', '.join(CONFIGS)}")
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(
+                f"config file {str(path)!r} must hold a mapping of parameters, "
+                f"got {type(loaded).__name__}"
+            )
+        values = loaded or {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_config(values, kind, source=str(path) if path else "parameters")
+
+
+def parse_config(values: dict[str, Any], kind: str, source: str = "parameters"):
+    """Validate ``values`` as the config of flow ``kind``; errors name every bad key."""
+    model = CONFIGS[kind]
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            if err["type"] == "extra_forbidden":
+                allowed = _allowed_keys(model, err["loc"][:-1])
+                problems.append(f"{where}: unknown key; allowed: {', '.join(allowed)}")
+            else:
+                problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(f"invalid {kind} config in {source}: " + "; ".join(problems)) from None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def dump_config(config: BaseModel) -> str:
+    """The config as YAML (every field, defaults included), for ``--print-config``."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

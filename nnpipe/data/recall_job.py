@@ -1,0 +1,423 @@
+"""Hopfield recall over a partitioned probe dataset, one result file per input partition.
+
+The probe dataset is a directory of Parquet files, each holding a fixed-size
+``list<int8>`` column of bipolar probes (and, optionally, the index of the stored
+pattern each probe is a noisy copy of). Every input file is recalled as one unit
+of work, on Dask workers when a ``distributed.Client`` is given, in this process
+otherwise, and its results go to one output file whose name is derived from the
+input's relative path.
+
+Bookkeeping that makes a rerun safe:
+
+- an output file is written to a temporary name in the output directory and
+  renamed into place, so a file under its final name is always complete;
+- it carries, in its Parquet metadata, the input file it came from, that file's
+  size and row count, and a fingerprint of the network's weights; a rerun skips
+  the partitions whose output matches all of these and recomputes (replaces) the
+  rest, so a probe is never recalled twice into the output nor lost;
+- temporary files left by an interrupted run are removed at the start of the next.
+
+Recall of a probe does not depend on the other probes in its batch (a property of
+:class:`nnpipe.core.hopfield.HopfieldNetwork`), so the split into partitions does
+not change any result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+_META_PREFIX = b"nnpipe.recall."
+_TMP_MARK = ".tmp-"
+
+
+@dataclass(frozen=True)
+class RecallPartition:
+    """One unit of work: an input probe file and the result file it maps to."""
+
+    source: str
+    output: str
+    key: str
+    source_size: int
+    n_rows: int
+
+
+@dataclass(frozen=True)
+class PartitionStats:
+    """Counts over one partition's results, enough to merge into dataset-wide metrics."""
+
+    key: str
+    n_probes: int
+    n_exact: int
+    n_converged: int
+    n_spurious: int
+    overlap_sum: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RecallSummary:
+    """Dataset-wide metrics of a recall job (over every partition, done now or before)."""
+
+    n_probes: int
+    n_partitions: int
+    n_partitions_run: int
+    n_partitions_skipped: int
+    exact_recall_rate: float
+    mean_overlap: float
+    converged_fraction: float
+    spurious_fraction: float
+    probes_per_second: float
+    seconds: float
+    output_dir: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON reports and tracking)."""
+        return asdict(self)
+
+
+def network_fingerprint(network: Any) -> str:
+    """A short hash of the weights and recall settings: results of another network are stale."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(network.weights_).tobytes())
+    thresholds = getattr(network, "thresholds_", None)
+    if thresholds is not None:
+        digest.update(np.ascontiguousarray(thresholds).tobytes())
+    settings = {k: getattr(network, k, None) for k in ("rule", "update", "max_iter")}
+    settings["random_state"] = repr(getattr(network, "random_state", None))
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def list_probe_files(probes_dir: str | os.PathLike) -> list[Path]:
+    """The dataset's Parquet files in a stable order (hidden and ``_`` files skipped)."""
+    root = Path(probes_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"probe dataset {str(root)!r} is not a directory")
+    files = sorted(
+        p
+        for p in root.rglob("*.parquet")
+        if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
+    if not files:
+        raise ValueError(f"probe dataset {str(root)!r} holds no .parquet files")
+    return files
+
+
+def plan_partitions(
+    probes_dir: str | os.PathLike, output_dir: str | os.PathLike
+) -> list[RecallPartition]:
+    """One :class:`RecallPartition` per input file; output names follow the input paths."""
+    root = Path(probes_dir)
+    out = Path(output_dir)
+    plan = []
+    for path in list_probe_files(root):
+        key = path.relative_to(root).as_posix()
+        try:
+            n_rows = pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"probe file {str(path)!r} is not readable Parquet: {exc}") from exc
+        name = key.replace("/", "__")
+        plan.append(
+            RecallPartition(
+                source=str(path),
+                output=str(out / name),
+                key=key,
+                source_size=path.stat().st_size,
+                n_rows=n_rows,
+            )
+        )
+    return plan
+
+
+def _expected_meta(part: RecallPartition, fingerprint: str) -> dict[bytes, bytes]:
+    values = {
+        "source": part.key,
+        "source_size": str(part.source_size),
+        "n_rows": str(part.n_rows),
+        "network": fingerprint,
+    }
+    return {_META_PREFIX + k.encode(): v.encode() for k, v in values.items()}
+
+
+def is_done(part: RecallPartition, fingerprint: str) -> bool:
+    """True when ``part``'s output exists, is complete, and came from this input and network."""
+    try:
+        meta = pq.ParquetFile(part.output).metadata
+    except (FileNotFoundError, pa.ArrowInvalid, OSError):
+        return False
+    stored = meta.metadata or {}
+    expected = _expected_meta(part, fingerprint)
+    return meta.num_rows == part.n_rows and all(stored.get(k) == v for k, v in expected.items())
+
+
+def remove_stale_temporaries(output_dir: str | os.PathLike) -> int:
+    """Delete temporary files an interrupted run left in ``output_dir``; return how many."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return 0
+    stale = [p for p in out.iterdir() if p.name.startswith(".") and _TMP_MARK in p.name]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def read_probes(path: str | os.PathLike, probe_column: str, pattern_column: str | None):
+    """(probes (n, n_neurons) int8, pattern index (n,) or None, probe ids (n,)) of one file."""
+    columns = [probe_column] + ([pattern_column] if pattern_column else [])
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValueError(f"probe file {str(path)!r} is not readable Parquet: {exc}") from exc
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"probe file {str(path)!r} has no column {missing[0]!r}; "
+            f"columns present: {', '.join(table.column_names)}"
+        )
+    probes = list_column_to_numpy(table.column(probe_column), path, probe_column)
+    patterns = None
+    if pattern_column:
+        patterns = table.column(pattern_column).to_numpy().astype(np.int64)
+    if "probe_id" in table.column_names:
+        ids = table.column("probe_id").to_numpy().astype(np.int64)
+    else:
+        ids = np.arange(table.num_rows, dtype=np.int64)
+    return probes, patterns, ids
+
+
+def list_column_to_numpy(column: pa.ChunkedArray, path: Any, name: str) -> np.ndarray:
+    """A (fixed-size) list<int> column as an (n_rows, list_size) int8 array, checked bipolar."""
+    arr = column.combine_chunks()
+    if not (pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type)):
+        raise ValueError(f"column {name!r} of {str(path)!r} must be a list column, got {arr.type}")
+    if arr.null_count:
+        raise ValueError(f"column {name!r} of {str(path)!r} has {arr.null_count} null rows")
+    lengths = np.unique(arr.value_lengths().to_numpy(zero_copy_only=False))
+    if len(lengths) != 1:
+        raise ValueError(
+            f"column {name!r} of {str(path)!r} has rows of different lengths {lengths.tolist()}"
+        )
+    flat = arr.flatten().to_numpy(zero_copy_only=False)
+    bad = ~np.isin(flat, (-1, 1))
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        row, col = divmod(first, int(lengths[0]))
+        raise ValueError(
+            f"column {name!r} of {str(path)!r} must be bipolar (-1/+1); row {row}, "
+            f"position {col} holds {flat[first]!r}"
+        )
+    return flat.astype(np.int8).reshape(len(arr), int(lengths[0]))
+
+
+def recall_partition(
+    network: Any,
+    stored_patterns: np.ndarray,
+    part: RecallPartition,
+    fingerprint: str,
+    probe_column: str = "probe",
+    pattern_column: str | None = "pattern_index",
+) -> PartitionStats:
+    """Recall one input file and write its result file atomically; return its counts."""
+    start = time.perf_counter()
+    probes, truth, ids = read_probes(part.source, probe_column, pattern_column)
+    if probes.shape[1] != network.weights_.shape[0]:
+        raise ValueError(
+            f"probe file {part.source!r}: probes have {probes.shape[1]} neurons, the network "
+            f"has {network.weights_.shape[0]}"
+        )
+    result = network.recall(probes)
+    states = np.asarray(result.states, dtype=np.int8)  # (n, n_neurons)
+    kinds, matches = classify_states(network, states, result.converged)
+    spurious = np.asarray(result.converged, bool) & (kinds != "stored")
+    n, n_neurons = states.shape
+    columns: dict[str, pa.Array] = {
+        "probe_id": pa.array(ids),
+        "state": pa.FixedSizeListArray.from_arrays(pa.array(states.ravel()), n_neurons),
+        "converged": pa.array(np.asarray(result.converged, bool)),
+        "n_sweeps": pa.array(np.asarray(result.n_sweeps, np.int32)),
+        "energy": pa.array(np.asarray(result.energy, np.float64)),
+        "kind": pa.array(kinds.tolist(), pa.string()),
+        "match": pa.array(matches.astype(np.int32)),
+        "spurious": pa.array(spurious),
+    }
+    n_exact = 0
+    overlap_sum = 0.0
+    if truth is not None:
+        if truth.min() < 0 or truth.max() >= len(stored_patterns):
+            raise ValueError(
+                f"probe file {part.source!r}: {pattern_column!r} holds {int(truth.max())}, "
+                f"but only {len(stored_patterns)} patterns are stored"
+            )
+        target = stored_patterns[truth]  # (n, n_neurons)
+        exact = (states == target).all(axis=1)
+        overlap = (states.astype(np.float64) * target).mean(axis=1)
+        columns["pattern_index"] = pa.array(truth)
+        columns["exact"] = pa.array(exact)
+        columns["overlap"] = pa.array(overlap)
+        n_exact = int(exact.sum())
+        overlap_sum = float(overlap.sum())
+    table = pa.table(columns)
+    table = table.replace_schema_metadata(_expected_meta(part, fingerprint))
+    write_atomically(table, part.output)
+    return PartitionStats(
+        key=part.key,
+        n_probes=n,
+        n_exact=n_exact,
+        n_converged=int(np.count_nonzero(result.converged)),
+        n_spurious=int(spurious.sum()),
+        overlap_sum=overlap_sum,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def classify_states(network: Any, states: np.ndarray, converged: np.ndarray):
+    """Per-state kind ('stored', 'reversed', 'mixture', 'spurious', 'not_converged') + index."""
+    labels = network.classify(states)
+    kinds = np.asarray(getattr(labels, "kinds", getattr(labels, "labels", labels)), dtype=object)
+    index = getattr(labels, "indices", getattr(labels, "index", None))
+    if index is None:
+        index = np.full(len(states), -1)
+    matches = np.array([_first_index(i) for i in index], dtype=np.int64)
+    kinds = kinds.astype(str)
+    kinds = np.where(np.asarray(converged, bool), kinds, "not_converged")
+    return kinds, matches
+
+
+def _first_index(value: Any) -> int:
+    # A mixture maps to several patterns; the result file keeps the first of them.
+    if value is None:
+        return -1
+    arr = np.atleast_1d(np.asarray(value))
+    return int(arr[0]) if arr.size else -1
+
+
+def write_atomically(table: pa.Table, path: str | os.PathLike) -> Path:
+    """Write ``table`` to ``path`` through a temporary file in the same directory + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}{_TMP_MARK}{uuid.uuid4().hex}"
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_results(output_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """Every result file of a job as one table (result files only, in name order)."""
+    files = sorted(
+        p for p in Path(output_dir).glob("*.parquet") if not p.name.startswith((".", "_"))
+    )
+    if not files:
+        raise ValueError(f"no recall results in {str(output_dir)!r}")
+    return pa.concat_tables([pq.read_table(p, columns=columns) for p in files])
+
+
+def run_recall_job(
+    network: Any,
+    stored_patterns: np.ndarray,
+    probes_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    client: Any = None,
+    probe_column: str = "probe",
+    pattern_column: str | None = "pattern_index",
+    on_partition: Callable[[PartitionStats, int, int], None] | None = None,
+) -> RecallSummary:
+    """Recall every probe partition not done yet; return metrics over all of them.
+
+    ``client`` is a ``distributed.Client``: partitions then run in parallel on its
+    workers (which must see ``probes_dir`` and ``output_dir`` at the same paths).
+    ``on_partition(stats, n_done, n_todo)`` is called as each partition finishes.
+    """
+    stored = np.asarray(stored_patterns, dtype=np.int8)
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output)
+    plan = plan_partitions(probes_dir, output)
+    fingerprint = network_fingerprint(network)
+    todo = [p for p in plan if not is_done(p, fingerprint)]
+    start = time.perf_counter()
+    kwargs = {"probe_column": probe_column, "pattern_column": pattern_column}
+    done: list[PartitionStats] = []
+    if client is None:
+        for part in todo:
+            stats = recall_partition(network, stored, part, fingerprint, **kwargs)
+            done.append(stats)
+            if on_partition:
+                on_partition(stats, len(done), len(todo))
+    elif todo:
+        from distributed import as_completed
+
+        # One copy of the weights per worker instead of one per task.
+        [net_f, pat_f] = client.scatter([network, stored], broadcast=True, hash=False)
+        futures = [
+            client.submit(
+                recall_partition, net_f, pat_f, part, fingerprint, key=_task_key(part), **kwargs
+            )
+            for part in todo
+        ]
+        for future in as_completed(futures):
+            stats = future.result()
+            done.append(stats)
+            if on_partition:
+                on_partition(stats, len(done), len(todo))
+    seconds = time.perf_counter() - start
+    return _summarise(plan, output, done, seconds, pattern_column is not None)
+
+
+def _task_key(part: RecallPartition) -> str:
+    return f"nnpipe-recall-{hashlib.sha1(part.output.encode()).hexdigest()[:12]}-{uuid.uuid4().hex}"
+
+
+def _summarise(
+    plan: list[RecallPartition],
+    output: Path,
+    done: list[PartitionStats],
+    seconds: float,
+    with_truth: bool,
+) -> RecallSummary:
+    # Metrics cover every partition, including ones finished by an earlier run,
+    # so they are read back from the result files rather than taken from `done`.
+    columns = ["converged", "spurious"] + (["exact", "overlap"] if with_truth else [])
+    tables = [pq.read_table(p.output, columns=columns) for p in plan]
+    table = pa.concat_tables(tables)
+    n = table.num_rows
+    expected = sum(p.n_rows for p in plan)
+    if n != expected:
+        raise RuntimeError(f"recall results hold {n} probes, the input holds {expected}")
+
+    def mean(name: str) -> float:
+        values = table.column(name).to_numpy(zero_copy_only=False)
+        return float(values.mean()) if n else float("nan")
+
+    n_run = sum(s.n_probes for s in done)
+    return RecallSummary(
+        n_probes=n,
+        n_partitions=len(plan),
+        n_partitions_run=len(done),
+        n_partitions_skipped=len(plan) - len(done),
+        exact_recall_rate=mean("exact") if with_truth else float("nan"),
+        mean_overlap=mean("overlap") if with_truth else float("nan"),
+        converged_fraction=mean("converged"),
+        spurious_fraction=mean("spurious"),
+        probes_per_second=n_run / seconds if n_run and seconds > 0 else 0.0,
+        seconds=seconds,
+        output_dir=str(output),
+    )
