@@ -1,1 +1,61 @@
-"""Experiment tracking behind a small ``Tracker`` protocol; the only package importing mlflow."""
+"""Experiment tracking behind a small ``Tracker`` protocol; the only package importing mlflow.
+
+``NoopTracker`` and the helpers in ``base`` need no MLflow; ``MlflowTracker``,
+the plots and the pyfunc model load MLflow / Matplotlib on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import (
+    EpochCallback,
+    LoggedModel,
+    NoopTracker,
+    Tracker,
+    environment_info,
+    flatten_params,
+    git_commit,
+)
+
+_LAZY = {
+    "MlflowTracker": "nnpipe.tracking.tracker",
+    "MlflowEpochCallback": "nnpipe.tracking.tracker",
+    "default_tracking_uri": "nnpipe.tracking.tracker",
+    "default_artifact_root": "nnpipe.tracking.tracker",
+    "log_pyfunc_model": "nnpipe.tracking.model",
+    "register_model": "nnpipe.tracking.model",
+    "load_scaler": "nnpipe.tracking.model",
+    "regression_metrics": "nnpipe.tracking.evaluation",
+    "classification_metrics": "nnpipe.tracking.evaluation",
+    "loss_curve_figure": "nnpipe.tracking.plots",
+    "confusion_matrix": "nnpipe.tracking.plots",
+    "confusion_matrix_figure": "nnpipe.tracking.plots",
+    "energy_trajectory_figure": "nnpipe.tracking.plots",
+    "capacity_curve_figure": "nnpipe.tracking.plots",
+}
+
+__all__ = [
+    "EpochCallback",
+    "LoggedModel",
+    "NoopTracker",
+    "Tracker",
+    "environment_info",
+    "flatten_params",
+    "git_commit",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nnpipe.tracking' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,152 @@
+"""Figures logged with runs: loss curve, confusion matrix, Hopfield energy and capacity.
+
+Built on ``matplotlib.figure.Figure`` (rendered by the Agg canvas), never
+``pyplot``: no global figure state, no GUI backend, safe from worker threads.
+Each function returns the figure; ``MlflowTracker.log_figure`` saves it as PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def _figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def loss_curve_figure(
+    loss_curve: Sequence[float],
+    validation_loss_curve: Sequence[float] | None = None,
+    title: str = "Loss per epoch",
+    log_scale: bool | None = None,
+) -> Figure:
+    """Training (and validation) loss against epoch; log y-axis when the range is wide."""
+    train = np.asarray(loss_curve, dtype=np.float64)
+    if train.ndim != 1 or train.size == 0:
+        raise ValueError(f"loss_curve must be a non-empty 1-D sequence, got shape {train.shape}")
+    fig, ax = _figure()
+    epochs = np.arange(1, train.size + 1)
+    ax.plot(epochs, train, label="train loss")
+    values = [train]
+    if validation_loss_curve is not None and len(validation_loss_curve) > 0:
+        val = np.asarray(validation_loss_curve, dtype=np.float64)
+        ax.plot(np.arange(1, val.size + 1), val, label="validation loss")
+        values.append(val)
+        best = int(np.nanargmin(val))
+        ax.axvline(best + 1, color="grey", linestyle=":", label=f"best epoch {best + 1}")
+    finite = np.concatenate(values)
+    finite = finite[np.isfinite(finite)]
+    if log_scale is None:
+        log_scale = finite.size > 0 and finite.min() > 0 and finite.max() / finite.min() > 100
+    if log_scale:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None) -> np.ndarray:
+    """Counts ``C[i, j]`` of samples with true label ``labels[i]`` predicted ``labels[j]``."""
+    y_true = np.asarray(y_true).reshape(-1)
+    y_pred = np.asarray(y_pred).reshape(-1)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has {y_true.size} labels but y_pred has {y_pred.size}")
+    labels = np.unique(np.concatenate([y_true, y_pred])) if labels is None else np.asarray(labels)
+    index = {label: i for i, label in enumerate(labels.tolist())}
+    unknown = sorted({v for v in np.concatenate([y_true, y_pred]).tolist() if v not in index})
+    if unknown:
+        raise ValueError(f"labels {unknown} are not in labels={labels.tolist()}")
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)  # (n_classes, n_classes)
+    rows = np.fromiter((index[v] for v in y_true.tolist()), dtype=np.int64, count=y_true.size)
+    cols = np.fromiter((index[v] for v in y_pred.tolist()), dtype=np.int64, count=y_pred.size)
+    np.add.at(matrix, (rows, cols), 1)
+    return matrix
+
+
+def confusion_matrix_figure(
+    y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None, title: str = "Confusion matrix"
+) -> Figure:
+    """Heat map of :func:`confusion_matrix` with the count in each cell."""
+    if labels is None:
+        labels = np.unique(np.concatenate([np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()]))
+    matrix = confusion_matrix(y_true, y_pred, labels)
+    n = len(labels)
+    size = max(4.0, 0.6 * n + 2.0)
+    fig, ax = _figure(size, size)
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    ticks = np.arange(n)
+    names = [str(label) for label in labels]
+    ax.set_xticks(ticks, names, rotation=45 if n > 6 else 0)
+    ax.set_yticks(ticks, names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    threshold = matrix.max() / 2 if matrix.size else 0
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                colour = "white" if matrix[i, j] > threshold else "black"
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour)
+    return fig
+
+
+def energy_trajectory_figure(
+    trajectories: Sequence[Sequence[float]],
+    labels: Sequence[str] | None = None,
+    title: str = "Hopfield energy during recall",
+) -> Figure:
+    """Energy after each sweep, one line per probe (energy never rises under async updates)."""
+    if len(trajectories) == 0:
+        raise ValueError("trajectories is empty: give at least one energy sequence")
+    fig, ax = _figure()
+    for k, energies in enumerate(trajectories):
+        e = np.asarray(energies, dtype=np.float64).reshape(-1)
+        if labels is not None:
+            label = labels[k]
+        else:
+            label = f"probe {k}" if len(trajectories) <= 10 else None
+        ax.plot(np.arange(e.size), e, marker="o" if e.size <= 20 else None, label=label)
+    ax.set_xlabel("sweep")
+    ax.set_ylabel("energy")
+    ax.set_title(title)
+    if labels is not None or len(trajectories) <= 10:
+        ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def capacity_curve_figure(
+    n_patterns: Sequence[int],
+    recall_rate: Sequence[float],
+    n_neurons: int | None = None,
+    title: str = "Hopfield capacity",
+) -> Figure:
+    """Fraction of stored patterns recalled against load; marks the 0.138·N Hebbian limit."""
+    x = np.asarray(n_patterns, dtype=np.float64).reshape(-1)
+    y = np.asarray(recall_rate, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(
+            f"n_patterns ({x.size}) and recall_rate ({y.size}) must be equal-length and non-empty"
+        )
+    fig, ax = _figure()
+    ax.plot(x, y, marker="o", label="recalled fraction")
+    if n_neurons is not None:
+        ax.axvline(0.138 * n_neurons, color="red", linestyle="--", label="0.138 N (Hebbian)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("stored patterns")
+    ax.set_ylabel("fraction recalled exactly")
+    ax.set_title(title if n_neurons is None else f"{title} (N = {n_neurons})")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    return fig

@@ -1,0 +1,261 @@
+"""MlflowTracker against a real embedded SQLite store: runs, params, metrics, lifecycle."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import threading
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from nnpipe.tracking import (
+    MlflowTracker,
+    NoopTracker,
+    Tracker,
+    environment_info,
+    flatten_params,
+    loss_curve_figure,
+)
+from nnpipe.tracking.tracker import ERROR_TAG, TRACEBACK_ARTIFACT, default_tracking_uri
+
+
+def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+
+def test_default_store_is_sqlite_in_cwd_with_artifacts_beside_it(store, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert default_tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    tracker = MlflowTracker("nnpipe-train")
+    with tracker.run("defaults") as run_id:
+        tracker.log_text("hello", "note.txt")
+    run = MlflowClient(tracking_uri=store).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    # Where `make ui` (--default-artifact-root ./mlartifacts) looks for them.
+    note = tmp_path / "mlartifacts" / "nnpipe-train" / run_id / "artifacts" / "note.txt"
+    assert note.read_text() == "hello"
+
+
+def test_tracking_uri_env_var_wins_over_the_cwd_default(store):
+    assert default_tracking_uri() == store
+    assert MlflowTracker("x").tracking_uri == store
+
+
+def test_experiment_is_named_per_flow_and_reused(store):
+    a = MlflowTracker("flow-a")
+    b = MlflowTracker("flow-b")
+    assert a.experiment_id != b.experiment_id
+    assert MlflowTracker("flow-a").experiment_id == a.experiment_id
+    assert a.client.get_experiment(a.experiment_id).name == "flow-a"
+
+
+def test_params_are_flattened_and_environment_logged(store):
+    tracker = MlflowTracker("params")
+    config = {
+        "model": {"hidden_layer_sizes": (16, 8), "alpha": 1e-4, "activation": "tanh"},
+        "data": {"fingerprint": "abc123", "rows": {"train": 800, "validation": 200}},
+        "seed": 7,
+        "extra": {f"p{i}": i for i in range(150)},  # more than one log_batch of params
+    }
+    with tracker.run("p") as run_id:
+        tracker.log_params(config)
+    params = tracker.client.get_run(run_id).data.params
+    assert params["model.hidden_layer_sizes"] == "[16, 8]"
+    assert params["model.alpha"] == "0.0001"
+    assert params["data.rows.train"] == "800"
+    assert params["data.fingerprint"] == "abc123"
+    assert params["seed"] == "7"
+    assert params["extra.p149"] == "149"
+    env = environment_info()
+    for key in ("nnpipe_version", "numpy_version", "dask_version", "pyarrow_version"):
+        assert params[f"env.{key}"] == env[key]
+    if "git_commit" in env:
+        assert params["env.git_commit"] == env["git_commit"]
+        run = tracker.client.get_run(run_id)
+        assert run.data.tags["mlflow.source.git.commit"] == env["git_commit"]
+
+
+def test_flatten_params_handles_nesting_sequences_and_long_values():
+    nested = {"a": {"b": {"c": 1}}, "l": [1, 2.5], "e": {}, "n": None, "s": "x" * 7000}
+    flat = flatten_params(nested)
+    assert flat["a.b.c"] == "1"
+    assert json.loads(flat["l"]) == [1, 2.5]
+    assert flat["e"] == "{}" and flat["n"] == "None"
+    assert len(flat["s"]) == 6000 and flat["s"].endswith("[truncated]")
+
+
+def test_epoch_metrics_are_buffered_then_sent_in_batches(store):
+    tracker = MlflowTracker("epochs", flush_seconds=3600)
+    with tracker.run("e") as run_id:
+        callback = tracker.epoch_callback()
+        for epoch in range(30):
+            callback(
+                {
+                    "epoch": epoch,
+                    "train_loss": 1.0 / (epoch + 1),
+                    "validation_loss": 2.0 / (epoch + 1),
+                    "learning_rate": 0.01,
+                    "samples_per_second": 1000.0 + epoch,
+                    "epoch_seconds": 0.5,
+                    "note": "not a number",
+                }
+            )
+        # Nothing sent yet: the buffer goes out in one batch, not per epoch.
+        assert tracker.client.get_metric_history(run_id, "train_loss") == []
+        callback.flush()
+        assert len(tracker.client.get_metric_history(run_id, "train_loss")) == 30
+        callback({"train_loss": 0.01})  # no epoch given: the next step
+    client = MlflowClient(tracking_uri=store)
+    got = history(client, run_id, "train_loss")
+    assert got[:30] == [(e, 1.0 / (e + 1)) for e in range(30)]
+    assert got[30] == (30, 0.01)  # sent by the run's exit
+    assert len(history(client, run_id, "validation_loss")) == 30
+    metrics = client.get_run(run_id).data.metrics
+    assert {"learning_rate", "samples_per_second", "epoch_seconds"} <= set(metrics)
+    assert "note" not in metrics and "epoch" not in metrics
+
+
+def test_final_metrics_logged_in_one_call(store):
+    tracker = MlflowTracker("final")
+    with tracker.run() as run_id:
+        tracker.log_metrics({"r2": 0.93, "rmse": 0.4, "mae": 0.3, "label": "x"}, step=5)
+    metrics = tracker.client.get_run(run_id).data.metrics
+    assert metrics == {"r2": 0.93, "rmse": 0.4, "mae": 0.3}
+    assert history(tracker.client, run_id, "r2") == [(5, 0.93)]
+
+
+def test_failing_run_ends_failed_and_keeps_earlier_metrics_and_artifacts(store):
+    tracker = MlflowTracker("failures", flush_seconds=3600)
+    with pytest.raises(FloatingPointError, match="loss became NaN"):
+        with tracker.run("diverges") as run_id:
+            tracker.log_params({"lr": 10.0})
+            tracker.log_text("{}", "config.json")
+            callback = tracker.epoch_callback()
+            for epoch in range(3):
+                callback({"train_loss": 1.0 + epoch}, step=epoch)
+            raise FloatingPointError("loss became NaN at epoch 3")
+    run = MlflowClient(tracking_uri=store).get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags[ERROR_TAG] == "FloatingPointError: loss became NaN at epoch 3"
+    assert history(tracker.client, run_id, "train_loss") == [(0, 1.0), (1, 2.0), (2, 3.0)]
+    assert run.data.params["lr"] == "10.0"
+    local = Path(tracker.client.download_artifacts(run_id, TRACEBACK_ARTIFACT))
+    text = local.read_text()
+    assert "FloatingPointError: loss became NaN" in text and "test_tracker.py" in text
+    names = {a.path for a in tracker.client.list_artifacts(run_id)}
+    assert "config.json" in names
+    assert tracker.run_id is None  # the tracker is ready for the next run
+
+
+def test_ctrl_c_marks_the_run_killed(store):
+    tracker = MlflowTracker("interrupts")
+    with pytest.raises(KeyboardInterrupt):
+        with tracker.run("interrupted") as run_id:
+            tracker.log_metrics({"train_loss": 0.5})
+            raise KeyboardInterrupt
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.metrics["train_loss"] == 0.5
+    assert run.data.tags[ERROR_TAG].startswith("KeyboardInterrupt")
+
+
+def test_another_thread_logs_through_an_explicit_run_id(store):
+    tracker = MlflowTracker("threads")
+    errors: list[BaseException] = []
+
+    def worker(run_id: str, shard: int) -> None:
+        try:
+            attached = MlflowTracker.attach(run_id)
+            attached.log_metrics({f"shard_{shard}_rows": 100.0 * shard})
+            attached.set_tags({f"shard_{shard}": "done"})
+        except BaseException as exc:  # reported to the main thread below
+            errors.append(exc)
+
+    with tracker.run("parent") as run_id:
+        threads = [threading.Thread(target=worker, args=(run_id, k)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+    run = tracker.client.get_run(run_id)
+    assert run.data.metrics == {"shard_0_rows": 0.0, "shard_1_rows": 100.0, "shard_2_rows": 200.0}
+    assert run.data.tags["shard_2"] == "done"
+
+
+def test_tracker_pickles_for_other_processes(store):
+    tracker = MlflowTracker("pickled")
+    with tracker.run() as run_id:
+        clone = pickle.loads(pickle.dumps(tracker))
+        assert clone.run_id == run_id and clone.tracking_uri == store
+        clone.log_metrics({"from_clone": 1.0})
+    assert tracker.client.get_run(run_id).data.metrics["from_clone"] == 1.0
+
+
+def test_attach_to_unknown_run_fails_clearly(store):
+    with pytest.raises(Exception, match="deadbeef"):
+        MlflowTracker.attach("deadbeef" * 4)
+
+
+def test_nested_run_records_its_parent(store):
+    tracker = MlflowTracker("nested")
+    with tracker.run("outer") as outer:
+        with tracker.run("inner", nested=True) as inner:
+            assert tracker.run_id == inner
+        assert tracker.run_id == outer
+    assert tracker.client.get_run(inner).data.tags["mlflow.parentRunId"] == outer
+
+
+def test_logging_without_a_run_says_how_to_start_one(store):
+    tracker = MlflowTracker("norun")
+    with pytest.raises(RuntimeError, match="tracker.run"):
+        tracker.log_metrics({"a": 1.0})
+
+
+def test_unknown_status_is_refused(store):
+    tracker = MlflowTracker("status")
+    run_id = tracker.start_run()
+    with pytest.raises(Exception, match="DONE"):
+        tracker.end_run("DONE")
+    tracker.end_run("FINISHED")
+    assert tracker.client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_artifacts_config_json_and_loss_curve_png_read_back(store, tmp_path):
+    tracker = MlflowTracker("artifacts")
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\x00\x01\x02")
+    config = {"model": {"hidden_layer_sizes": [4]}, "seed": 1}
+    with tracker.run() as run_id:
+        tracker.log_dict(config, "config.json")
+        tracker.log_artifact(weights, "model")
+        tracker.log_figure(loss_curve_figure([1.0, 0.5, 0.25], [1.2, 0.7, 0.4]), "plots/loss.png")
+        with pytest.raises(FileNotFoundError, match="missing.npz"):
+            tracker.log_artifact(tmp_path / "missing.npz")
+    client = tracker.client
+    assert json.loads(Path(client.download_artifacts(run_id, "config.json")).read_text()) == config
+    assert Path(client.download_artifacts(run_id, "model/weights.bin")).read_bytes() == (
+        b"\x00\x01\x02"
+    )
+    png = Path(client.download_artifacts(run_id, "plots/loss.png")).read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+def test_noop_tracker_and_mlflow_tracker_satisfy_the_protocol(store):
+    noop = NoopTracker()
+    assert isinstance(noop, Tracker)
+    assert isinstance(MlflowTracker("protocol"), Tracker)
+    with noop.run("x") as run_id:
+        assert run_id is None
+        callback = noop.epoch_callback()
+        callback({"train_loss": 1.0})
+        callback.flush()
+        noop.log_params({"a": 1})
+        assert noop.log_model("missing.npz") is None
+
+
+def test_bad_experiment_name_is_refused():
+    with pytest.raises(ValueError, match="experiment_name"):
+        MlflowTracker("")
