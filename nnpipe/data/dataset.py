@@ -1,0 +1,451 @@
+"""A partitioned Parquet directory (local path or fsspec URL) as features and targets.
+
+One Parquet file is one partition. Every read takes the feature and target
+columns of the *same* file in one go and splits them afterwards, so X and y are
+aligned row for row by construction (converting the two column sets separately
+can chunk them differently: DESIGN.md, dask#12411).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from .split import TrainValidationSplit, check_subset
+
+NAN_POLICIES = ("raise", "drop")
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+
+
+class DataError(ValueError):
+    """A dataset problem; the message names the file, column or count at fault."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One Parquet file of a dataset."""
+
+    index: int
+    path: str
+    n_rows: int  # rows in the file, before filters and NaN handling
+    size_bytes: int
+
+
+def resolve_filesystem(
+    path: str | os.PathLike, storage_options: dict | None = None
+) -> tuple[Any, Any, str]:
+    """Return (fsspec filesystem, filesystem for pyarrow, root path) for a path or URL."""
+    fs, root = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
+    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+        return fs, pafs.LocalFileSystem(), root
+    return fs, fs, root  # pyarrow wraps an fsspec filesystem itself
+
+
+def list_parquet_files(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
+    """Sorted Parquet files under ``path`` (hidden ``.``/``_`` entries skipped)."""
+    fs, _, root = resolve_filesystem(path, storage_options)
+    return [p for p, _ in _find_files(fs, root)]
+
+
+def _find_files(fs: Any, root: str) -> list[tuple[str, int]]:
+    if not fs.exists(root):
+        raise DataError(f"dataset path {root!r} does not exist")
+    if fs.isfile(root):
+        return [(root, int(fs.size(root)))]
+    found = fs.find(root, detail=True)
+    out = []
+    for p, info in found.items():
+        rel = p[len(root) :].lstrip("/") if p.startswith(root) else p
+        if any(part.startswith((".", "_")) and "=" not in part for part in rel.split("/")):
+            continue  # _SUCCESS, _metadata, .tmp files written by atomic writers
+        if p.endswith(PARQUET_SUFFIXES) and info.get("type", "file") == "file":
+            out.append((p, int(info.get("size") or 0)))
+    return sorted(out)
+
+
+def _is_numeric(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+
+
+def _names(value: str | Sequence[str] | None, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    names = list(value)
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{what} must be column names (str); got {value!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} lists a column more than once: {names}")
+    return names
+
+
+def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
+    fa = {f.name: f.type for f in a}
+    fb = {f.name: f.type for f in b}
+    parts = []
+    if only_a := [n for n in fa if n not in fb]:
+        parts.append(f"columns only in the first: {only_a}")
+    if only_b := [n for n in fb if n not in fa]:
+        parts.append(f"columns only in the second: {only_b}")
+    for n in fa:
+        if n in fb and fa[n] != fb[n]:
+            parts.append(f"column {n!r} is {fa[n]} vs {fb[n]}")
+    return "; ".join(parts) or "column order differs"
+
+
+class ParquetDataset:
+    """Feature and target columns of a (hive-)partitioned Parquet dataset.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Directory (or single file) of Parquet files; any fsspec URL works
+        (``memory://``, ``s3://`` with ``storage_options``...).
+    features : list of str, optional
+        Feature columns. Default: every numeric column that is neither a target
+        nor a hive partition column.
+    targets : str or list of str, optional
+        Target columns (none for unsupervised data: ``y`` then has 0 columns).
+    filters : pyarrow Expression or DNF list like ``[("x", ">", 0)]``, optional
+        Row filter applied to every read (hive partition filters prune files).
+    nan_policy : {'raise', 'drop'}, default 'raise'
+        NaN/inf/null in a feature or target: raise naming file, column and count,
+        or drop those rows (``n_dropped`` counts them).
+    storage_options : dict, optional
+        Passed to fsspec for remote URLs.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        features: Sequence[str] | None = None,
+        targets: str | Sequence[str] | None = None,
+        filters: Any = None,
+        nan_policy: str = "raise",
+        storage_options: dict | None = None,
+    ) -> None:
+        if nan_policy not in NAN_POLICIES:
+            shown = ", ".join(repr(p) for p in NAN_POLICIES)
+            raise ValueError(f"nan_policy={nan_policy!r} is not supported; allowed: {shown}")
+        self.path = os.fspath(path)
+        self.nan_policy = nan_policy
+        self.storage_options = storage_options
+        fs, self._filesystem, self._root = resolve_filesystem(path, storage_options)
+        files = _find_files(fs, self._root)
+        if not files:
+            raise DataError(f"dataset {self.path!r} is empty: no Parquet files found")
+        self.partitions = self._read_footers(files)
+        base = self._root if fs.isdir(self._root) else None
+        self._dataset = ds.dataset(
+            [p.path for p in self.partitions],
+            filesystem=self._filesystem,
+            format="parquet",
+            partitioning="hive",
+            partition_base_dir=base,
+            schema=None,
+        )
+        by_path = {f.path: f for f in self._dataset.get_fragments()}
+        self._fragments = [by_path[p.path] for p in self.partitions]
+        self.schema: pa.Schema = self._dataset.schema
+        self.partition_columns = [n for n in self.schema.names if n not in self._file_schema.names]
+        self.target_names = _names(targets, "targets")
+        self._check_columns(self.target_names, "target")
+        if features is None:
+            skip = set(self.target_names) | set(self.partition_columns)
+            self.feature_names = [
+                f.name for f in self.schema if f.name not in skip and _is_numeric(f.type)
+            ]
+            if not self.feature_names:
+                raise DataError(
+                    f"dataset {self.path!r} has no numeric feature columns besides the targets; "
+                    f"columns present: {', '.join(self.schema.names)}"
+                )
+        else:
+            self.feature_names = _names(features, "features")
+            if not self.feature_names:
+                raise ValueError("features is an empty list; give at least one column")
+            self._check_columns(self.feature_names, "feature")
+        if both := set(self.feature_names) & set(self.target_names):
+            raise ValueError(f"columns {sorted(both)} are both features and targets")
+        self.filters = filters
+        self._filter = self._build_filter(filters)
+        if sum(p.n_rows for p in self.partitions) == 0:
+            raise DataError(f"dataset {self.path!r} is empty: its files hold 0 rows")
+
+    # -- construction checks ---------------------------------------------------------
+    def _read_footers(self, files: list[tuple[str, int]]) -> list[Partition]:
+        parts, first_schema, first_path = [], None, None
+        for i, (path, size) in enumerate(files):
+            try:
+                meta = pq.read_metadata(path, filesystem=self._filesystem)
+                schema = meta.schema.to_arrow_schema().remove_metadata()
+            except (pa.ArrowException, OSError) as exc:
+                raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
+            if first_schema is None:
+                first_schema, first_path = schema, path
+            elif not schema.equals(first_schema):
+                raise DataError(
+                    f"Parquet files have different schemas: {first_path!r} and {path!r} "
+                    f"({_schema_difference(first_schema, schema)})"
+                )
+            parts.append(Partition(i, path, int(meta.num_rows), size))
+        self._file_schema = first_schema
+        return parts
+
+    def _check_columns(self, names: list[str], role: str) -> None:
+        for name in names:
+            if name not in self.schema.names:
+                raise DataError(
+                    f"{role} column {name!r} not found in dataset {self.path!r}; "
+                    f"columns present: {', '.join(self.schema.names)}"
+                )
+            t = self.schema.field(name).type
+            if not _is_numeric(t):
+                raise DataError(
+                    f"{role} column {name!r} in {self.partitions[0].path!r} has type {t}; "
+                    "features and targets must be numeric (integer, floating point or boolean)"
+                )
+
+    def _build_filter(self, filters: Any) -> pc.Expression | None:
+        if filters is None:
+            return None
+        try:
+            expr = (
+                filters if isinstance(filters, pc.Expression) else pq.filters_to_expression(filters)
+            )
+            self._dataset.scanner(columns=[], filter=expr)  # binds names and types now
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise DataError(
+                f"filters={filters!r} cannot be applied to dataset {self.path!r}: {exc}; "
+                f"columns present: {', '.join(self.schema.names)}"
+            ) from exc
+        return expr
+
+    # -- description ---------------------------------------------------------------
+    @property
+    def n_partitions(self) -> int:
+        return len(self.partitions)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_names)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.size_bytes for p in self.partitions)
+
+    def partition_key(self, index: int) -> str:
+        """Stable name of partition ``index`` (its path under the dataset root)."""
+        path = self.partitions[index].path
+        return path[len(self._root) :].lstrip("/") or os.path.basename(path)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 over file names, sizes and the schema: changes when the data does."""
+        h = hashlib.sha256()
+        files = [[self.partition_key(p.index), p.size_bytes, p.n_rows] for p in self.partitions]
+        h.update(json.dumps(files).encode())
+        h.update(self.schema.remove_metadata().to_string().encode())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able summary for tracking (path, files, rows, bytes, columns, fingerprint)."""
+        return {
+            "path": self.path,
+            "n_files": self.n_partitions,
+            "n_rows_in_files": sum(p.n_rows for p in self.partitions),
+            "size_bytes": self.size_bytes,
+            "features": list(self.feature_names),
+            "targets": list(self.target_names),
+            "filters": None if self.filters is None else str(self._filter),
+            "nan_policy": self.nan_policy,
+            "fingerprint": self.fingerprint,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"ParquetDataset({self.path!r}, files={self.n_partitions}, "
+            f"features={self.n_features}, targets={self.target_names})"
+        )
+
+    # -- reading -------------------------------------------------------------------
+    def _combined_filter(self, subset: str, split: TrainValidationSplit | None):
+        expr = self._filter
+        if split is not None and split.column is not None and subset != "all":
+            # A column split is pushed into the read, so hive partitions are pruned.
+            is_val = pc.field(split.column).isin(list(split.validation_values))
+            side = is_val if subset == "validation" else ~is_val
+            expr = side if expr is None else expr & side
+        return expr
+
+    def _read_block(
+        self, index: int, subset: str = "all", split: TrainValidationSplit | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """(block (n, n_features + n_targets) float64, validation mask or None, n_dropped)."""
+        if subset != "both":
+            check_subset(subset, split)
+        if split is not None and split.column is not None and split.column not in self.schema.names:
+            raise DataError(
+                f"split column {split.column!r} not found in dataset {self.path!r}; "
+                f"columns present: {', '.join(self.schema.names)}"
+            )
+        part = self.partitions[index]
+        columns = self.feature_names + self.target_names
+        read_cols = list(columns)
+        need_split_col = split is not None and split.column is not None and subset == "both"
+        if need_split_col and split.column not in read_cols:
+            read_cols.append(split.column)
+        expr = self._combined_filter("all" if subset == "both" else subset, split)
+        try:
+            table = self._fragments[index].to_table(
+                columns=read_cols, filter=expr, schema=self.schema
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read Parquet file {part.path!r}: {exc}") from exc
+        n = table.num_rows
+        block = np.empty((n, len(columns)), dtype=np.float64)
+        for j, name in enumerate(columns):
+            col = table.column(name)
+            if pa.types.is_dictionary(col.type):
+                col = col.cast(col.type.value_type)
+            block[:, j] = col.cast(pa.float64()).to_numpy()  # nulls become NaN
+        mask = None
+        if split is not None and subset in ("both", "train", "validation") and split.column is None:
+            mask = split.validation_mask(self.partition_key(index), n)
+        elif need_split_col:
+            mask = split.validation_mask(
+                self.partition_key(index), n, table.column(split.column).to_numpy()
+            )
+        finite = np.isfinite(block)
+        n_dropped = 0
+        if not finite.all():
+            bad_rows = ~finite.all(axis=1)
+            if self.nan_policy == "raise":
+                counts = (~finite).sum(axis=0)
+                shown = ", ".join(
+                    f"column {columns[j]!r}: {int(c)}" for j, c in enumerate(counts) if c
+                )
+                raise DataError(
+                    f"file {part.path!r} has NaN/infinite/null values ({shown}); "
+                    "nan_policy='raise' (use nan_policy='drop' to skip those rows)"
+                )
+            n_dropped = int(bad_rows.sum())
+            block = block[~bad_rows]
+            if mask is not None:
+                mask = mask[~bad_rows]
+        if mask is not None and subset in ("train", "validation"):
+            keep = mask if subset == "validation" else ~mask
+            block, mask = block[keep], None
+        return block, mask, n_dropped
+
+    def read_partition(
+        self, index: int, subset: str = "all", split: TrainValidationSplit | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """X (n, n_features) and y (n, n_targets), float64, of partition ``index``."""
+        block, _, _ = self._read_block(index, subset, split)
+        nf = self.n_features
+        return block[:, :nf], block[:, nf:]
+
+    def read_partition_sides(
+        self, index: int, split: TrainValidationSplit
+    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """((X_train, y_train), (X_val, y_val)) of partition ``index`` from one read."""
+        block, mask, _ = self._read_block(index, "both", split)
+        nf = self.n_features
+        train, val = block[~mask], block[mask]
+        return (train[:, :nf], train[:, nf:]), (val[:, :nf], val[:, nf:])
+
+    # -- counts and Dask arrays ----------------------------------------------------------
+    def _count_one(self, index: int, subset: str, split: TrainValidationSplit | None):
+        block, _, n_dropped = self._read_block(index, subset, split)
+        return block.shape[0], n_dropped
+
+    def partition_row_counts(
+        self, subset: str = "all", split: TrainValidationSplit | None = None, client: Any = None
+    ) -> list[int]:
+        """Rows per partition after filters, NaN policy and split (one Dask pass if needed)."""
+        check_subset(subset, split)
+        key = (subset, split)
+        cache = self.__dict__.setdefault("_counts", {})
+        if key in cache:
+            return cache[key]
+        plain = self._filter is None and self.nan_policy == "raise"
+        if plain and subset == "all":
+            counts = [p.n_rows for p in self.partitions]
+        elif plain and split is not None and split.column is None:
+            counts = []
+            for p in self.partitions:
+                m = split.validation_mask(self.partition_key(p.index), p.n_rows)
+                counts.append(int(m.sum()) if subset == "validation" else int((~m).sum()))
+        else:
+            from .compute import compute_partitions
+
+            results = compute_partitions(
+                self._count_one, range(self.n_partitions), client, subset, split
+            )
+            counts = [r[0] for r in results]
+            if subset == "all":
+                self.n_dropped = sum(r[1] for r in results)
+        if sum(counts) == 0:
+            raise DataError(
+                f"dataset {self.path!r} is empty: 0 rows in subset {subset!r} "
+                f"after filters={self.filters!r} and nan_policy={self.nan_policy!r}"
+            )
+        cache[key] = counts
+        return counts
+
+    @property
+    def n_rows(self) -> int:
+        """Rows after filters and NaN policy (reads the data once if those apply)."""
+        return sum(self.partition_row_counts())
+
+    def to_dask(
+        self, subset: str = "all", split: TrainValidationSplit | None = None, client: Any = None
+    ):
+        """Dask arrays (X, y), float64, with known chunks, aligned row for row."""
+        import dask
+        import dask.array as da
+
+        counts = self.partition_row_counts(subset, split, client)
+        width = self.n_features + self.n_targets
+        blocks = []
+        for i, n in enumerate(counts):
+            load = dask.delayed(_block_only, pure=True)(self, i, subset, split)
+            blocks.append(da.from_delayed(load, shape=(n, width), dtype=np.float64))
+        B = da.concatenate(blocks, axis=0)  # (n_rows, n_features + n_targets)
+        return B[:, : self.n_features], B[:, self.n_features :]
+
+    def __dask_tokenize__(self):
+        return (
+            "nnpipe.ParquetDataset",
+            self.fingerprint,
+            self.feature_names,
+            self.target_names,
+            str(self._filter),
+            self.nan_policy,
+        )
+
+
+def _block_only(dataset: ParquetDataset, index: int, subset: str, split) -> np.ndarray:
+    return dataset._read_block(index, subset, split)[0]

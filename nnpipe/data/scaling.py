@@ -1,0 +1,108 @@
+"""Scalers fitted out of core: one Dask pass for every statistic, merged per partition.
+
+Each partition yields (n, mean, M2, min, max) per column; the partials merge with
+Chan et al.'s pairwise update, so the result equals a scaler fitted on all rows
+in memory up to float rounding. The totals become ordinary ``nnpipe.core``
+scalers via ``from_moments`` / ``from_range``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnpipe.core.scalers import SCALERS, MinMaxScaler, StandardScaler
+
+from .compute import compute_partitions
+from .dataset import DataError, ParquetDataset
+from .split import TrainValidationSplit, check_subset
+
+
+def _moments(block: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n = block.shape[0]
+    width = block.shape[1]
+    if n == 0:
+        nan = np.full(width, np.nan)
+        return 0, np.zeros(width), np.zeros(width), nan, nan
+    # Column by column keeps the temporaries one column long (cache-friendly, less RSS).
+    mean, m2 = np.empty(width), np.empty(width)
+    lo, hi = np.empty(width), np.empty(width)
+    for j in range(width):
+        col = np.ascontiguousarray(block[:, j])
+        mean[j] = col.mean()
+        d = col - mean[j]
+        m2[j] = d @ d
+        lo[j], hi[j] = col.min(), col.max()
+    return n, mean, m2, lo, hi
+
+
+def _partition_moments(index: int, dataset: ParquetDataset, subset: str, split) -> tuple:
+    block, _, n_dropped = dataset._read_block(index, subset, split)
+    return (*_moments(block), n_dropped)
+
+
+def _merge(parts: list[tuple]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n, mean, m2, lo, hi = 0, None, None, None, None
+    for n_b, mean_b, m2_b, lo_b, hi_b, _ in parts:
+        if n_b == 0:
+            continue
+        if n == 0:
+            n, mean, m2, lo, hi = n_b, mean_b, m2_b, lo_b, hi_b
+            continue
+        total = n + n_b
+        delta = mean_b - mean
+        mean = mean + delta * (n_b / total)
+        m2 = m2 + m2_b + delta**2 * (n * n_b / total)
+        lo, hi = np.minimum(lo, lo_b), np.maximum(hi, hi_b)
+        n = total
+    return n, mean, m2, lo, hi
+
+
+def _build(kind: Any, what: str, n: int, mean, m2, lo, hi):
+    if kind is None:
+        return None
+    if kind not in SCALERS:
+        shown = ", ".join(repr(k) for k in [*SCALERS, None])
+        raise ValueError(f"{what}={kind!r} is not supported; allowed: {shown}")
+    if SCALERS[kind] is StandardScaler:
+        return StandardScaler.from_moments(n, mean, m2 / n)
+    return MinMaxScaler.from_range(n, lo, hi)
+
+
+def fit_scalers(
+    dataset: ParquetDataset,
+    x_scaler: str | None = "standard",
+    y_scaler: str | None = "standard",
+    *,
+    subset: str = "all",
+    split: TrainValidationSplit | None = None,
+    client: Any = None,
+) -> tuple[StandardScaler | MinMaxScaler | None, StandardScaler | MinMaxScaler | None]:
+    """Fit feature and target scalers ('standard', 'minmax' or None) in one Dask pass.
+
+    Use ``subset='train'`` with the training split so validation rows do not leak
+    into the statistics. ``client``: a ``distributed.Client`` (partitions are read
+    on its workers); default the local Dask scheduler.
+    """
+    for what, kind in (("x_scaler", x_scaler), ("y_scaler", y_scaler)):
+        if kind is not None and kind not in SCALERS:
+            shown = ", ".join(repr(k) for k in [*SCALERS, None])
+            raise ValueError(f"{what}={kind!r} is not supported; allowed: {shown}")
+    if y_scaler is not None and dataset.n_targets == 0:
+        raise ValueError(f"y_scaler={y_scaler!r} but dataset {dataset.path!r} has no targets")
+    check_subset(subset, split)
+    parts = compute_partitions(
+        _partition_moments, range(dataset.n_partitions), client, dataset, subset, split
+    )
+    n, mean, m2, lo, hi = _merge(parts)
+    if n == 0:
+        raise DataError(
+            f"dataset {dataset.path!r} is empty: 0 rows in subset {subset!r} to fit scalers on"
+        )
+    if subset == "all":
+        dataset.n_dropped = sum(p[5] for p in parts)
+    nf = dataset.n_features
+    xs = _build(x_scaler, "x_scaler", n, mean[:nf], m2[:nf], lo[:nf], hi[:nf])
+    ys = _build(y_scaler, "y_scaler", n, mean[nf:], m2[nf:], lo[nf:], hi[nf:])
+    return xs, ys

@@ -1,0 +1,237 @@
+"""Shuffled, prefetched minibatches from a partitioned dataset.
+
+Per epoch: the partition order is a seeded permutation; partitions are taken
+``buffer_partitions`` at a time, scaled, pooled with the rows left over from the
+previous group and shuffled together; full batches are cut from the pool and
+the remainder carries over, so only the epoch's last batch can be short and each
+row is yielded exactly once. While one group is being consumed the next group's
+partitions load in the background (a thread here, or the workers of a
+``distributed.Client``), so reading overlaps training and memory stays at about
+two groups of partitions whatever the dataset size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from nnpipe.core.validation import check_positive, resolve_dtype
+
+from .split import TrainValidationSplit, check_subset
+
+
+def _load(dataset: Any, index: int, subset: str, split: TrainValidationSplit | None, sides: bool):
+    if sides:
+        return dataset.read_partition_sides(index, split)
+    return dataset.read_partition(index, subset, split), None
+
+
+class _Prefetcher:
+    """Yield ``load(i)`` for ``indices`` in order, keeping ``depth`` loads in flight."""
+
+    def __init__(self, load: Callable, args: tuple, indices: list[int], depth: int, client: Any):
+        self._load, self._args, self._indices, self._depth = load, args, indices, depth
+        self._client = client
+
+    def __iter__(self) -> Iterator[Any]:
+        if self._depth == 0 and self._client is None:
+            for i in self._indices:
+                yield self._load(self._args[0], i, *self._args[1:])
+            return
+        if self._client is not None:
+            submit = self._submit_client
+            closer = None
+        else:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnpipe-prefetch")
+            submit = lambda i: pool.submit(self._load, self._args[0], i, *self._args[1:])  # noqa: E731
+            closer = pool
+        pending: deque = deque()
+        todo = iter(self._indices)
+        try:
+            for i in todo:
+                pending.append(submit(i))
+                if len(pending) > self._depth:
+                    break
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    pending.append(submit(nxt))
+                yield result
+        finally:
+            for fut in pending:
+                fut.cancel()
+            if closer is not None:
+                closer.shutdown(wait=True, cancel_futures=True)
+
+    def _submit_client(self, i: int):
+        # Partitions are read on the workers; only the arrays travel back.
+        return self._client.submit(self._load, self._args[0], i, *self._args[1:], pure=False)
+
+
+class MinibatchStream:
+    """Minibatches of one dataset subset, epoch after epoch (see :func:`iter_minibatches`)."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 256,
+        *,
+        subset: str = "all",
+        split: TrainValidationSplit | None = None,
+        random_state: int = 0,
+        shuffle: bool = True,
+        buffer_partitions: int = 4,
+        prefetch: bool = True,
+        x_scaler: Any = None,
+        y_scaler: Any = None,
+        dtype: Any = "float32",
+        y_dtype: Any = None,
+        drop_last: bool = False,
+        client: Any = None,
+    ) -> None:
+        check_positive("batch_size", batch_size, integer=True)
+        check_positive("buffer_partitions", buffer_partitions, integer=True)
+        check_subset(subset, split)
+        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
+            raise ValueError(f"random_state={random_state!r} is invalid; expected an int >= 0")
+        if random_state < 0:
+            raise ValueError(f"random_state={random_state!r} is invalid; expected an int >= 0")
+        for name, scaler, width in (
+            ("x_scaler", x_scaler, dataset.n_features),
+            ("y_scaler", y_scaler, dataset.n_targets),
+        ):
+            if scaler is None:
+                continue
+            if not hasattr(scaler, "n_features_in_"):
+                raise ValueError(f"{name} is not fitted; fit it first (e.g. fit_scalers)")
+            if scaler.n_features_in_ != width:
+                raise ValueError(
+                    f"{name} was fitted on {scaler.n_features_in_} columns but the dataset "
+                    f"has {width}"
+                )
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.subset, self.split = subset, split
+        self.random_state = int(random_state)
+        self.shuffle = shuffle
+        self.buffer_partitions = int(buffer_partitions)
+        self.prefetch = prefetch
+        self.x_scaler, self.y_scaler = x_scaler, y_scaler
+        self.dtype = resolve_dtype(dtype)
+        self.y_dtype = self.dtype if y_dtype is None else np.dtype(y_dtype)
+        self.drop_last = drop_last
+        self.client = client
+
+    def partition_order(self, epoch: int) -> np.ndarray:
+        """The partition order of ``epoch`` (a seeded permutation when shuffling)."""
+        n = self.dataset.n_partitions
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.random_state, epoch, 0]).permutation(n)
+
+    def _scale(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = self.x_scaler.transform(X) if self.x_scaler is not None else X
+        y = self.y_scaler.transform(y) if self.y_scaler is not None else y
+        return X.astype(self.dtype, copy=False), y.astype(self.y_dtype, copy=False)
+
+    def epoch(
+        self,
+        epoch: int = 0,
+        on_validation: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (X, y) batches of one epoch; y is 1-D when there is one target.
+
+        ``on_validation(partition_index, X_val, y_val)`` (raw values, subset 'train'
+        only) receives each partition's validation rows from the read of its
+        training rows, so a training pass can keep them without a second read.
+        """
+        sides = on_validation is not None
+        if sides and self.subset != "train":
+            raise ValueError("on_validation needs subset='train'")
+        order = [int(i) for i in self.partition_order(epoch)]
+        depth = self.buffer_partitions if self.prefetch else 0
+        loads = iter(
+            _Prefetcher(
+                _load, (self.dataset, self.subset, self.split, sides), order, depth, self.client
+            )
+        )
+        rng = np.random.default_rng([self.random_state, epoch, 1])
+        bs = self.batch_size
+        carry_X = carry_y = None
+        one_target = self.dataset.n_targets == 1
+        for start in range(0, len(order), self.buffer_partitions):
+            Xs, ys = [], []
+            if carry_X is not None and len(carry_X):
+                Xs.append(carry_X)
+                ys.append(carry_y)
+            for index in order[start : start + self.buffer_partitions]:
+                (X, y), val = next(loads)
+                if sides and len(val[0]):
+                    on_validation(index, *val)
+                if len(X):
+                    Xs_, ys_ = self._scale(X, y)
+                    Xs.append(Xs_)
+                    ys.append(ys_)
+            if not Xs:
+                continue
+            X = np.concatenate(Xs) if len(Xs) > 1 else Xs[0]  # (pool, n_features)
+            y = np.concatenate(ys) if len(ys) > 1 else ys[0]
+            if self.shuffle:
+                perm = rng.permutation(len(X))
+                X, y = X[perm], y[perm]
+            n_full = (len(X) // bs) * bs
+            for s in range(0, n_full, bs):
+                yb = y[s : s + bs]
+                yield X[s : s + bs], (yb[:, 0] if one_target else yb)
+            carry_X, carry_y = X[n_full:], y[n_full:]
+        if carry_X is not None and len(carry_X) and not self.drop_last:
+            yield carry_X, (carry_y[:, 0] if one_target else carry_y)
+
+
+def iter_minibatches(
+    dataset: Any,
+    batch_size: int = 256,
+    *,
+    epoch: int = 0,
+    subset: str = "all",
+    split: TrainValidationSplit | None = None,
+    random_state: int = 0,
+    shuffle: bool = True,
+    buffer_partitions: int = 4,
+    prefetch: bool = True,
+    x_scaler: Any = None,
+    y_scaler: Any = None,
+    dtype: Any = "float32",
+    y_dtype: Any = None,
+    drop_last: bool = False,
+    client: Any = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield shuffled, scaled (X, y) minibatches of one epoch, float32 by default.
+
+    Same ``random_state`` and ``epoch`` give the same batches. ``subset`` is
+    'all', or 'train'/'validation' of ``split``. ``y_dtype`` defaults to ``dtype``
+    (pass 'int64' for class labels). ``client``: a ``distributed.Client`` to read
+    partitions on its workers; default a background thread in this process.
+    """
+    stream = MinibatchStream(
+        dataset,
+        batch_size,
+        subset=subset,
+        split=split,
+        random_state=random_state,
+        shuffle=shuffle,
+        buffer_partitions=buffer_partitions,
+        prefetch=prefetch,
+        x_scaler=x_scaler,
+        y_scaler=y_scaler,
+        dtype=dtype,
+        y_dtype=y_dtype,
+        drop_last=drop_last,
+        client=client,
+    )
+    return stream.epoch(epoch)
