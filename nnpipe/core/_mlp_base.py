@@ -1,0 +1,618 @@
+"""The back-propagation network shared by MLPRegressor and MLPClassifier.
+
+All weights and biases live in one flat array ``_params`` (coefficients first,
+then intercepts) and ``coefs_`` / ``intercepts_`` are views into it; gradients
+likewise. The optimizer then updates everything in a few vector operations, and
+the training loop reuses preallocated activation and delta buffers, so a step
+is the matrix products plus a handful of in-place passes.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from .activations import ACTIVATIONS, OUTPUT_ONLY, activation_names, get_activation
+from .initializers import init_layer
+from .losses import CANONICAL_PAIRS, LOSSES
+from .optimizers import OPTIMIZERS
+from .serialization import ModelFileError, load_npz, require, save_npz
+from .threads import blas_threads, choose_n_threads
+from .validation import (
+    check_array,
+    check_is_fitted,
+    check_n_features,
+    check_option,
+    check_positive,
+    check_rng,
+    resolve_dtype,
+)
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a non-finite loss or gradient; the weights are the last finite ones."""
+
+
+class _Cache:
+    """Views into the flat parameter/gradient arrays and per-batch work buffers."""
+
+    def __init__(self, net: BaseMLP, rows: int):
+        sizes, dtype = net._layer_sizes, net._params.dtype
+        self.rows = rows
+        self.coefs, self.intercepts = _split(net._params, sizes)
+        self.coef_grads, self.intercept_grads = _split(net._grads, sizes)
+        self.n_coef = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self.x = np.empty((rows, sizes[0]), dtype=dtype)  # (batch, n_in)
+        self.y = np.empty((rows, sizes[-1]), dtype=dtype)  # (batch, n_out)
+        self.acts = [np.empty((rows, s), dtype=dtype) for s in sizes[1:]]  # (batch, n_i)
+        self.deltas = [np.empty((rows, s), dtype=dtype) for s in sizes[1:]]
+        self.tmps = [np.empty((rows, s), dtype=dtype) for s in sizes[1:]]
+        self.penalty_tmp = np.empty(self.n_coef, dtype=dtype)
+
+
+def _split(flat: np.ndarray, sizes: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    coefs, intercepts, pos = [], [], 0
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        coefs.append(flat[pos : pos + a * b].reshape(a, b))
+        pos += a * b
+    for b in sizes[1:]:
+        intercepts.append(flat[pos : pos + b])
+        pos += b
+    return coefs, intercepts
+
+
+class _LossName(str):
+    """The ``loss`` parameter's value, callable as ``model.loss(X, y)``."""
+
+    __slots__ = ("_model",)
+
+    def __call__(self, X: Any, y: Any) -> float:
+        return self._model._mean_data_loss(X, y)
+
+
+class _LossParameter:
+    """``loss`` is both the scikit-learn parameter (a string) and the method loss(X, y).
+
+    Reading ``model.loss`` gives a ``str`` subclass equal to the parameter value that
+    can also be called; ``get_params`` returns the value exactly as it was set.
+    """
+
+    def __get__(self, model: Any, owner: type | None = None) -> Any:
+        if model is None:
+            return self
+        value = model.__dict__.get("_loss_param")
+        if not isinstance(value, str):
+            return value
+        wrapped = _LossName(value)
+        wrapped._model = model
+        return wrapped
+
+    def __set__(self, model: Any, value: Any) -> None:
+        model.__dict__["_loss_param"] = value
+
+
+class BaseMLP:
+    """Parameters, training loop, early stopping and persistence; subclasses add targets."""
+
+    _param_names: tuple[str, ...] = ()
+    _task = "regression"
+    loss = _LossParameter()
+
+    # -- scikit-learn estimator protocol ------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        # The loss parameter is returned as stored (clone checks identity).
+        return {
+            k: self.__dict__.get("_loss_param") if k == "loss" else getattr(self, k)
+            for k in self._param_names
+        }
+
+    def set_params(self, **params: Any):
+        """Set constructor parameters; unknown names raise ValueError naming the allowed ones."""
+        for key, value in params.items():
+            if key not in self._param_names:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {key!r}; "
+                    f"allowed: {', '.join(self._param_names)}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __sklearn_tags__(self):
+        # Built from the scikit-learn module already loaded by whoever asks (only
+        # scikit-learn calls this), so nnpipe.core never imports it.
+        tags_mod = sys.modules["sklearn.utils._tags"]
+        tags = tags_mod.Tags(
+            estimator_type=self._task.replace("classification", "classifier").replace(
+                "regression", "regressor"
+            ),
+            target_tags=tags_mod.TargetTags(required=True),
+            transformer_tags=None,
+            regressor_tags=tags_mod.RegressorTags() if self._task == "regression" else None,
+            classifier_tags=tags_mod.ClassifierTags() if self._task != "regression" else None,
+        )
+        return tags
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Views do not survive copying or pickling; they are rebuilt on demand.
+        state = self.__dict__.copy()
+        state.pop("_cache", None)
+        return state
+
+    # -- parameter validation -----------------------------------------------------
+    def _validate_params(self) -> None:
+        hls = self.hidden_layer_sizes
+        if isinstance(hls, numbers.Integral):
+            hls = (hls,)
+        try:
+            hls = tuple(hls)
+        except TypeError:
+            hls = None
+        if hls is None or not all(
+            isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0 for h in hls
+        ):
+            raise ValueError(
+                f"hidden_layer_sizes={self.hidden_layer_sizes!r} is invalid; "
+                "expected a positive int or a sequence of positive ints"
+            )
+        self._hidden = [int(h) for h in hls]
+        check_option("activation", self.activation, activation_names())
+        check_option("solver", self.solver, list(OPTIMIZERS))
+        check_option("learning_rate", self.learning_rate, ["constant", "invscaling", "adaptive"])
+        check_positive("alpha", self.alpha, allow_zero=True)
+        check_positive("l1", self.l1, allow_zero=True)
+        check_positive("learning_rate_init", self.learning_rate_init)
+        check_positive("power_t", self.power_t, allow_zero=True)
+        check_positive("max_iter", self.max_iter, integer=True)
+        check_positive("tol", self.tol, allow_zero=True)
+        check_positive("n_iter_no_change", self.n_iter_no_change, integer=True)
+        check_positive("epsilon", self.epsilon)
+        if self.batch_size != "auto":
+            check_positive("batch_size", self.batch_size, integer=True)
+        for name in ("momentum", "beta_1", "beta_2", "validation_fraction"):
+            value = getattr(self, name)
+            upper_open = name != "momentum"
+            if not isinstance(value, numbers.Real) or not (
+                0 <= value < 1 if upper_open else 0 <= value <= 1
+            ):
+                bound = "[0, 1)" if upper_open else "[0, 1]"
+                raise ValueError(f"{name}={value!r} is invalid; expected a number in {bound}")
+        if self.early_stopping and not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction!r} must be in (0, 1) "
+                "when early_stopping=True"
+            )
+        if self.n_threads is not None:
+            check_positive("n_threads", self.n_threads, integer=True)
+        self._dtype = resolve_dtype(self.dtype)
+        check_rng(self.random_state)
+
+    # -- network set-up -------------------------------------------------------------
+    def _initialize(self, n_features: int, n_outputs: int) -> None:
+        self._layer_sizes = [n_features, *self._hidden, n_outputs]
+        sizes, dtype = self._layer_sizes, self._dtype
+        self._rng = check_rng(self.random_state)
+        n_total = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        self._params = np.zeros(n_total, dtype=dtype)
+        self._grads = np.zeros(n_total, dtype=dtype)
+        coefs, _ = _split(self._params, sizes)
+        layer_acts = [self._hidden_name] * len(self._hidden) + [self._output_name]
+        for W, act in zip(coefs, layer_acts, strict=True):
+            W[...] = init_layer(self._rng, W.shape[0], W.shape[1], act)
+        self._optimizer = self._make_optimizer(n_total)
+        self._best_params = self._params.copy()
+        self.n_features_in_ = n_features
+        self.n_outputs_ = n_outputs
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_: list[float] = []
+        self.validation_loss_curve_: list[float] = []
+        self.validation_scores_: list[float] = []
+        self.best_loss_ = np.inf
+        self.best_epoch_ = 0
+        self._no_improvement_count = 0
+        self._cache_drop()
+
+    def _make_optimizer(self, n_params: int):
+        if self.solver == "adam":
+            return OPTIMIZERS["adam"](
+                n_params, self._dtype, self.learning_rate_init, self.beta_1, self.beta_2,
+                self.epsilon,
+            )  # fmt: skip
+        return OPTIMIZERS["sgd"](
+            n_params, self._dtype, self.learning_rate_init, self.learning_rate, self.momentum,
+            self.nesterovs_momentum, self.power_t,
+        )  # fmt: skip
+
+    @property
+    def _hidden_name(self) -> str:
+        return {"sigmoid": "logistic"}.get(self.activation, self.activation)
+
+    def _cache_drop(self) -> None:
+        self.__dict__.pop("_cache", None)
+
+    def _get_cache(self, rows: int) -> _Cache:
+        cache = self.__dict__.get("_cache")
+        if cache is None or cache.rows < rows:
+            cache = self._cache = _Cache(self, rows)
+        return cache
+
+    def _batch_rows(self, n_samples: int) -> int:
+        return min(200, n_samples) if self.batch_size == "auto" else int(self.batch_size)
+
+    def _threads(self) -> int:
+        if self.n_threads is not None:
+            return int(self.n_threads)
+        return choose_n_threads(self._layer_sizes, self._batch_rows(1 << 30))
+
+    # -- public learned state -------------------------------------------------------
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrices, ``coefs_[i]`` of shape (n_units_i, n_units_{i+1}) (views)."""
+        check_is_fitted(self, "_params")
+        return self._get_cache(1).coefs
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vectors, ``intercepts_[i]`` of shape (n_units_{i+1},) (views)."""
+        check_is_fitted(self, "_params")
+        return self._get_cache(1).intercepts
+
+    @property
+    def learning_rate_(self) -> float:
+        """Current learning rate (changed by the 'invscaling' and 'adaptive' schedules)."""
+        check_is_fitted(self, "_optimizer")
+        return self._optimizer.learning_rate
+
+    @property
+    def n_layers_(self) -> int:
+        check_is_fitted(self, "_layer_sizes")
+        return len(self._layer_sizes)
+
+    # -- forward and backward -------------------------------------------------------
+    def _forward(self, X: np.ndarray, cache: _Cache | None = None) -> np.ndarray:
+        """Output activations for ``X``; into the cache buffers when one is given."""
+        n = X.shape[0]
+        coefs, intercepts = self._get_cache(1).coefs, self._get_cache(1).intercepts
+        hidden = get_activation(self._hidden_name).forward
+        A = X
+        last = len(coefs) - 1
+        for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
+            if cache is None:
+                Z = A @ W  # (n, n_{i+1})
+            else:
+                Z = np.matmul(A, W, out=cache.acts[i][:n])
+            Z += b
+            A = hidden(Z) if i < last else self._output_forward(Z)
+        return A
+
+    def _output_forward(self, Z: np.ndarray) -> np.ndarray:
+        name = self._output_name
+        if name in OUTPUT_ONLY:
+            return OUTPUT_ONLY[name](Z)
+        return ACTIVATIONS[name].forward(Z)
+
+    def _backward(self, X: np.ndarray, y: np.ndarray, cache: _Cache) -> float:
+        """Fill the flat gradient for batch (X, y) after ``_forward``; return the objective."""
+        n = X.shape[0]
+        coefs, c_grads, i_grads = cache.coefs, cache.coef_grads, cache.intercept_grads
+        L = len(coefs)
+        out, D = cache.acts[L - 1][:n], cache.deltas[L - 1][:n]  # (n, n_out)
+        loss_name, out_name = self._loss_param, self._output_name
+        if (loss_name, out_name) in CANONICAL_PAIRS:
+            np.subtract(out, y, out=D)
+            if loss_name == "squared_error":
+                r = D.ravel()
+                loss = 0.5 * float(np.dot(r, r)) / n
+            else:
+                loss = LOSSES[loss_name].value(y, out)
+        else:
+            loss = LOSSES[loss_name].value(y, out)
+            LOSSES[loss_name].gradient(y, out, D)
+            D *= ACTIVATIONS[out_name].derivative(out, cache.tmps[L - 1][:n])
+        D *= 1.0 / n  # the loss is a mean over the batch
+        hidden_derivative = get_activation(self._hidden_name).derivative
+        for i in range(L - 1, -1, -1):
+            A_in = X if i == 0 else cache.acts[i - 1][:n]  # (n, n_i)
+            np.matmul(A_in.T, D, out=c_grads[i])
+            np.sum(D, axis=0, out=i_grads[i])
+            if i > 0:
+                D_prev = cache.deltas[i - 1][:n]
+                np.matmul(D, coefs[i].T, out=D_prev)
+                D_prev *= hidden_derivative(A_in, cache.tmps[i - 1][:n])
+                D = D_prev
+        return loss + self._add_penalty(cache, n)
+
+    def _add_penalty(self, cache: _Cache, n: int) -> float:
+        """Add the L2/L1 gradient to the coefficient gradients; return the penalty value."""
+        penalty = 0.0
+        if self.alpha == 0 and self.l1 == 0:
+            return penalty
+        W, G, tmp = self._params[: cache.n_coef], self._grads[: cache.n_coef], cache.penalty_tmp
+        if self.alpha:
+            penalty += 0.5 * self.alpha * float(np.dot(W, W)) / n
+            np.multiply(W, self.alpha / n, out=tmp)
+            G += tmp
+        if self.l1:
+            np.sign(W, out=tmp)
+            penalty += self.l1 * float(np.dot(tmp, W)) / n
+            tmp *= self.l1 / n
+            G += tmp
+        return penalty
+
+    def _loss_and_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Objective (data loss + penalty) and a copy of its flat gradient on (X, y encoded)."""
+        cache = self._get_cache(X.shape[0])
+        with np.errstate(all="ignore"):
+            self._forward(X, cache)
+            loss = self._backward(X, y, cache)
+        return loss, self._grads.copy()
+
+    # -- training -------------------------------------------------------------------
+    def _run_epoch(self, X: np.ndarray, y: np.ndarray, *, shuffle: bool) -> float:
+        """One pass over (X, y) in minibatches, one optimizer step each; mean objective."""
+        n = X.shape[0]
+        rows = min(self._batch_rows(n), n)
+        cache = self._get_cache(rows)
+        order = self._rng.permutation(n) if shuffle and n > rows else None
+        total = 0.0
+        for step, start in enumerate(range(0, n, rows), start=1):
+            stop = min(start + rows, n)
+            m = stop - start
+            if order is None:
+                Xb, yb = X[start:stop], y[start:stop]
+            else:
+                idx = order[start:stop]
+                Xb = np.take(X, idx, axis=0, out=cache.x[:m])
+                yb = np.take(y, idx, axis=0, out=cache.y[:m])
+            self._forward(Xb, cache)
+            loss = self._backward(Xb, yb, cache)
+            g = float(np.dot(self._grads, self._grads))
+            if not (np.isfinite(loss) and np.isfinite(g)):
+                what = "loss" if not np.isfinite(loss) else "gradient"
+                raise DivergenceError(
+                    f"training diverged: non-finite {what} at epoch {self.n_iter_ + 1}, "
+                    f"step {step} (optimizer step {self._optimizer.t + 1}) with "
+                    f"learning_rate={self._optimizer.learning_rate:g}; try a smaller "
+                    "learning_rate_init (the model keeps its last finite weights)"
+                )
+            self._optimizer.update(self._params, self._grads)
+            self.t_ += m
+            total += loss * m
+        return total / n
+
+    def record_epoch(
+        self,
+        train_loss: float,
+        validation_loss: float | None = None,
+        validation_score: float | None = None,
+    ) -> bool:
+        """Book-keep one finished epoch; return True when training should stop.
+
+        Appends to ``loss_curve_`` (and ``validation_loss_curve_`` /
+        ``validation_scores_`` when given), tracks ``best_loss_`` and the best
+        weights on the validation loss when given (else the training loss), applies
+        the learning-rate schedule, and counts epochs without an improvement of at
+        least ``tol``: after more than ``n_iter_no_change`` of them the 'adaptive'
+        schedule divides the learning rate by 5, anything else stops.
+        """
+        check_is_fitted(self, "_params")
+        self.n_iter_ += 1
+        self.loss_curve_.append(float(train_loss))
+        monitored = float(train_loss)
+        if validation_loss is not None:
+            monitored = float(validation_loss)
+            self.validation_loss_curve_.append(monitored)
+        if validation_score is not None:
+            self.validation_scores_.append(float(validation_score))
+        self._optimizer.epoch_end(self.t_)
+        if monitored > self.best_loss_ - self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if monitored < self.best_loss_:
+            self.best_loss_ = monitored
+            self.best_epoch_ = self.n_iter_
+            self._best_params[...] = self._params
+        if self._no_improvement_count > self.n_iter_no_change:
+            if self._optimizer.on_plateau():
+                return True
+            self._no_improvement_count = 0
+        return False
+
+    def restore_best_weights(self) -> None:
+        """Put back the weights of the epoch with the best monitored loss."""
+        check_is_fitted(self, "_params")
+        if self.best_epoch_ > 0:
+            self._params[...] = self._best_params
+
+    def _fit(self, X: Any, y: Any) -> BaseMLP:
+        self._validate_params()
+        warm = self.warm_start and hasattr(self, "_params")
+        X, Y = self._prepare(X, y, reset=not warm)
+        if not warm:
+            self._initialize(X.shape[1], Y.shape[1])
+        Xv = Yv = None
+        if self.early_stopping:
+            n_val = int(round(self.validation_fraction * X.shape[0]))
+            if n_val < 1 or n_val >= X.shape[0]:
+                raise ValueError(
+                    f"early_stopping with validation_fraction={self.validation_fraction} "
+                    f"leaves {n_val} validation rows out of {X.shape[0]}; need at least 1 "
+                    "of each"
+                )
+            order = self._rng.permutation(X.shape[0])
+            Xv, Yv = X[order[:n_val]], Y[order[:n_val]]
+            X, Y = X[order[n_val:]], Y[order[n_val:]]
+        with blas_threads(self._threads()), np.errstate(all="ignore"):
+            for _ in range(self.max_iter):
+                train_loss = self._run_epoch(X, Y, shuffle=self.shuffle)
+                val_loss = val_score = None
+                if Xv is not None:
+                    val_loss = self._data_loss(Xv, Yv)
+                    val_score = self._score_encoded(Xv, Yv)
+                stop = self.record_epoch(train_loss, val_loss, val_score)
+                if self.verbose:
+                    extra = "" if val_loss is None else f", validation loss = {val_loss:.8f}"
+                    print(f"Iteration {self.n_iter_}, loss = {train_loss:.8f}{extra}")
+                if stop:
+                    break
+            self.converged_ = stop
+            if self.early_stopping:
+                self.restore_best_weights()
+        return self
+
+    def _partial_fit(self, X: Any, y: Any) -> BaseMLP:
+        first = not hasattr(self, "_params")
+        if first:
+            self._validate_params()
+        X, Y = self._prepare(X, y, reset=first)
+        if first:
+            self._initialize(X.shape[1], Y.shape[1])
+        with blas_threads(self._threads()), np.errstate(all="ignore"):
+            self.batch_loss_ = self._run_epoch(X, Y, shuffle=self.shuffle)
+        return self
+
+    def _data_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
+        with np.errstate(all="ignore"):
+            return LOSSES[self._loss_param].value(Y, self._forward(X))
+
+    def _mean_data_loss(self, X: Any, y: Any) -> float:
+        """Mean data loss (no penalty) on (X, y) in training units; called as model.loss(X, y)."""
+        check_is_fitted(self, "_params")
+        X, Y = self._prepare(X, y, reset=False)
+        with blas_threads(self._threads()):
+            return self._data_loss(X, Y)
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "_params")
+        X = check_array(X, dtype=self._params.dtype)
+        check_n_features(X, self.n_features_in_, type(self).__name__)
+        return X
+
+    def _predict_raw(self, X: Any) -> np.ndarray:
+        X = self._check_X(X)
+        with blas_threads(self._threads()), np.errstate(all="ignore"):
+            return self._forward(X)
+
+    # -- persistence ----------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write weights, optimizer state, scalers, parameters and RNG state to one .npz."""
+        check_is_fitted(self, "_params")
+        opt_arrays, opt_meta = self._optimizer.state()
+        arrays = {"params": self._params, "best_params": self._best_params}
+        arrays.update({f"opt_{k}": v for k, v in opt_arrays.items()})
+        meta = {
+            "kind": type(self).__name__,
+            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+            "layer_sizes": self._layer_sizes,
+            "optimizer": opt_meta,
+            "rng": _jsonable_state(self._rng.bit_generator.state),
+            "n_iter_": self.n_iter_,
+            "t_": self.t_,
+            "loss_curve_": self.loss_curve_,
+            "validation_loss_curve_": self.validation_loss_curve_,
+            "validation_scores_": self.validation_scores_,
+            "best_loss_": None if not np.isfinite(self.best_loss_) else self.best_loss_,
+            "best_epoch_": self.best_epoch_,
+            "no_improvement_count": self._no_improvement_count,
+        }
+        self._save_extra(arrays, meta)
+        save_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Read a model written by :meth:`save` (no pickle; shapes checked)."""
+        arrays, meta = load_npz(path, kind=cls.__name__)
+        try:
+            params = dict(meta["params"])
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+            model = cls(**params)
+            model._validate_params()
+            sizes = [int(s) for s in meta["layer_sizes"]]
+            if sizes[1:-1] != model._hidden:
+                raise ModelFileError(f"{str(path)!r}: layer sizes {sizes} contradict parameters")
+            model._initialize(sizes[0], sizes[-1])
+            n_total = model._params.shape[0]
+            model._params[...] = require(arrays, "params", (n_total,), path)
+            model._best_params[...] = require(arrays, "best_params", (n_total,), path)
+            opt_arrays = {
+                k: require(arrays, f"opt_{k}", (n_total,), path)
+                for k in model._optimizer._state_arrays
+            }
+            model._optimizer.load_state(opt_arrays, meta["optimizer"])
+            model._rng = _rng_from_state(meta["rng"])
+            model.n_iter_ = int(meta["n_iter_"])
+            model.t_ = int(meta["t_"])
+            model.loss_curve_ = [float(v) for v in meta["loss_curve_"]]
+            model.validation_loss_curve_ = [float(v) for v in meta["validation_loss_curve_"]]
+            model.validation_scores_ = [float(v) for v in meta["validation_scores_"]]
+            best = meta["best_loss_"]
+            model.best_loss_ = np.inf if best is None else float(best)
+            model.best_epoch_ = int(meta["best_epoch_"])
+            model._no_improvement_count = int(meta["no_improvement_count"])
+            model._load_extra(arrays, meta, path)
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(
+                f"{str(path)!r} is not a valid {cls.__name__} file: {exc}"
+            ) from exc
+        return model
+
+    def _save_extra(self, arrays: dict, meta: dict) -> None:
+        """Subclass hook: add target encoding state."""
+
+    def _load_extra(self, arrays: dict, meta: dict, path: Any) -> None:
+        """Subclass hook: restore target encoding state."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.dtype) or isinstance(value, type):
+        return np.dtype(value).name
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.random.Generator):
+        return None  # its state is saved separately (meta["rng"]) and restored on load
+    return value
+
+
+def _jsonable_state(state: Any) -> Any:
+    if isinstance(state, dict):
+        return {k: _jsonable_state(v) for k, v in state.items()}
+    if isinstance(state, np.ndarray):
+        return {"__array__": state.tolist(), "dtype": state.dtype.name}
+    if isinstance(state, np.integer):
+        return int(state)
+    return state
+
+
+def _state_from_json(state: Any) -> Any:
+    if isinstance(state, dict):
+        if "__array__" in state:
+            return np.asarray(state["__array__"], dtype=state["dtype"])
+        return {k: _state_from_json(v) for k, v in state.items()}
+    return state
+
+
+def _rng_from_state(state: dict) -> np.random.Generator:
+    state = _state_from_json(state)
+    name = state["bit_generator"]
+    bit_generator = getattr(np.random, name, None)
+    if bit_generator is None or not isinstance(bit_generator, type):
+        raise ValueError(f"unknown bit generator {name!r}")
+    bg = bit_generator()
+    bg.state = state
+    return np.random.Generator(bg)

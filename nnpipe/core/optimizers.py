@@ -1,0 +1,153 @@
+"""Gradient-descent optimizers over one flat parameter vector.
+
+The network keeps every weight and bias in one contiguous array (the layer
+matrices are views into it), so an optimizer step is a handful of in-place
+vector operations with no per-layer Python loop and no allocation. ``update``
+is the template method: bookkeeping here, the maths in each ``_apply``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# Below this the adaptive schedule gives up (scikit-learn's threshold).
+MIN_ADAPTIVE_LR = 1e-6
+ADAPTIVE_DIVISOR = 5.0
+
+
+class Optimizer:
+    """Shared state: learning rate, step count, scratch buffer, save/restore."""
+
+    _state_arrays: tuple[str, ...] = ()
+
+    def __init__(self, n_params: int, dtype: np.dtype, learning_rate_init: float):
+        self.learning_rate_init = float(learning_rate_init)
+        self.learning_rate = float(learning_rate_init)
+        self.t = 0
+        self._tmp = np.zeros(n_params, dtype=dtype)
+
+    def update(self, params: np.ndarray, grads: np.ndarray) -> None:
+        """Apply one step to ``params`` in place, given ``grads`` (same shape)."""
+        self.t += 1
+        self._apply(params, grads)
+
+    def _apply(self, params: np.ndarray, grads: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def epoch_end(self, samples_seen: int) -> None:
+        """Hook for per-epoch schedules (``invscaling``)."""
+
+    def on_plateau(self) -> bool:
+        """Called when the loss stopped improving; return True when training should stop."""
+        return True
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays and scalars needed to resume exactly."""
+        arrays = {name: getattr(self, name) for name in self._state_arrays}
+        return arrays, {"t": self.t, "learning_rate": self.learning_rate}
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Restore what :meth:`state` returned (arrays copied into the existing buffers)."""
+        for name in self._state_arrays:
+            getattr(self, name)[...] = arrays[name]
+        self.t = int(meta["t"])
+        self.learning_rate = float(meta["learning_rate"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and LR schedules.
+
+    ``v = momentum * v - lr * g``; then ``p += v`` (classical) or
+    ``p += momentum * v - lr * g`` (Nesterov), as in scikit-learn.
+    """
+
+    _state_arrays = ("velocity",)
+
+    def __init__(
+        self,
+        n_params: int,
+        dtype: np.dtype,
+        learning_rate_init: float = 0.1,
+        learning_rate: str = "constant",
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        power_t: float = 0.5,
+    ):
+        super().__init__(n_params, dtype, learning_rate_init)
+        self.schedule = learning_rate
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.power_t = float(power_t)
+        self.velocity = np.zeros(n_params, dtype=dtype)
+
+    def _apply(self, params: np.ndarray, grads: np.ndarray) -> None:
+        lr, mu, v, tmp = self.learning_rate, self.momentum, self.velocity, self._tmp
+        np.multiply(grads, lr, out=tmp)  # lr * g
+        if mu == 0.0:
+            params -= tmp
+            return
+        v *= mu
+        v -= tmp
+        if self.nesterov:
+            params -= tmp
+            np.multiply(v, mu, out=tmp)
+            params += tmp
+        else:
+            params += v
+
+    def epoch_end(self, samples_seen: int) -> None:
+        if self.schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (samples_seen + 1) ** self.power_t
+
+    def on_plateau(self) -> bool:
+        if self.schedule != "adaptive" or self.learning_rate <= MIN_ADAPTIVE_LR:
+            return True
+        self.learning_rate /= ADAPTIVE_DIVISOR
+        return False
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with the bias correction folded into the step size.
+
+    ``m = b1 m + (1-b1) g``; ``v = b2 v + (1-b2) g^2``;
+    ``p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``.
+    """
+
+    _state_arrays = ("m", "v")
+
+    def __init__(
+        self,
+        n_params: int,
+        dtype: np.dtype,
+        learning_rate_init: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+    ):
+        super().__init__(n_params, dtype, learning_rate_init)
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.m = np.zeros(n_params, dtype=dtype)
+        self.v = np.zeros(n_params, dtype=dtype)
+
+    def _apply(self, params: np.ndarray, grads: np.ndarray) -> None:
+        b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
+        step = self.learning_rate * np.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+        # m += (1 - b1) (g - m)  ==  b1 m + (1 - b1) g
+        np.subtract(grads, m, out=tmp)
+        tmp *= 1.0 - b1
+        m += tmp
+        # v += (1 - b2) (g^2 - v)
+        np.multiply(grads, grads, out=tmp)
+        tmp -= v
+        tmp *= 1.0 - b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += self.epsilon
+        np.divide(m, tmp, out=tmp)
+        tmp *= step
+        params -= tmp
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -1,0 +1,227 @@
+"""Rosenblatt's perceptron: a step activation and the perceptron learning rule.
+
+For each row in turn, if ``t * (w . x + b) <= 0`` (wrong side of the boundary,
+``t`` in {-1, +1}) then ``w += eta0 * t * x`` and ``b += eta0 * t``. On linearly
+separable data this stops making mistakes after finitely many updates; on XOR it
+never does, and ``fit`` reports that (``converged_ = False`` and a warning). More
+than two classes are handled one-vs-rest, one weight vector per class.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .serialization import ModelFileError, load_npz, require, save_npz
+from .validation import (
+    check_array,
+    check_is_fitted,
+    check_n_features,
+    check_positive,
+    check_rng,
+    resolve_dtype,
+)
+
+
+class ConvergenceWarning(UserWarning):
+    """Training stopped at max_iter without reaching its stopping criterion."""
+
+
+class Perceptron:
+    """Binary (or one-vs-rest multiclass) perceptron.
+
+    Parameters
+    ----------
+    eta0 : float, default 1.0
+        Step of each update.
+    max_iter : int, default 1000
+        Maximum passes over the data.
+    fit_intercept : bool, default True
+        Learn the bias ``b``.
+    shuffle : bool, default True
+        Visit rows in a new seeded order each pass.
+    random_state : None, int or numpy.random.Generator
+    dtype : {'float32', 'float64'}, default 'float64'
+    verbose : bool, default False
+        Print the number of mistakes per pass.
+
+    Attributes
+    ----------
+    coef_ : ndarray (1, n_features) for two classes, else (n_classes, n_features)
+    intercept_ : ndarray (1,) or (n_classes,)
+    classes_ : ndarray (n_classes,)
+    errors_ : list of int
+        Mistakes (updates) in each pass.
+    n_iter_ : int
+        Passes made. ``converged_``: True when the last pass made no mistake.
+    """
+
+    _param_names = ("eta0", "max_iter", "fit_intercept", "shuffle", "random_state", "dtype")
+    _param_names += ("verbose",)
+
+    def __init__(
+        self,
+        eta0=1.0,
+        max_iter=1000,
+        fit_intercept=True,
+        shuffle=True,
+        random_state=None,
+        dtype="float64",
+        verbose=False,
+    ):
+        self.eta0 = eta0
+        self.max_iter = max_iter
+        self.fit_intercept = fit_intercept
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.dtype = dtype
+        self.verbose = verbose
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        return {k: getattr(self, k) for k in self._param_names}
+
+    def set_params(self, **params: Any) -> Perceptron:
+        """Set constructor parameters; unknown names raise ValueError naming the allowed ones."""
+        for key, value in params.items():
+            if key not in self._param_names:
+                raise ValueError(
+                    f"Perceptron has no parameter {key!r}; allowed: {', '.join(self._param_names)}"
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        return "Perceptron(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
+
+    def __sklearn_tags__(self):
+        tags_mod = sys.modules["sklearn.utils._tags"]
+        return tags_mod.Tags(
+            estimator_type="classifier",
+            target_tags=tags_mod.TargetTags(required=True),
+            classifier_tags=tags_mod.ClassifierTags(),
+        )
+
+    def fit(self, X: Any, y: Any) -> Perceptron:
+        """Learn from X (n_samples, n_features) and labels y (n_samples,)."""
+        check_positive("eta0", self.eta0)
+        check_positive("max_iter", self.max_iter, integer=True)
+        dtype = resolve_dtype(self.dtype)
+        rng = check_rng(self.random_state)
+        X = check_array(X, dtype=dtype)
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise ValueError(
+                f"y must be 1-D with one label per row of X ({X.shape[0]}); got shape {y.shape}"
+            )
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"need at least 2 classes; got {self.classes_.tolist()}")
+        idx = np.searchsorted(self.classes_, y)
+        k = 1 if len(self.classes_) == 2 else len(self.classes_)
+        # Targets in {-1, +1}, one column per weight vector.
+        T = np.where(idx[:, None] == (np.arange(k) + (k == 1)), 1.0, -1.0).astype(dtype)
+        W = np.zeros((X.shape[1], k), dtype=dtype)  # (n_features, k)
+        b = np.zeros(k, dtype=dtype)
+        eta = dtype.type(self.eta0)
+        self.errors_: list[int] = []
+        self.converged_ = False
+        for _ in range(self.max_iter):
+            order = rng.permutation(X.shape[0]) if self.shuffle else range(X.shape[0])
+            mistakes = 0
+            for i in order:
+                x, t = X[i], T[i]
+                wrong = t * (x @ W + b) <= 0  # (k,)
+                if wrong.any():
+                    step = eta * t * wrong  # (k,)
+                    W += np.outer(x, step)
+                    if self.fit_intercept:
+                        b += step
+                    mistakes += int(wrong.sum())
+            self.errors_.append(mistakes)
+            if self.verbose:
+                print(f"Pass {len(self.errors_)}, mistakes = {mistakes}")
+            if mistakes == 0:
+                self.converged_ = True
+                break
+        self.n_iter_ = len(self.errors_)
+        self.coef_ = np.ascontiguousarray(W.T)
+        self.intercept_ = b
+        self.n_features_in_ = X.shape[1]
+        if not self.converged_:
+            warnings.warn(
+                f"Perceptron did not converge in max_iter={self.max_iter} passes "
+                f"({self.errors_[-1]} mistakes in the last); the classes are probably not "
+                "linearly separable",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Signed distance-like score w . x + b: (n_samples,) or (n_samples, n_classes)."""
+        check_is_fitted(self, "coef_")
+        X = check_array(X, dtype=self.coef_.dtype)
+        check_n_features(X, self.n_features_in_, "Perceptron")
+        scores = X @ self.coef_.T + self.intercept_
+        return scores.ravel() if scores.shape[1] == 1 else scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Step activation: the class on the positive side (or the highest score)."""
+        scores = self.decision_function(X)
+        idx = (scores > 0).astype(np.intp) if scores.ndim == 1 else scores.argmax(axis=1)
+        return self.classes_[idx]
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def boundary_line(self) -> tuple[float, float]:
+        """(slope, offset) of the 2-feature boundary x2 = slope * x1 + offset, for plotting."""
+        check_is_fitted(self, "coef_")
+        if self.coef_.shape != (1, 2):
+            raise ValueError(
+                "boundary_line needs a two-class perceptron on exactly 2 features; "
+                f"coef_ has shape {self.coef_.shape}"
+            )
+        w1, w2 = (float(v) for v in self.coef_[0])
+        if w2 == 0.0:
+            raise ValueError(f"the boundary is vertical (x1 = {-self.intercept_[0] / w1:g})")
+        return -w1 / w2, -float(self.intercept_[0]) / w2
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted perceptron to a .npz file atomically."""
+        check_is_fitted(self, "coef_")
+        params = {k: v for k, v in self.get_params().items()}
+        if not isinstance(params["random_state"], int | None):
+            params["random_state"] = None
+        arrays = {"coef_": self.coef_, "intercept_": self.intercept_, "classes_": self.classes_}
+        meta = {
+            "kind": "Perceptron",
+            "params": params,
+            "errors_": self.errors_,
+            "converged_": self.converged_,
+        }
+        save_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Perceptron:
+        """Read a perceptron written by :meth:`save`."""
+        arrays, meta = load_npz(path, kind="Perceptron")
+        try:
+            model = cls(**meta["params"])
+            model.coef_ = require(arrays, "coef_", (None, None), path)
+            k = model.coef_.shape[0]
+            model.intercept_ = require(arrays, "intercept_", (k,), path)
+            model.classes_ = require(arrays, "classes_", (None,), path)
+            model.errors_ = [int(e) for e in meta["errors_"]]
+            model.converged_ = bool(meta["converged_"])
+        except (KeyError, TypeError) as exc:
+            raise ModelFileError(f"{str(path)!r} is not a valid Perceptron file: {exc}") from exc
+        model.n_iter_ = len(model.errors_)
+        model.n_features_in_ = model.coef_.shape[1]
+        return model
