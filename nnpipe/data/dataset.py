@@ -232,8 +232,9 @@ class ParquetDataset:
             )
             self._dataset.scanner(columns=[], filter=expr)  # binds names and types now
         except (pa.ArrowException, TypeError, ValueError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DataError(
-                f"filters={filters!r} cannot be applied to dataset {self.path!r}: {exc}; "
+                f"filters={filters!r} cannot be applied to dataset {self.path!r}: {reason}; "
                 f"columns present: {', '.join(self.schema.names)}"
             ) from exc
         return expr

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from .dataset import DataError, list_parquet_files, resolve_filesystem
 
-PROBE_COLUMNS = ("probe_id", "probe", "pattern_index", "n_flipped")
+PROBE_COLUMNS = ("probe_id", "probe", "pattern_id", "n_flipped")
 
 
 def list_partitions(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
@@ -114,12 +114,12 @@ def write_arrays(path: str, columns: Mapping[str, Any], storage_options: dict | 
 
 
 def read_patterns(dataset_path: str | os.PathLike) -> np.ndarray:
-    """Stored patterns (n_patterns, n_units) int8 of a Hopfield dataset, by pattern_index."""
+    """Stored patterns (n_patterns, n_units) int8 of a Hopfield dataset, by pattern_id."""
     parts = [
-        read_arrays(p, ("pattern_index", "pattern"))
+        read_arrays(p, ("pattern_id", "pattern"))
         for p in list_partitions(posixpath.join(os.fspath(dataset_path), "patterns"))
     ]
-    ids = np.concatenate([p["pattern_index"] for p in parts])
+    ids = np.concatenate([p["pattern_id"] for p in parts])
     patterns = np.concatenate([p["pattern"] for p in parts]).astype(np.int8, copy=False)
     return patterns[np.argsort(ids, kind="stable")]
 
@@ -130,7 +130,7 @@ def list_probe_partitions(dataset_path: str | os.PathLike) -> list[str]:
 
 
 def read_probe_partition(path: str) -> dict[str, np.ndarray]:
-    """One probe file: probe_id, probe (n, n_units) int8, pattern_index (truth), n_flipped."""
+    """One probe file: probe_id, probe (n, n_units) int8, pattern_id (truth), n_flipped."""
     return read_arrays(path, PROBE_COLUMNS)
 
 

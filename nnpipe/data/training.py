@@ -87,6 +87,19 @@ def _load_state(checkpoint_dir: Path, model: Any, dataset: Any, random_state: in
     return state, type(model).load(ckpt)
 
 
+def _method(model: Any, name: str) -> Callable | None:
+    """Bound method ``name`` of ``model``, even when an instance attribute shadows it.
+
+    scikit-learn's parameter ``loss`` ('squared_error') is stored on the instance
+    and hides the ``loss(X, y)`` method of the class.
+    """
+    attr = getattr(model, name, None)
+    if callable(attr):
+        return attr
+    attr = getattr(type(model), name, None)
+    return attr.__get__(model) if callable(attr) else None
+
+
 class _ValidationRows:
     """Validation rows of one epoch's read, kept while they fit in ``max_bytes``."""
 
@@ -144,7 +157,7 @@ def train_out_of_core(
     (all kept) with ``training_state.json``; with ``resume`` a rerun continues after
     the last one. Returns with the best epoch's weights when ``restore_best``.
     """
-    missing = [name for name in _REQUIRED if not callable(getattr(model, name, None))]
+    missing = [name for name in _REQUIRED if _method(model, name) is None]
     if missing:
         raise ValueError(
             f"{type(model).__name__} cannot be trained out of core: it has no "
@@ -221,7 +234,7 @@ def train_out_of_core(
                 model.partial_fit(Xb, yb)
             batch_loss = getattr(model, "batch_loss_", None)
             if batch_loss is None:
-                batch_loss = model.loss(Xb, yb)
+                batch_loss = _method(model, "loss")(Xb, yb)
             loss_sum += float(batch_loss) * len(Xb)
             n_seen += len(Xb)
         if n_seen == 0:
@@ -244,8 +257,9 @@ def train_out_of_core(
             else:
                 val_batches = val_stream.epoch(0)
             v_sum, v_n = 0.0, 0
+            model_loss = _method(model, "loss")
             for Xv, yv in val_batches:
-                v_sum += model.loss(Xv, yv) * len(Xv)
+                v_sum += model_loss(Xv, yv) * len(Xv)
                 v_n += len(Xv)
             val_loss = v_sum / v_n if v_n else None
 

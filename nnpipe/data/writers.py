@@ -162,10 +162,10 @@ def write_hopfield_dataset(
 ) -> WrittenDataset:
     """Random bipolar patterns and noisy probes with their ground truth.
 
-    Layout: ``<path>/patterns/part-00000.parquet`` (``pattern_index`` int32,
+    Layout: ``<path>/patterns/part-00000.parquet`` (``pattern_id`` int32,
     ``pattern`` fixed-size list<int8> of n_units in {-1, +1}) and
     ``<path>/probes/part-*.parquet`` (``probe_id`` int64, ``probe`` list<int8>,
-    ``pattern_index`` int32 = the pattern the probe was made from, ``n_flipped``
+    ``pattern_id`` int32 = the pattern the probe was made from, ``n_flipped``
     int32 = units flipped, ``round(flip_fraction * n_units)``).
     """
     path = os.fspath(path)
@@ -192,14 +192,14 @@ def write_hopfield_dataset(
         return {
             "probe_id": np.arange(start, start + n, dtype=np.int64),
             "probe": probes,
-            "pattern_index": target.astype(np.int32),
+            "pattern_id": target.astype(np.int32),
             "n_flipped": np.full(n, n_flip, dtype=np.int32),
         }
 
     _prepare_dir(path, overwrite, storage_options)
     pattern_file = write_table_atomic(
         arrays_to_table(
-            {"pattern_index": np.arange(n_patterns, dtype=np.int32), "pattern": patterns}
+            {"pattern_id": np.arange(n_patterns, dtype=np.int32), "pattern": patterns}
         ),
         posixpath.join(path, "patterns", "part-00000.parquet"),
         storage_options,
@@ -214,5 +214,5 @@ def write_hopfield_dataset(
         n_probes,
         len(files),
         [pattern_file, *files],
-        {"patterns": "pattern", "probes": "probe", "truth": "pattern_index"},
+        {"patterns": "pattern", "probes": "probe", "truth": "pattern_id"},
     )

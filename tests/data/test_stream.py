@@ -1,0 +1,133 @@
+"""iter_minibatches: each row once per epoch, seeded shuffles, split hygiene, scaling, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnpipe.core.scalers import StandardScaler
+from nnpipe.data import ArrayDataset, ParquetDataset, TrainValidationSplit, iter_minibatches
+
+from .conftest import write_parts
+
+
+def row_ids(batches):
+    return np.concatenate([X[:, 2] for X, _ in batches]).astype(int)
+
+
+@pytest.fixture
+def ds(parquet_xy):
+    return ParquetDataset(parquet_xy[0], targets="y")
+
+
+def test_every_row_is_seen_exactly_once_per_epoch(ds):
+    for epoch in (0, 1):
+        batches = list(iter_minibatches(ds, 64, epoch=epoch, buffer_partitions=3))
+        assert sorted(row_ids(batches)) == list(range(1000))
+        assert [len(X) for X, _ in batches] == [64] * 15 + [40]  # only the last is short
+
+
+def test_batches_are_float32_and_y_is_1d_for_one_target(ds):
+    X, y = next(iter(iter_minibatches(ds, 32)))
+    assert X.dtype == np.float32 and y.dtype == np.float32
+    assert X.shape == (32, 3) and y.shape == (32,)
+
+
+def test_same_seed_same_batches_other_epoch_other_order(ds):
+    a = row_ids(iter_minibatches(ds, 50, epoch=2, random_state=5))
+    b = row_ids(iter_minibatches(ds, 50, epoch=2, random_state=5))
+    c = row_ids(iter_minibatches(ds, 50, epoch=3, random_state=5))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_shuffle_buffer_mixes_rows_of_several_partitions(ds):
+    X, _ = next(iter(iter_minibatches(ds, 100, buffer_partitions=4)))
+    partitions = np.unique(X[:, 2].astype(int) // 100)
+    assert len(partitions) == 4  # one batch draws from all four buffered files
+
+
+def test_without_shuffle_rows_come_in_file_order(ds):
+    ids = row_ids(iter_minibatches(ds, 64, shuffle=False))
+    np.testing.assert_array_equal(ids, np.arange(1000))
+
+
+def test_prefetch_does_not_change_the_batches(ds):
+    a = list(iter_minibatches(ds, 64, prefetch=True, random_state=1))
+    b = list(iter_minibatches(ds, 64, prefetch=False, random_state=1))
+    for (Xa, ya), (Xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(Xa, Xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_scalers_are_applied(ds, parquet_xy):
+    _, X, y = parquet_xy
+    xs = StandardScaler().fit(X)
+    ys = StandardScaler().fit(y)
+    Xb, yb = next(iter(iter_minibatches(ds, 1000, shuffle=False, x_scaler=xs, y_scaler=ys)))
+    np.testing.assert_allclose(Xb, xs.transform(X), rtol=1e-6)
+    np.testing.assert_allclose(yb, ys.transform(y), rtol=1e-6)
+
+
+def test_validation_rows_never_appear_in_training_batches(ds):
+    split = TrainValidationSplit(0.25, seed=3)
+    train = set(row_ids(iter_minibatches(ds, 64, subset="train", split=split)))
+    val = set(row_ids(iter_minibatches(ds, 64, subset="validation", split=split)))
+    assert not train & val
+    assert train | val == set(range(1000))
+    assert 180 < len(val) < 320
+    for epoch in (1, 2):  # same split whatever the epoch's shuffle
+        again = set(row_ids(iter_minibatches(ds, 64, epoch=epoch, subset="train", split=split)))
+        assert again == train
+
+
+def test_column_split_by_hive_partition(tmp_path, xy):
+    X, y = xy
+    X = X.copy()
+    X[:, 2] = np.arange(1000)
+    for fold in range(4):
+        write_parts(tmp_path / "ds" / f"fold={fold}", X[fold::4], y[fold::4], 100)
+    ds = ParquetDataset(tmp_path / "ds", targets="y")
+    split = TrainValidationSplit(column="fold", validation_values=[3])
+    val = row_ids(iter_minibatches(ds, 64, subset="validation", split=split))
+    train = row_ids(iter_minibatches(ds, 64, subset="train", split=split))
+    assert set(val) == set(range(3, 1000, 4))
+    assert not set(train) & set(val) and len(train) == 750
+
+
+def test_in_memory_dataset_gives_the_same_batches(ds, parquet_xy):
+    _, X, y = parquet_xy
+    mem = ArrayDataset(X, y, rows_per_partition=100)
+    split = TrainValidationSplit(0.2)
+    for subset in ("train", "validation"):
+        a = list(iter_minibatches(ds, 64, subset=subset, split=split, epoch=1))
+        b = list(iter_minibatches(mem, 64, subset=subset, split=split, epoch=1))
+        assert len(a) == len(b)
+        for (Xa, ya), (Xb, yb) in zip(a, b, strict=True):
+            np.testing.assert_array_equal(Xa, Xb)
+            np.testing.assert_array_equal(ya, yb)
+
+
+def test_bad_stream_arguments_are_named(ds, parquet_xy):
+    with pytest.raises(ValueError, match=r"batch_size=0 is invalid"):
+        iter_minibatches(ds, 0)
+    with pytest.raises(ValueError, match=r"subset='test' is not supported; allowed: 'all'"):
+        iter_minibatches(ds, 8, subset="test", split=TrainValidationSplit())
+    with pytest.raises(ValueError, match=r"subset='train' needs a split"):
+        iter_minibatches(ds, 8, subset="train")
+    with pytest.raises(ValueError, match="x_scaler is not fitted"):
+        iter_minibatches(ds, 8, x_scaler=StandardScaler())
+    with pytest.raises(ValueError, match="x_scaler was fitted on 2 columns but the dataset has 3"):
+        iter_minibatches(ds, 8, x_scaler=StandardScaler().fit(np.ones((4, 2))))
+    with pytest.raises(ValueError, match=r"validation_fraction=1.5 is invalid"):
+        TrainValidationSplit(1.5)
+    with pytest.raises(ValueError, match="needs validation_values"):
+        TrainValidationSplit(column="fold")
+
+
+def test_stream_reads_partitions_on_a_distributed_client(ds, local_client):
+    a = list(iter_minibatches(ds, 64, random_state=4, client=local_client))
+    b = list(iter_minibatches(ds, 64, random_state=4))
+    assert sorted(row_ids(a)) == list(range(1000))
+    for (Xa, _), (Xb, _) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(Xa, Xb)
