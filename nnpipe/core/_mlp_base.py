@@ -540,6 +540,7 @@ class BaseMLP:
             sizes = [int(s) for s in meta["layer_sizes"]]
             if sizes[1:-1] != model._hidden:
                 raise ModelFileError(f"{str(path)!r}: layer sizes {sizes} contradict parameters")
+            model._load_extra(arrays, meta, path)  # classes_ decide the output activation
             model._initialize(sizes[0], sizes[-1])
             n_total = model._params.shape[0]
             model._params[...] = require(arrays, "params", (n_total,), path)
@@ -559,7 +560,6 @@ class BaseMLP:
             model.best_loss_ = np.inf if best is None else float(best)
             model.best_epoch_ = int(meta["best_epoch_"])
             model._no_improvement_count = int(meta["no_improvement_count"])
-            model._load_extra(arrays, meta, path)
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ModelFileError):
                 raise
