@@ -1,0 +1,411 @@
+"""Hopfield associative memory (Hopfield 1982): store bipolar patterns, recall noisy ones.
+
+One fully connected layer of +-1 neurons, every neuron both input and output, with
+symmetric weights and a zero diagonal. Recall lowers the energy ``-1/2 s W s``
+until no neuron wants to flip (a fixed point: a stored pattern, its reverse, or a
+spurious state such as a 3-mixture). See :mod:`nnpipe.core.hopfield_rules` for the
+learning rules and the exact weight grid, :mod:`nnpipe.core.hopfield_dynamics` for
+recall and :mod:`nnpipe.core.hopfield_states` for classifying states.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .hopfield_dynamics import (
+    DenseFields,
+    Fields,
+    LowRankFields,
+    RecallResult,
+    empty_result,
+    exact_energy,
+    flipping,
+    recall_async,
+    recall_sync,
+)
+from .hopfield_rules import RULES, LearningRule, to_grid
+from .hopfield_states import (
+    LABELS,
+    Classification,
+    check_bipolar,
+    classify,
+    classify_states,
+    energy,
+    to_bipolar,
+)
+from .serialization import ModelFileError, load_npz, require, save_npz
+from .validation import check_is_fitted, check_option, check_positive, check_rng
+
+__all__ = [
+    "HEBBIAN_CAPACITY",
+    "LABELS",
+    "RULES",
+    "UPDATES",
+    "CapacityWarning",
+    "Classification",
+    "HopfieldNetwork",
+    "LearningRule",
+    "RecallResult",
+    "classify",
+    "energy",
+    "to_bipolar",
+]
+
+UPDATES = ("async", "sync")
+
+# Critical load of Hebbian storage for random patterns, alpha_c = P / N ~ 0.138
+# (Amit, Gutfreund & Sompolinsky 1985); past it retrieval states disappear.
+HEBBIAN_CAPACITY = 0.138
+
+# Largest |integer| float32 adds exactly is 2**24; keep a factor 4 of headroom for
+# the partial sums of the block updates.
+_FLOAT32_EXACT = 2**22
+
+# Probe rows recalled together: bounds the (rows, N) working matrices to ~64 MB.
+_CHUNK_ELEMENTS = 1 << 24
+
+
+class CapacityWarning(UserWarning):
+    """More patterns are stored than the learning rule can recall reliably."""
+
+
+class HopfieldNetwork:
+    """Hopfield network with Hebbian, Storkey or pseudo-inverse learning.
+
+    Parameters
+    ----------
+    rule : {'hebbian', 'storkey', 'pseudoinverse'}, default 'hebbian'
+        Learning rule, see :data:`RULES`.
+    update : {'async', 'sync'}, default 'async'
+        Async: one neuron at a time, each sweep in a seeded random order shared by all
+        probes; energy never rises and recall ends in a fixed point. Sync: all neurons
+        at once; may end in a 2-cycle, which is detected.
+    max_iter : int, default 100
+        Most sweeps (async) or parallel steps (sync) per probe.
+    random_state : None, int or numpy.random.Generator
+        Seeds the sweep orders (drawn once in ``fit`` and saved with the model).
+
+    Attributes
+    ----------
+    weights_ : ndarray of float64, shape (n_neurons, n_neurons)
+        Symmetric, zero diagonal; equal to ``weights_q_ / weights_scale_``.
+    weights_q_ : ndarray of float64, shape (n_neurons, n_neurons)
+        Integer-valued weights used for exact fields.
+    weights_scale_ : float
+    patterns_ : ndarray of int8, shape (n_patterns, n_neurons)
+        Stored patterns, in order.
+    n_neurons_, n_features_in_ : int
+    order_seed_ : int
+        Seed of the sweep orders, see :meth:`sweep_orders`.
+    """
+
+    _param_names = ("rule", "update", "max_iter", "random_state")
+
+    def __init__(
+        self,
+        rule: str = "hebbian",
+        update: str = "async",
+        max_iter: int = 100,
+        random_state: Any = None,
+    ):
+        self.rule = rule
+        self.update = update
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    # -- parameters --------------------------------------------------------------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        return {k: getattr(self, k) for k in self._param_names}
+
+    def set_params(self, **params: Any) -> HopfieldNetwork:
+        """Set constructor parameters; unknown names are an error."""
+        for key, value in params.items():
+            check_option("parameter", key, self._param_names)
+            setattr(self, key, value)
+        return self
+
+    def _check_params(self) -> None:
+        check_option("rule", self.rule, RULES)
+        check_option("update", self.update, UPDATES)
+        check_positive("max_iter", self.max_iter, integer=True)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- learning ----------------------------------------------------------------
+    def fit(self, patterns: Any) -> HopfieldNetwork:
+        """Forget everything, then store ``patterns`` (n_patterns, n_neurons) in {-1, +1}."""
+        self._reset()
+        return self._learn(patterns, warn=True)
+
+    def partial_fit(self, patterns: Any) -> HopfieldNetwork:
+        """Store more patterns (Hebbian and Storkey update; pseudo-inverse recomputes)."""
+        return self._learn(patterns, warn=True)
+
+    def _fit(self, patterns: Any, *, warn: bool) -> HopfieldNetwork:
+        # fit() with the capacity warning optional (capacity_curve overloads on purpose).
+        self._reset()
+        return self._learn(patterns, warn=warn)
+
+    def _reset(self) -> None:
+        for attr in ("weights_q_", "weights_scale_", "patterns_", "n_neurons_", "order_seed_"):
+            self.__dict__.pop(attr, None)
+
+    def _learn(self, patterns: Any, *, warn: bool) -> HopfieldNetwork:
+        self._check_params()
+        X = check_bipolar(patterns, "patterns")  # (P_new, N)
+        fitted = hasattr(self, "weights_q_")
+        if fitted:
+            self._check_neurons(X, "patterns")
+            if self.rule_ != self.rule:
+                raise ValueError(
+                    f"this network holds weights of rule {self.rule_!r}, not {self.rule!r}; "
+                    "call fit to relearn all patterns with the new rule"
+                )
+            stored = np.concatenate([self.patterns_, X])
+        else:
+            stored = X
+        rule: LearningRule = RULES[self.rule]
+        if fitted and rule.incremental:
+            q, scale = rule.learn(self.weights_q_, self.weights_scale_, X, stored)
+        else:
+            q, scale = rule.learn(None, None, stored, stored)
+        if not fitted:
+            seed = check_rng(self.random_state).integers(2**63)
+            self.order_seed_ = int(seed)
+        self._set_state(q, scale, stored, self.rule)
+        if warn:
+            self._warn_capacity()
+        return self
+
+    def _set_state(self, q: np.ndarray, scale: float, patterns: np.ndarray, rule) -> None:
+        self.weights_q_ = q
+        self.weights_scale_ = float(scale)
+        self.patterns_ = patterns
+        self.rule_ = rule
+        self.n_neurons_ = self.n_features_in_ = int(q.shape[0])
+        self._fields: Fields | None = None
+        self._weights: np.ndarray | None = None
+
+    def _warn_capacity(self) -> None:
+        n_patterns, n = self.patterns_.shape
+        load = n_patterns / n
+        if self.rule_ == "hebbian" and load > HEBBIAN_CAPACITY:
+            message = (
+                f"{n_patterns} patterns in {n} neurons is a load of {load:.3f}, past the "
+                f"Hebbian capacity of about {HEBBIAN_CAPACITY} N ({int(HEBBIAN_CAPACITY * n)} "
+                "patterns): recall will degrade. Use rule='storkey' or rule='pseudoinverse' "
+                "to store more."
+            )
+        elif self.rule_ == "pseudoinverse" and n_patterns >= n:
+            message = (
+                f"{n_patterns} patterns in {n} neurons: the pseudo-inverse rule needs fewer "
+                "patterns than neurons; with as many, every state is a fixed point"
+            )
+        else:
+            return
+        warnings.warn(CapacityWarning(message), stacklevel=4)
+
+    @classmethod
+    def from_weights(
+        cls, weights: Any, patterns: Any = None, *, update: str = "async", **params: Any
+    ) -> HopfieldNetwork:
+        """A network with given symmetric, zero-diagonal ``weights`` (N, N).
+
+        ``patterns`` (optional) are the stored patterns :meth:`classify` compares with.
+        Such a network has no learning rule, so ``partial_fit`` refuses it.
+        """
+        W = np.asarray(weights, dtype=np.float64)
+        if W.ndim != 2 or W.shape[0] != W.shape[1] or W.shape[0] < 1:
+            raise ValueError(f"weights must be a square (N, N) matrix; got shape {W.shape}")
+        if not np.isfinite(W).all():
+            i, j = np.argwhere(~np.isfinite(W))[0]
+            raise ValueError(f"weights[{i}, {j}] is {W[i, j]!r}; weights must be finite")
+        _check_symmetric_zero_diagonal(W, "weights")
+        net = cls(update=update, **params)
+        net._check_params()
+        n = W.shape[0]
+        X = np.zeros((0, n), np.int8) if patterns is None else check_bipolar(patterns)
+        if X.shape[1] != n:
+            raise ValueError(f"patterns have {X.shape[1]} neurons, weights have {n}")
+        q, scale = to_grid(W)
+        net.order_seed_ = int(check_rng(net.random_state).integers(2**63))
+        net._set_state(q, scale, X, None)
+        return net
+
+    # -- recall ------------------------------------------------------------------
+    @property
+    def weights_(self) -> np.ndarray:
+        """Weight matrix (n_neurons, n_neurons), float64."""
+        check_is_fitted(self, "weights_q_")
+        if getattr(self, "_weights", None) is None:
+            self._weights = self.weights_q_ / self.weights_scale_
+        return self._weights
+
+    @property
+    def n_patterns_(self) -> int:
+        check_is_fitted(self, "patterns_")
+        return int(self.patterns_.shape[0])
+
+    def _check_neurons(self, X: np.ndarray, name: str) -> None:
+        if X.shape[1] != self.n_neurons_:
+            raise ValueError(
+                f"{name} have {X.shape[1]} neurons (columns), but this network has "
+                f"{self.n_neurons_}"
+            )
+
+    def _engine(self) -> Fields:
+        if getattr(self, "_fields", None) is None:
+            n_patterns, n = self.patterns_.shape
+            if self.rule_ is not None and RULES[self.rule_].low_rank and 2 * n_patterns < n:
+                dtype = np.float32 if n * n_patterns <= _FLOAT32_EXACT else np.float64
+                self._fields = LowRankFields(self.patterns_, dtype)
+            else:
+                bound = n * float(np.max(np.abs(self.weights_q_)))
+                dtype = np.float32 if bound <= _FLOAT32_EXACT else np.float64
+                self._fields = DenseFields(self.weights_q_, dtype)
+        return self._fields
+
+    def _check_states(self, states: Any, name: str) -> np.ndarray:
+        check_is_fitted(self, "weights_q_")
+        if isinstance(states, RecallResult):
+            states = states.states
+        # Zero rows are fine: an empty partition of a dataset recalls to an empty result.
+        S = check_bipolar(states, name, allow_empty=True)
+        self._check_neurons(S, name)
+        return S
+
+    def sweep_orders(self, n_sweeps: int) -> np.ndarray:
+        """Neuron visiting order of the first ``n_sweeps`` async sweeps (n_sweeps, N)."""
+        check_is_fitted(self, "order_seed_")
+        rng = np.random.default_rng(self.order_seed_)
+        return np.stack([rng.permutation(self.n_neurons_) for _ in range(n_sweeps)])
+
+    def recall(self, probes: Any, *, batch_size: int | None = None) -> RecallResult:
+        """Run the dynamics from each probe (n_probes, n_neurons) in {-1, +1}.
+
+        ``batch_size`` only bounds memory: a probe's result never depends on it.
+        """
+        self._check_params()
+        S = self._check_states(probes, "probes")  # (n_probes, N)
+        if batch_size is not None:
+            check_positive("batch_size", batch_size, integer=True)
+        rows = batch_size or max(1, _CHUNK_ELEMENTS // self.n_neurons_)
+        fields = self._engine()
+        orders: list[np.ndarray] = []
+        rng = np.random.default_rng(self.order_seed_)
+
+        def order(sweep: int) -> np.ndarray:
+            while len(orders) <= sweep:
+                orders.append(rng.permutation(self.n_neurons_))
+            return orders[sweep]
+
+        parts = []
+        for lo in range(0, S.shape[0], rows):
+            chunk = S[lo : lo + rows]
+            if self.update == "async":
+                part = recall_async(fields, chunk, order, self.max_iter, self.weights_scale_)
+            else:
+                part = recall_sync(fields, chunk, self.max_iter, self.weights_scale_)
+            parts.append(part)
+        if not parts:
+            return empty_result(0, self.n_neurons_)
+        return parts[0] if len(parts) == 1 else RecallResult.concatenate(parts)
+
+    def energy(self, states: Any) -> np.ndarray:
+        """Energy ``-1/2 s W s`` of each state (n_states, n_neurons), computed exactly."""
+        S = self._check_states(states, "states")
+        return exact_energy(self._engine(), S, self.weights_scale_)
+
+    def is_fixed_point(self, states: Any) -> np.ndarray:
+        """Per state: True when no neuron would flip (a zero field keeps the state)."""
+        S = self._check_states(states, "states")
+        return ~flipping(self._engine(), S)
+
+    def classify(self, states: Any, *, max_hamming: int = 0, max_order: int = 7) -> Classification:
+        """Say which kind of state each one is: see :data:`LABELS`.
+
+        ``states`` is (n_states, n_neurons) or a :class:`RecallResult`. A fixed point
+        within ``max_hamming`` bits of a stored pattern, a reversed one or an odd
+        mixture of up to ``max_order`` patterns counts as that kind.
+        """
+        S = self._check_states(states, "states")
+        check_positive("max_hamming", max_hamming, integer=True, allow_zero=True)
+        check_positive("max_order", max_order, integer=True)
+        moving = flipping(self._engine(), S)
+        return classify_states(
+            S, self.patterns_, moving, max_hamming=max_hamming, max_order=max_order
+        )
+
+    # -- persistence -------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # Caches are rebuilt on demand; keep pickles (e.g. to Dask workers) small.
+        state = self.__dict__.copy()
+        state.pop("_fields", None)
+        state.pop("_weights", None)
+        return state
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the network to a ``.npz`` file atomically (no pickle)."""
+        check_is_fitted(self, "weights_q_")
+        params = self.get_params()
+        if not (params["random_state"] is None or isinstance(params["random_state"], int)):
+            params["random_state"] = None  # a Generator; order_seed_ keeps recall identical
+        meta = {
+            "kind": type(self).__name__,
+            "params": params,
+            "rule_": self.rule_,
+            "weights_scale": self.weights_scale_,
+            "order_seed": self.order_seed_,
+        }
+        save_npz(path, {"weights_q": self.weights_q_, "patterns": self.patterns_}, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> HopfieldNetwork:
+        """Read a network written by :meth:`save`; every array is checked."""
+        arrays, meta = load_npz(path, kind=cls.__name__)
+        q = require(arrays, "weights_q", (None, None), path).astype(np.float64)
+        n = q.shape[0]
+        patterns = require(arrays, "patterns", (None, n), path)
+        try:
+            net = cls(**meta.get("params", {}))
+            net._check_params()
+            rule_ = meta.get("rule_")
+            if rule_ is not None:
+                check_option("rule_", rule_, RULES)
+            scale = float(meta["weights_scale"])
+            seed = int(meta["order_seed"])
+            if q.shape != (n, n) or not np.isfinite(q).all() or (q != np.rint(q)).any():
+                raise ValueError("weights_q must be a square matrix of finite integers")
+            _check_symmetric_zero_diagonal(q, "weights_q")
+            patterns = check_bipolar(patterns, "patterns") if len(patterns) else patterns
+            if not (np.isfinite(scale) and scale > 0 and 0 <= seed < 2**63):
+                raise ValueError(f"weights_scale={scale} or order_seed={seed} out of range")
+            if rule_ == "hebbian":
+                counts, _ = RULES["hebbian"].learn(None, None, patterns, patterns)
+                if not np.array_equal(counts, q):
+                    raise ValueError("Hebbian weights do not match the stored patterns")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{str(path)!r} is not a valid HopfieldNetwork: {exc}") from exc
+        net.order_seed_ = seed
+        net._set_state(q, scale, patterns.astype(np.int8), rule_)
+        return net
+
+
+def _check_symmetric_zero_diagonal(W: np.ndarray, name: str) -> None:
+    diagonal = np.flatnonzero(np.diagonal(W))
+    if diagonal.size:
+        i = int(diagonal[0])
+        raise ValueError(f"{name}[{i}, {i}] is {W[i, i]!r}; the diagonal must be zero")
+    asymmetric = np.argwhere(W != W.T)
+    if asymmetric.size:
+        i, j = (int(v) for v in asymmetric[0])
+        raise ValueError(
+            f"{name} must be symmetric: [{i}, {j}] is {W[i, j]!r} but [{j}, {i}] is {W[j, i]!r}"
+        )

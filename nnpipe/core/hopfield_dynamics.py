@@ -1,0 +1,262 @@
+"""Recall dynamics of the Hopfield network: exact local fields, async and sync updates.
+
+States are +-1 in a neuron-major float matrix ``S`` (N, n_probes), one probe per
+column; fields are ``H = q @ S`` for the integer-valued weights ``q`` of
+:mod:`nnpipe.core.hopfield_rules`, so every sum is exact and the result for one
+probe never depends on the rest of the batch.
+
+A neuron flips when its field has the opposite sign of its state; on a zero field it
+keeps its state. Each flip lowers the energy ``-1/2 s q s`` by ``2 |h_i|`` > 0.
+
+Async recall visits the neurons of each sweep in one order shared by all probes and
+processes them in blocks: inside a block a neuron's field is its field at the block
+start plus the effect of the flips made earlier in the block; after the block the
+fields of the probes that flipped are brought up to date with one matrix product.
+The result is exactly that of visiting neurons one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Neurons per block of an async sweep: large enough for an efficient matrix
+# product, small enough that the neuron-by-neuron updates inside a block stay cheap.
+_BLOCK = 64
+
+
+@dataclass
+class RecallResult:
+    """Outcome of recalling a batch of probes.
+
+    Attributes
+    ----------
+    states : ndarray of int8, shape (n_probes, n_neurons)
+        Final states. For a sync 2-cycle, one of the two states of the cycle.
+    converged : ndarray of bool, shape (n_probes,)
+        True when the final state is a fixed point that recall confirmed.
+    n_sweeps : ndarray of int32, shape (n_probes,)
+        Async: full sweeps done, the last (confirming) one included. Sync: parallel
+        update steps done.
+    energy : ndarray of float64, shape (n_probes,)
+        ``-1/2 s W s`` of the final state.
+    period : ndarray of int8, shape (n_probes,)
+        1 = fixed point, 2 = 2-cycle (sync only), 0 = still changing at ``max_iter``.
+    """
+
+    states: np.ndarray
+    converged: np.ndarray
+    n_sweeps: np.ndarray
+    energy: np.ndarray
+    period: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.states.shape[0])
+
+    @classmethod
+    def concatenate(cls, results: Sequence[RecallResult]) -> RecallResult:
+        """Join results of consecutive batches, in order."""
+        if not results:
+            raise ValueError("concatenate needs at least one RecallResult")
+        fields = ("states", "converged", "n_sweeps", "energy", "period")
+        return cls(**{f: np.concatenate([getattr(r, f) for r in results]) for f in fields})
+
+
+class DenseFields:
+    """Fields kept as the full matrix ``H = q @ S`` (N, n_probes)."""
+
+    def __init__(self, q: np.ndarray, dtype: np.dtype):
+        self.q = np.ascontiguousarray(q, dtype=dtype)  # (N, N), symmetric
+        self.dtype = self.q.dtype
+
+    def start(self, S: np.ndarray) -> np.ndarray:
+        return self.q @ S  # (N, B)
+
+    def fields(self, state: np.ndarray, S: np.ndarray) -> np.ndarray:
+        return state
+
+    def block(self, state: np.ndarray, S: np.ndarray, J: np.ndarray) -> np.ndarray:
+        return state[J]  # (b, B)
+
+    def coupling(self, J: np.ndarray) -> np.ndarray:
+        return self.q[np.ix_(J, J)]  # (b, b)
+
+    def apply(self, state: np.ndarray, cols: np.ndarray, delta: np.ndarray, J: np.ndarray):
+        _add_columns(state, cols, self.q[J].T @ delta)  # (N, b) @ (b, m)
+
+    def s_dot_h(self, state: np.ndarray, S: np.ndarray) -> np.ndarray:
+        return np.einsum("ij,ij->j", S, state, dtype=np.float64)
+
+
+class LowRankFields:
+    """Hebbian fields through the overlaps ``M = X @ S`` (P, n_probes).
+
+    ``q = X^T X - P I`` gives ``H = X^T M - P S``; with P << N a flip updates P
+    overlaps instead of N fields. Same integers as :class:`DenseFields`.
+    """
+
+    def __init__(self, patterns: np.ndarray, dtype: np.dtype):
+        self.x = np.ascontiguousarray(patterns, dtype=dtype)  # (P, N)
+        self.xt = np.ascontiguousarray(self.x.T)  # (N, P)
+        self.n_patterns = patterns.shape[0]
+        self.dtype = self.x.dtype
+
+    def start(self, S: np.ndarray) -> np.ndarray:
+        return self.x @ S  # (P, B)
+
+    def fields(self, state: np.ndarray, S: np.ndarray) -> np.ndarray:
+        return self.xt @ state - self.n_patterns * S  # (N, B)
+
+    def block(self, state: np.ndarray, S: np.ndarray, J: np.ndarray) -> np.ndarray:
+        return self.xt[J] @ state - self.n_patterns * S[J]  # (b, B)
+
+    def coupling(self, J: np.ndarray) -> np.ndarray:
+        xj = self.xt[J]  # (b, P)
+        c = xj @ xj.T
+        np.fill_diagonal(c, 0)
+        return c
+
+    def apply(self, state: np.ndarray, cols: np.ndarray, delta: np.ndarray, J: np.ndarray):
+        _add_columns(state, cols, self.xt[J].T @ delta)  # (P, b) @ (b, m)
+
+    def s_dot_h(self, state: np.ndarray, S: np.ndarray) -> np.ndarray:
+        m = state.astype(np.float64)
+        return np.einsum("ij,ij->j", m, m) - self.n_patterns * S.shape[0]
+
+
+def _add_columns(state: np.ndarray, cols: np.ndarray, update: np.ndarray) -> None:
+    if cols.size == state.shape[1]:
+        state += update
+    else:
+        state[:, cols] += update
+
+
+Fields = DenseFields | LowRankFields
+
+
+def empty_result(n_probes: int, n_neurons: int) -> RecallResult:
+    """A result for ``n_probes`` probes, to be filled in."""
+    return RecallResult(
+        states=np.empty((n_probes, n_neurons), dtype=np.int8),
+        converged=np.zeros(n_probes, dtype=bool),
+        n_sweeps=np.zeros(n_probes, dtype=np.int32),
+        energy=np.empty(n_probes, dtype=np.float64),
+        period=np.zeros(n_probes, dtype=np.int8),
+    )
+
+
+def recall_async(
+    fields: Fields,
+    probes: np.ndarray,
+    order: Callable[[int], np.ndarray],
+    max_iter: int,
+    scale: float,
+) -> RecallResult:
+    """Asynchronous recall of ``probes`` (B, N); ``order(t)`` is sweep t's neuron order."""
+    n_probes, n_neurons = probes.shape
+    out = empty_result(n_probes, n_neurons)
+    S = np.array(probes.T, dtype=fields.dtype, order="C")  # (N, B): neuron-major
+    state = fields.start(S)
+    active = np.arange(n_probes)  # rows of `out` still being recalled
+
+    def finish(cols: np.ndarray, converged: bool) -> None:
+        idx = active[cols]
+        out.states[idx] = S[:, cols].T
+        out.energy[idx] = -0.5 * fields.s_dot_h(state[:, cols], S[:, cols]) / scale
+        out.converged[idx] = converged
+        out.period[idx] = 1 if converged else 0
+
+    for sweep in range(max_iter):
+        perm = order(sweep)
+        changed = np.zeros(len(active), dtype=bool)
+        for lo in range(0, n_neurons, _BLOCK):
+            J = perm[lo : lo + _BLOCK]
+            cols = _sweep_block(fields, state, S, J)
+            changed[cols] = True
+        out.n_sweeps[active] += 1
+        if not changed.all():
+            finish(np.flatnonzero(~changed), converged=True)
+            S, state, active = S[:, changed], state[:, changed], active[changed]
+        if active.size == 0:
+            return out
+    finish(np.arange(len(active)), converged=False)
+    return out
+
+
+def _sweep_block(fields: Fields, state: np.ndarray, S: np.ndarray, J: np.ndarray) -> np.ndarray:
+    """Visit neurons ``J`` in order for every probe; return the probes (columns) that moved.
+
+    A neuron's field is its field at the block start plus the effect of the flips made
+    earlier in the block: ``h_k = h0_k + c[k, :k] @ D[:k]`` with ``D`` the state changes.
+    """
+    h0 = fields.block(state, S, J)  # (b, B)
+    s = S[J]  # (b, B) copy
+    D = np.zeros_like(s)  # (b, B): 0 or the change 2 * s_new
+    c = fields.coupling(J)  # (b, b)
+    top = 0  # rows of D below `top` may be nonzero
+    for k in range(len(J)):
+        h = h0[k] + c[k, :top] @ D[:top] if top else h0[k]
+        flip = np.flatnonzero(h * s[k] < 0)
+        if flip.size:
+            new = -s[k, flip]
+            s[k, flip] = new
+            D[k, flip] = 2 * new
+            top = k + 1
+    if top == 0:
+        return np.empty(0, dtype=np.intp)
+    cols = np.flatnonzero(D[:top].any(axis=0))
+    S[J] = s
+    if 4 * cols.size > D.shape[1]:
+        # Scattering into most columns costs more than multiplying the zero ones.
+        fields.apply(state, np.arange(D.shape[1]), D, J)
+    else:
+        fields.apply(state, cols, D[:, cols], J)
+    return cols
+
+
+def recall_sync(fields: Fields, probes: np.ndarray, max_iter: int, scale: float) -> RecallResult:
+    """Synchronous recall: every neuron at once; fixed points and 2-cycles detected."""
+    n_probes, n_neurons = probes.shape
+    out = empty_result(n_probes, n_neurons)
+    S = np.array(probes.T, dtype=fields.dtype, order="C")  # (N, B)
+    previous = None
+    active = np.arange(n_probes)
+    H = fields.fields(fields.start(S), S)  # (N, B)
+    for _ in range(max_iter):
+        new = np.where(H > 0, 1, np.where(H < 0, -1, S)).astype(S.dtype)
+        out.n_sweeps[active] += 1
+        fixed = (new == S).all(axis=0)
+        cycle = (new == previous).all(axis=0) & ~fixed if previous is not None else fixed & False
+        done = fixed | cycle
+        if done.any():
+            idx = active[done]
+            out.states[idx] = S[:, done].T
+            out.energy[idx] = -0.5 * np.einsum("ij,ij->j", S[:, done], H[:, done], dtype=np.float64)
+            out.energy[idx] /= scale
+            out.converged[idx] = fixed[done]
+            out.period[idx] = np.where(fixed[done], 1, 2)
+            keep = ~done
+            if not keep.any():
+                return out
+            S, new, active = S[:, keep], new[:, keep], active[keep]
+        previous, S = S, new
+        H = fields.fields(fields.start(S), S)
+    # Not settled within max_iter: report the last state reached.
+    out.states[active] = S.T
+    out.energy[active] = -0.5 * np.einsum("ij,ij->j", S, H, dtype=np.float64) / scale
+    return out
+
+
+def flipping(fields: Fields, states: np.ndarray) -> np.ndarray:
+    """Per state (row of ``states``), whether some neuron would flip: not a fixed point."""
+    S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
+    H = fields.fields(fields.start(S), S)
+    return (H * S < 0).any(axis=0)
+
+
+def exact_energy(fields: Fields, states: np.ndarray, scale: float) -> np.ndarray:
+    """``-1/2 s W s`` per state (row of ``states``), from exact integer fields."""
+    S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
+    return -0.5 * fields.s_dot_h(fields.start(S), S) / scale
