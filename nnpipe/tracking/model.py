@@ -157,6 +157,7 @@ def log_pyfunc_model(
         artifacts[SCALER_ARTIFACT] = str(Path(scaler_path).resolve())
     with _global_tracking_uri(tracking_uri):
         info = Model.log(
+            artifact_path=None,  # deprecated in MLflow 3 but still positional
             name=name,
             flavor=mlflow.pyfunc,
             run_id=run_id,

@@ -8,10 +8,11 @@ own prediction in the original target units.
 
 from __future__ import annotations
 
-from typing import Any
-
+import numpy as np
+import pandas as pd
 from mlflow.models import set_model
-from mlflow.pyfunc import PythonContext, PythonModel
+from mlflow.pyfunc import PythonModel
+from mlflow.pyfunc.model import PythonModelContext
 
 from nnpipe.tracking.model import (
     NETWORK_ARTIFACT,
@@ -26,7 +27,7 @@ from nnpipe.tracking.model import (
 class NnpipePyfuncModel(PythonModel):
     """Feature columns in, nnpipe predictions out."""
 
-    def load_context(self, context: PythonContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         """Read the network and scaler files bundled with the model."""
         self.network = load_network(context.artifacts[NETWORK_ARTIFACT])
         scaler_file = context.artifacts.get(SCALER_ARTIFACT)
@@ -36,7 +37,11 @@ class NnpipePyfuncModel(PythonModel):
             config.get("feature_names") or default_feature_names(self.network.n_features_in_)
         )
 
-    def predict(self, context: PythonContext, model_input: Any, params: Any = None) -> Any:
+    # A DataFrame hint: MLflow derives no schema from it and keeps the logged signature
+    # (named float64 columns) as the schema.
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+    ) -> np.ndarray:
         """Predictions for the rows of ``model_input`` (DataFrame with the feature columns)."""
         return predict_frame(self.network, self.scaler, self.feature_names, model_input)
 

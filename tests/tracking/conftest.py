@@ -78,6 +78,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 def start_process(args: list[str], cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
     """Start ``args`` in its own process group (so stop() takes its workers too)."""
+    # MLflow launches helpers (uvicorn) by name: this environment's bin comes first.
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**env, "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")])}
     with open(log, "wb") as out:
         return subprocess.Popen(
             args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True

@@ -1,0 +1,237 @@
+"""The pyfunc model: a real nnpipe network + scaler logged, loaded, registered and served."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.models import Model
+
+from nnpipe.core.mlp import MLPClassifier, MLPRegressor
+from nnpipe.core.scalers import StandardScaler
+from nnpipe.core.serialization import ModelFileError, save_npz
+from nnpipe.tracking import MlflowTracker
+
+from .conftest import free_port, mlflow_command, start_process, stop, wait_for_http
+
+FEATURES = ["temperature", "pressure", "humidity"]
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory, empty_store_file):
+    """One store for this module (logging a model costs seconds); env points at it."""
+    root = tmp_path_factory.mktemp("model-store")
+    shutil.copyfile(empty_store_file, root / "mlflow.db")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        mp.chdir(root)
+        yield root, uri
+
+
+def regression_data(n: int = 240):
+    rng = np.random.default_rng(0)
+    X = rng.normal([20.0, 1000.0, 0.5], [5.0, 30.0, 0.2], size=(n, 3))  # (n, 3)
+    # Negative targets: the pyfunc must return them in original units.
+    y = -40.0 + 0.8 * (X[:, 0] - 20.0) - 0.05 * (X[:, 1] - 1000.0) + 3.0 * X[:, 2]
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def regressor_files(tmp_path_factory):
+    X, y = regression_data()
+    scaler = StandardScaler().fit(X)
+    net = MLPRegressor(hidden_layer_sizes=(8,), max_iter=30, random_state=0)
+    net.fit(scaler.transform(X), y)
+    root = tmp_path_factory.mktemp("regressor")
+    net.save(root / "network.npz")
+    scaler.save(root / "scaler.npz")
+    return root / "network.npz", root / "scaler.npz", X, net, scaler
+
+
+@pytest.fixture(scope="module")
+def logged_regressor(model_store, regressor_files):
+    network_path, scaler_path, X, _, _ = regressor_files
+    tracker = MlflowTracker("nnpipe-train", registered_model_name="nnpipe-regressor")
+    with tracker.run("train") as run_id:
+        logged = tracker.log_model(
+            network_path,
+            scaler_path=scaler_path,
+            input_example=pd.DataFrame(X[:3], columns=FEATURES),
+            feature_names=FEATURES,
+        )
+        # Registration waits for the run to succeed.
+        assert tracker.client.search_model_versions("name='nnpipe-regressor'") == []
+    return tracker, run_id, logged
+
+
+def test_pyfunc_predicts_exactly_what_nnpipe_predicts_in_target_units(
+    logged_regressor, regressor_files
+):
+    _, _, X, net, scaler = regressor_files
+    _, _, logged = logged_regressor
+    frame = pd.DataFrame(X[:50], columns=FEATURES)
+    got = mlflow.pyfunc.load_model(logged.model_uri).predict(frame)
+    want = net.predict(scaler.transform(X[:50]))
+    np.testing.assert_array_equal(np.asarray(got), want)
+    assert want.min() < 0  # original (negative) target units, not standardised ones
+    # Columns may come in any order; they are picked by name.
+    shuffled = frame[FEATURES[::-1]]
+    np.testing.assert_array_equal(
+        np.asarray(mlflow.pyfunc.load_model(logged.model_uri).predict(shuffled)), want
+    )
+
+
+def test_logged_model_has_signature_input_example_and_code_not_pickle(logged_regressor):
+    _, _, logged = logged_regressor
+    local = Path(mlflow.artifacts.download_artifacts(logged.model_uri))
+    meta = Model.load(local / "MLmodel")
+    assert [c.name for c in meta.signature.inputs] == FEATURES
+    assert {c.type.to_numpy() for c in meta.signature.inputs} == {np.dtype("float64")}
+    assert meta.saved_input_example_info is not None
+    example = json.loads((local / meta.saved_input_example_info["artifact_path"]).read_text())
+    assert example["columns"] == FEATURES and len(example["data"]) == 3
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    assert any(f.endswith("network.npz") for f in files)
+    assert any(f.endswith("scaler.npz") for f in files)
+    assert not any(f.endswith((".pkl", ".pickle", ".cloudpickle")) for f in files)
+    assert meta.flavors["python_function"]["model_code_path"].endswith("pyfunc_model.py")
+
+
+def test_successful_run_registers_a_model_version(logged_regressor, model_store):
+    tracker, run_id, _ = logged_regressor
+    _, uri = model_store
+    (registered,) = tracker.registered_models
+    assert registered.registered_name == "nnpipe-regressor" and registered.version == "1"
+    version = MlflowClient(tracking_uri=uri).get_model_version("nnpipe-regressor", "1")
+    assert version.run_id == run_id
+    model = mlflow.pyfunc.load_model(registered.registry_uri)
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == FEATURES
+
+
+def test_failed_run_registers_nothing(model_store, regressor_files):
+    network_path, scaler_path, X, _, _ = regressor_files
+    tracker = MlflowTracker("nnpipe-train-failing")
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        with tracker.run("fails after logging") as run_id:
+            tracker.log_model(
+                network_path,
+                scaler_path=scaler_path,
+                input_example=X[:2],
+                feature_names=FEATURES,
+                registered_model_name="never-registered",
+            )
+            raise RuntimeError("evaluation failed")
+    assert tracker.client.get_run(run_id).info.status == "FAILED"
+    assert tracker.client.search_model_versions("name='never-registered'") == []
+    assert tracker.registered_models == []
+
+
+def test_classifier_pyfunc_returns_nnpipe_labels(model_store, tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 2))
+    y = np.where(X[:, 0] + X[:, 1] > 0, 3, 7)
+    net = MLPClassifier(hidden_layer_sizes=(6,), max_iter=30, random_state=0).fit(X, y)
+    net.save(tmp_path / "clf.npz")
+    tracker = MlflowTracker("nnpipe-classify")
+    with tracker.run():
+        logged = tracker.log_model(tmp_path / "clf.npz", input_example=X[:2])
+    got = mlflow.pyfunc.load_model(logged.model_uri).predict(pd.DataFrame(X, columns=["x0", "x1"]))
+    np.testing.assert_array_equal(np.asarray(got), net.predict(X))
+    assert set(np.unique(got)) <= {3, 7}
+
+
+def test_tampered_or_mismatched_files_are_refused_before_logging(
+    model_store, regressor_files, tmp_path
+):
+    network_path, _, X, _, _ = regressor_files
+    tracker = MlflowTracker("nnpipe-bad-files")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"\x80\x04not a zip, maybe a pickle")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, weights=np.array([object()], dtype=object))
+    wrong_width = tmp_path / "scaler5.npz"
+    StandardScaler().fit(np.ones((4, 5))).save(wrong_width)
+    not_a_scaler = tmp_path / "not_scaler.npz"
+    save_npz(not_a_scaler, {"a": np.zeros(3)}, {"kind": "Something"})
+    with tracker.run() as run_id:
+        with pytest.raises(ModelFileError, match="garbage.npz"):
+            tracker.log_model(garbage, input_example=X[:2])
+        with pytest.raises(ModelFileError, match="pickled.npz"):
+            tracker.log_model(pickled, input_example=X[:2])
+        with pytest.raises(ValueError, match="scaler has 5 features but the network takes 3"):
+            tracker.log_model(network_path, scaler_path=wrong_width, input_example=X[:2])
+        with pytest.raises(ModelFileError, match="'Something'"):
+            tracker.log_model(network_path, scaler_path=not_a_scaler, input_example=X[:2])
+        with pytest.raises(ValueError, match="2 feature_names given"):
+            tracker.log_model(network_path, input_example=X[:2], feature_names=["a", "b"])
+    assert tracker.client.get_run(run_id).outputs.model_outputs == []
+
+
+def test_missing_feature_column_is_named(logged_regressor, regressor_files):
+    _, _, X, _, _ = regressor_files
+    _, _, logged = logged_regressor
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    with pytest.raises(Exception, match="humidity"):
+        model.predict(pd.DataFrame(X[:2, :2], columns=FEATURES[:2]))
+
+
+@pytest.mark.service
+@pytest.mark.slow
+def test_served_model_answers_invocations_with_nnpipe_predictions(
+    logged_regressor, regressor_files, model_store, tmp_path
+):
+    _, _, X, net, scaler = regressor_files
+    _, _, logged = logged_regressor
+    _, uri = model_store
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "serve.log"
+    proc = start_process(
+        [
+            mlflow_command(),
+            "models",
+            "serve",
+            "-m",
+            logged.model_uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        log=log,
+        env=env,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", proc, timeout=90, log=log)
+        rows = X[:20]
+        body = json.dumps(
+            {"dataframe_split": {"columns": FEATURES, "data": rows.tolist()}}
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+    finally:
+        stop(proc)
+    served = np.asarray(answer["predictions"], dtype=np.float64)
+    want = net.predict(scaler.transform(rows))
+    # float32 predictions survive JSON exactly (float32 -> float64 is exact).
+    np.testing.assert_array_equal(served.astype(want.dtype).reshape(want.shape), want)

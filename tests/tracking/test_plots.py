@@ -1,0 +1,91 @@
+"""Figures for runs: they render to PNG, and the numbers behind them are right."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+from nnpipe.tracking.plots import (
+    capacity_curve_figure,
+    confusion_matrix,
+    confusion_matrix_figure,
+    energy_trajectory_figure,
+    loss_curve_figure,
+)
+
+
+def png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def test_loss_curve_plots_train_and_validation_and_marks_best_epoch():
+    fig = loss_curve_figure([1.0, 0.5, 0.3, 0.35], [1.1, 0.6, 0.4, 0.45])
+    ax = fig.axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines["train loss"].get_ydata()) == [1.0, 0.5, 0.3, 0.35]
+    assert list(lines["validation loss"].get_xdata()) == [1, 2, 3, 4]
+    assert "best epoch 3" in lines
+    assert png_bytes(fig).startswith(b"\x89PNG")
+
+
+def test_loss_curve_switches_to_log_scale_for_a_wide_range():
+    assert loss_curve_figure(np.geomspace(100, 0.01, 50)).axes[0].get_yscale() == "log"
+    assert loss_curve_figure([1.0, 0.8]).axes[0].get_yscale() == "linear"
+
+
+def test_loss_curve_rejects_empty_input():
+    with pytest.raises(ValueError, match="non-empty"):
+        loss_curve_figure([])
+
+
+def test_confusion_matrix_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 4, 300)
+    y_pred = np.where(rng.random(300) < 0.7, y_true, rng.integers(0, 4, 300))
+    np.testing.assert_array_equal(
+        confusion_matrix(y_true, y_pred), sk_confusion_matrix(y_true, y_pred)
+    )
+    labels = ["cat", "dog", "eel"]
+    t = ["cat", "dog", "dog", "eel"]
+    p = ["cat", "cat", "dog", "eel"]
+    np.testing.assert_array_equal(
+        confusion_matrix(t, p, labels), sk_confusion_matrix(t, p, labels=labels)
+    )
+
+
+def test_confusion_matrix_names_unknown_labels():
+    with pytest.raises(ValueError, match=r"labels \[9\]"):
+        confusion_matrix([0, 1], [1, 9], labels=[0, 1])
+
+
+def test_confusion_matrix_figure_writes_counts_in_cells():
+    fig = confusion_matrix_figure([0, 0, 1, 1, 1], [0, 1, 1, 1, 0])
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == ["1", "1", "1", "2"]
+    assert png_bytes(fig).startswith(b"\x89PNG")
+
+
+def test_energy_trajectory_draws_one_line_per_probe():
+    fig = energy_trajectory_figure([[-3.0, -8.0, -9.0], [-1.0, -9.0]], labels=["a", "b"])
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["a", "b"]
+    assert list(lines[1].get_ydata()) == [-1.0, -9.0]
+    assert png_bytes(fig).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="empty"):
+        energy_trajectory_figure([])
+
+
+def test_capacity_curve_marks_hebbian_limit():
+    fig = capacity_curve_figure([2, 6, 10, 14, 20], [1.0, 1.0, 0.9, 0.5, 0.1], n_neurons=100)
+    ax = fig.axes[0]
+    limit = [line for line in ax.get_lines() if "0.138" in line.get_label()]
+    assert limit and limit[0].get_xdata()[0] == pytest.approx(13.8)
+    assert "N = 100" in ax.get_title()
+    assert png_bytes(fig).startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="equal-length"):
+        capacity_curve_figure([1, 2], [1.0])
