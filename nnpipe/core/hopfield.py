@@ -163,6 +163,11 @@ class HopfieldNetwork:
         fitted = hasattr(self, "weights_q_")
         if fitted:
             self._check_neurons(X, "patterns")
+            if self.rule_ is None:
+                raise ValueError(
+                    "this network was built from weights (rule None): it has no learning rule "
+                    "to add patterns with; call fit to learn them from scratch"
+                )
             if self.rule_ != self.rule:
                 raise ValueError(
                     f"this network holds weights of rule {self.rule_!r}, not {self.rule!r}; "
@@ -226,7 +231,7 @@ class HopfieldNetwork:
             raise ValueError(f"weights must be a square (N, N) matrix; got shape {W.shape}")
         if not np.isfinite(W).all():
             i, j = np.argwhere(~np.isfinite(W))[0]
-            raise ValueError(f"weights[{i}, {j}] is {W[i, j]!r}; weights must be finite")
+            raise ValueError(f"weights[{i}, {j}] is {W[i, j].item()!r}; weights must be finite")
         _check_symmetric_zero_diagonal(W, "weights")
         net = cls(update=update, **params)
         net._check_params()
@@ -402,10 +407,11 @@ def _check_symmetric_zero_diagonal(W: np.ndarray, name: str) -> None:
     diagonal = np.flatnonzero(np.diagonal(W))
     if diagonal.size:
         i = int(diagonal[0])
-        raise ValueError(f"{name}[{i}, {i}] is {W[i, i]!r}; the diagonal must be zero")
+        raise ValueError(f"{name}[{i}, {i}] is {W[i, i].item()!r}; the diagonal must be zero")
     asymmetric = np.argwhere(W != W.T)
     if asymmetric.size:
         i, j = (int(v) for v in asymmetric[0])
         raise ValueError(
-            f"{name} must be symmetric: [{i}, {j}] is {W[i, j]!r} but [{j}, {i}] is {W[j, i]!r}"
+            f"{name} must be symmetric: [{i}, {j}] is {W[i, j].item()!r} "
+            f"but [{j}, {i}] is {W[j, i].item()!r}"
         )

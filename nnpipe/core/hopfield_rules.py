@@ -68,17 +68,47 @@ def storkey(q, scale, new, stored):
     """Storkey's (1997) incremental rule with local fields ``h_ij = sum_{k != i, j} w_ik x_k``.
 
     Per pattern ``x``: ``w_ij += (x_i x_j - x_i h_ji - h_ij x_j) / N`` for i != j. With a
-    zero diagonal ``h_ij = h_i - w_ij x_j``, so the update is the rank-2 matrix
-    ``x (x - h)^T - h x^T`` plus ``2 w_ij`` (x_j**2 = 1), all over N.
+    zero diagonal ``h_ij = h_i - w_ij x_j`` (``h = W x``), so with x_j**2 = 1 the step is
+    ``W <- offdiag(c W + R / N)``, ``c = 1 + 2/N``, ``R = x (x - h)^T - h x^T``.
     """
     n = new.shape[1]
     weights = np.zeros((n, n)) if q is None else q / scale
-    for x in new.astype(np.float64):  # (N,)
-        h = weights @ x  # (N,) local fields
-        weights *= 1.0 + 2.0 / n
-        weights += (np.outer(x, x - h) - np.outer(h, x)) / n
-        np.fill_diagonal(weights, 0.0)
+    for lo in range(0, new.shape[0], _STORKEY_BLOCK):
+        weights = _storkey_block(weights, new[lo : lo + _STORKEY_BLOCK].astype(np.float64).T)
     return to_grid(weights)
+
+
+# Patterns learned per matrix product in the Storkey rule.
+_STORKEY_BLOCK = 64
+
+
+def _storkey_block(W0: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Learn the columns of ``X`` (N, B) in order, starting from ``W0`` (N, N).
+
+    Since offdiag(c offdiag(A) + R) = offdiag(c A + R), after t patterns
+    ``W_t = offdiag(A_t)`` with ``A_t = c^t W0 + sum_{s<=t} c^(t-s) R_s / N``: each field
+    ``h_t = A_{t-1} x_t - diag(A_{t-1}) x_t`` needs only ``W0 @ X`` and the earlier
+    rank-2 terms, and the new weights are one product of (N, 2B) by (2B, N).
+    """
+    n, b = X.shape
+    c = 1.0 + 2.0 / n
+    base = W0 @ X  # (N, B)
+    H = np.empty_like(X)  # (N, B) fields h_s
+    diag = np.zeros(n)  # diag(A_{t-1})
+    for t in range(b):
+        x = X[:, t]
+        # A_{t-1} x = c^t W0 x + sum_{s<t} c^(t-1-s) (x_s ((x_s - h_s) . x) - h_s (x_s . x)) / N
+        coef = c ** (t - 1 - np.arange(t)) / n  # (t,)
+        Xs, Hs = X[:, :t], H[:, :t]
+        a_x = c**t * base[:, t] + Xs @ (coef * ((Xs - Hs).T @ x)) - Hs @ (coef * (Xs.T @ x))
+        H[:, t] = a_x - diag * x
+        diag = c * diag + (1.0 - 2.0 * x * H[:, t]) / n
+    coef = c ** (b - 1 - np.arange(b)) / n  # (B,)
+    left = np.concatenate([X * coef, -H * coef], axis=1)  # (N, 2B)
+    right = np.concatenate([X - H, X], axis=1)  # (N, 2B)
+    W = c**b * W0 + left @ right.T
+    np.fill_diagonal(W, 0.0)
+    return W
 
 
 def pseudoinverse(q, scale, new, stored):
