@@ -38,6 +38,7 @@ from .hopfield_states import (
     to_bipolar,
 )
 from .serialization import ModelFileError, load_npz, require, save_npz
+from .threads import blas_threads, choose_n_threads
 from .validation import check_is_fitted, check_option, check_positive, check_rng
 
 __all__ = [
@@ -88,6 +89,10 @@ class HopfieldNetwork:
         Most sweeps (async) or parallel steps (sync) per probe.
     random_state : None, int or numpy.random.Generator
         Seeds the sweep orders (drawn once in ``fit`` and saved with the model).
+    n_threads : int, optional
+        BLAS threads for recall. Default: one for async recall (many small products,
+        which extra threads slow down), and for sync recall more only when its
+        products are large and cores are idle (:func:`nnpipe.core.threads.choose_n_threads`).
 
     Attributes
     ----------
@@ -103,7 +108,7 @@ class HopfieldNetwork:
         Seed of the sweep orders, see :meth:`sweep_orders`.
     """
 
-    _param_names = ("rule", "update", "max_iter", "random_state")
+    _param_names = ("rule", "update", "max_iter", "random_state", "n_threads")
 
     def __init__(
         self,
@@ -111,11 +116,13 @@ class HopfieldNetwork:
         update: str = "async",
         max_iter: int = 100,
         random_state: Any = None,
+        n_threads: int | None = None,
     ):
         self.rule = rule
         self.update = update
         self.max_iter = max_iter
         self.random_state = random_state
+        self.n_threads = n_threads
 
     # -- parameters --------------------------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
@@ -133,6 +140,8 @@ class HopfieldNetwork:
         check_option("rule", self.rule, RULES)
         check_option("update", self.update, UPDATES)
         check_positive("max_iter", self.max_iter, integer=True)
+        if self.n_threads is not None:
+            check_positive("n_threads", self.n_threads, integer=True)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -312,16 +321,26 @@ class HopfieldNetwork:
             return orders[sweep]
 
         parts = []
-        for lo in range(0, S.shape[0], rows):
-            chunk = S[lo : lo + rows]
-            if self.update == "async":
-                part = recall_async(fields, chunk, order, self.max_iter, self.weights_scale_)
-            else:
-                part = recall_sync(fields, chunk, self.max_iter, self.weights_scale_)
-            parts.append(part)
+        with blas_threads(self._recall_threads(fields, min(rows, S.shape[0]))):
+            for lo in range(0, S.shape[0], rows):
+                chunk = S[lo : lo + rows]
+                if self.update == "async":
+                    part = recall_async(fields, chunk, order, self.max_iter, self.weights_scale_)
+                else:
+                    part = recall_sync(fields, chunk, self.max_iter, self.weights_scale_)
+                parts.append(part)
         if not parts:
             return empty_result(0, self.n_neurons_)
         return parts[0] if len(parts) == 1 else RecallResult.concatenate(parts)
+
+    def _recall_threads(self, fields: Fields, n_rows: int) -> int:
+        if self.n_threads is not None:
+            return self.n_threads
+        if self.update == "async" or n_rows == 0:
+            return 1
+        # One sync step is a product of (N, N) or (N, P) and (P, N) by (N, n_rows).
+        inner = fields.n_patterns if isinstance(fields, LowRankFields) else self.n_neurons_
+        return choose_n_threads([self.n_neurons_, inner], n_rows)
 
     def energy(self, states: Any) -> np.ndarray:
         """Energy ``-1/2 s W s`` of each state (n_states, n_neurons), computed exactly."""

@@ -198,7 +198,7 @@ def _sweep_block(fields: Fields, state: np.ndarray, S: np.ndarray, J: np.ndarray
     top = 0  # rows of D below `top` may be nonzero
     for k in range(len(J)):
         h = h0[k] + c[k, :top] @ D[:top] if top else h0[k]
-        flip = np.flatnonzero(h * s[k] < 0)
+        flip = (h * s[k] < 0).nonzero()[0]
         if flip.size:
             new = -s[k, flip]
             s[k, flip] = new
@@ -225,7 +225,9 @@ def recall_sync(fields: Fields, probes: np.ndarray, max_iter: int, scale: float)
     active = np.arange(n_probes)
     H = fields.fields(fields.start(S), S)  # (N, B)
     for _ in range(max_iter):
-        new = np.where(H > 0, 1, np.where(H < 0, -1, S)).astype(S.dtype)
+        # Fields are integers, so adding s/2 keeps their sign and breaks a zero toward s:
+        # a neuron with zero field keeps its state.
+        new = np.sign(H + 0.5 * S)
         out.n_sweeps[active] += 1
         fixed = (new == S).all(axis=0)
         cycle = (new == previous).all(axis=0) & ~fixed if previous is not None else fixed & False
@@ -233,8 +235,8 @@ def recall_sync(fields: Fields, probes: np.ndarray, max_iter: int, scale: float)
         if done.any():
             idx = active[done]
             out.states[idx] = S[:, done].T
-            out.energy[idx] = -0.5 * np.einsum("ij,ij->j", S[:, done], H[:, done], dtype=np.float64)
-            out.energy[idx] /= scale
+            s_dot_h = np.einsum("ij,ij->j", S[:, done], H[:, done], dtype=np.float64)
+            out.energy[idx] = -0.5 * s_dot_h / scale
             out.converged[idx] = fixed[done]
             out.period[idx] = np.where(fixed[done], 1, 2)
             keep = ~done
