@@ -301,9 +301,14 @@ class ParquetDataset:
         return expr
 
     def _read_block(
-        self, index: int, subset: str = "all", split: TrainValidationSplit | None = None
+        self,
+        index: int,
+        subset: str = "all",
+        split: TrainValidationSplit | None = None,
+        dtype: Any = np.float64,
     ) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """(block (n, n_features + n_targets) float64, validation mask or None, n_dropped)."""
+        """(block (n, n_features + n_targets), validation mask or None, n_dropped)."""
+        dtype = np.dtype(dtype)
         if subset != "both":
             check_subset(subset, split)
         if split is not None and split.column is not None and split.column not in self.schema.names:
@@ -325,12 +330,15 @@ class ParquetDataset:
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"cannot read Parquet file {part.path!r}: {exc}") from exc
         n = table.num_rows
-        block = np.empty((n, len(columns)), dtype=np.float64)
+        # Column-major: each column is written (and later reduced) contiguously.
+        block = np.empty((len(columns), n), dtype=dtype).T  # (n, n_columns)
         for j, name in enumerate(columns):
             col = table.column(name)
             if pa.types.is_dictionary(col.type):
                 col = col.cast(col.type.value_type)
-            block[:, j] = col.cast(pa.float64()).to_numpy()  # nulls become NaN
+            if col.type != pa.float32() or dtype != np.float32:
+                col = col.cast(pa.float64())  # exact for every numeric type but int64 > 2**53
+            block[:, j] = col.to_numpy()  # nulls become NaN; numpy rounds to dtype
         mask = None
         if split is not None and subset in ("both", "train", "validation") and split.column is None:
             mask = split.validation_mask(self.partition_key(index), n)
@@ -338,9 +346,9 @@ class ParquetDataset:
             mask = split.validation_mask(
                 self.partition_key(index), n, table.column(split.column).to_numpy()
             )
-        finite = np.isfinite(block)
         n_dropped = 0
-        if not finite.all():
+        if not np.isfinite(block).all():
+            finite = np.isfinite(block)
             bad_rows = ~finite.all(axis=1)
             if self.nan_policy == "raise":
                 counts = (~finite).sum(axis=0)
@@ -361,18 +369,22 @@ class ParquetDataset:
         return block, mask, n_dropped
 
     def read_partition(
-        self, index: int, subset: str = "all", split: TrainValidationSplit | None = None
+        self,
+        index: int,
+        subset: str = "all",
+        split: TrainValidationSplit | None = None,
+        dtype: Any = np.float64,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """X (n, n_features) and y (n, n_targets), float64, of partition ``index``."""
-        block, _, _ = self._read_block(index, subset, split)
+        """X (n, n_features) and y (n, n_targets) of partition ``index`` (float64 default)."""
+        block, _, _ = self._read_block(index, subset, split, dtype)
         nf = self.n_features
         return block[:, :nf], block[:, nf:]
 
     def read_partition_sides(
-        self, index: int, split: TrainValidationSplit
+        self, index: int, split: TrainValidationSplit, dtype: Any = np.float64
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """((X_train, y_train), (X_val, y_val)) of partition ``index`` from one read."""
-        block, mask, _ = self._read_block(index, "both", split)
+        block, mask, _ = self._read_block(index, "both", split, dtype)
         nf = self.n_features
         train, val = block[~mask], block[mask]
         return (train[:, :nf], train[:, nf:]), (val[:, :nf], val[:, nf:])

@@ -63,19 +63,25 @@ class ArrayDataset:
         return split.validation_mask(self.partition_key(index), n)
 
     def read_partition(
-        self, index: int, subset: str = "all", split: TrainValidationSplit | None = None
+        self,
+        index: int,
+        subset: str = "all",
+        split: TrainValidationSplit | None = None,
+        dtype: Any = np.float64,
     ) -> tuple[np.ndarray, np.ndarray]:
         check_subset(subset, split)
         s, e = self._bounds[index]
-        block = self._block[s:e]
+        block = self._block[s:e].astype(dtype, copy=False)
         if subset != "all":
             mask = self._mask(index, split, e - s)
             block = block[mask if subset == "validation" else ~mask]
         return block[:, : self.n_features], block[:, self.n_features :]
 
-    def read_partition_sides(self, index: int, split: TrainValidationSplit):
+    def read_partition_sides(
+        self, index: int, split: TrainValidationSplit, dtype: Any = np.float64
+    ):
         s, e = self._bounds[index]
-        block = self._block[s:e]
+        block = self._block[s:e].astype(dtype, copy=False)
         mask = self._mask(index, split, e - s)
         train, val = block[~mask], block[mask]
         nf = self.n_features

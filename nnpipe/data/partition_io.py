@@ -91,6 +91,7 @@ def write_table_atomic(
     storage_options: dict | None = None,
     compression: str = "snappy",
     row_group_size: int | None = None,
+    use_dictionary: bool = True,
 ) -> str:
     """Write ``table`` to ``path`` via a hidden temp file + rename; return ``path``."""
     fs, _, p = resolve_filesystem(path, storage_options)
@@ -99,7 +100,13 @@ def write_table_atomic(
     tmp = posixpath.join(parent, f".{posixpath.basename(p)}.{uuid.uuid4().hex}.tmp")
     try:
         with fs.open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression=compression, row_group_size=row_group_size)
+            pq.write_table(
+                table,
+                fh,
+                compression=compression,
+                row_group_size=row_group_size,
+                use_dictionary=use_dictionary,
+            )
         fs.mv(tmp, p)
     except BaseException:
         if fs.exists(tmp):

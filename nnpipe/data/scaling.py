@@ -29,7 +29,7 @@ def _moments(block: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray
     mean, m2 = np.empty(width), np.empty(width)
     lo, hi = np.empty(width), np.empty(width)
     for j in range(width):
-        col = np.ascontiguousarray(block[:, j])
+        col = block[:, j]  # contiguous: blocks are column-major
         mean[j] = col.mean()
         d = col - mean[j]
         m2[j] = d @ d

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,42 @@ from nnpipe.core.validation import check_positive, resolve_dtype
 from .split import TrainValidationSplit, check_subset
 
 
-def _load(dataset: Any, index: int, subset: str, split: TrainValidationSplit | None, sides: bool):
+@dataclass(frozen=True)
+class _Scaling:
+    """Scale and cast one partition's arrays (runs in the loader, off the training thread)."""
+
+    x_scaler: Any
+    y_scaler: Any
+    dtype: np.dtype
+    y_dtype: np.dtype
+
+    def __call__(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not len(X):
+            return X.astype(self.dtype), y.astype(self.y_dtype)
+        X = self.x_scaler.transform(X) if self.x_scaler is not None else X
+        y = self.y_scaler.transform(y) if self.y_scaler is not None else y
+        return (
+            np.ascontiguousarray(X, dtype=self.dtype),
+            np.ascontiguousarray(y, dtype=self.y_dtype),
+        )
+
+
+def _load(
+    dataset: Any,
+    index: int,
+    subset: str,
+    split: TrainValidationSplit | None,
+    sides: bool,
+    scaling: _Scaling,
+):
+    """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None)."""
+    # Reading straight into float32 saves a float64 copy; the values are the same
+    # as rounding float64 later, which is what the scalers' float32 transform does.
+    read = np.float32 if scaling.dtype == scaling.y_dtype == np.float32 else np.float64
     if sides:
-        return dataset.read_partition_sides(index, split)
-    return dataset.read_partition(index, subset, split), None
+        train, val = dataset.read_partition_sides(index, split, read)
+        return scaling(*train), scaling(*val)
+    return scaling(*dataset.read_partition(index, subset, split, read)), None
 
 
 class _Prefetcher:
@@ -134,10 +167,10 @@ class MinibatchStream:
             return np.arange(n)
         return np.random.default_rng([self.random_state, epoch, 0]).permutation(n)
 
-    def _scale(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        X = self.x_scaler.transform(X) if self.x_scaler is not None else X
-        y = self.y_scaler.transform(y) if self.y_scaler is not None else y
-        return X.astype(self.dtype, copy=False), y.astype(self.y_dtype, copy=False)
+    @property
+    def scaling(self) -> _Scaling:
+        """The transform applied to every partition (scalers, then dtype)."""
+        return _Scaling(self.x_scaler, self.y_scaler, self.dtype, self.y_dtype)
 
     def epoch(
         self,
@@ -146,7 +179,7 @@ class MinibatchStream:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X, y) batches of one epoch; y is 1-D when there is one target.
 
-        ``on_validation(partition_index, X_val, y_val)`` (raw values, subset 'train'
+        ``on_validation(partition_index, X_val, y_val)`` (scaled, subset 'train'
         only) receives each partition's validation rows from the read of its
         training rows, so a training pass can keep them without a second read.
         """
@@ -157,7 +190,11 @@ class MinibatchStream:
         depth = self.buffer_partitions if self.prefetch else 0
         loads = iter(
             _Prefetcher(
-                _load, (self.dataset, self.subset, self.split, sides), order, depth, self.client
+                _load,
+                (self.dataset, self.subset, self.split, sides, self.scaling),
+                order,
+                depth,
+                self.client,
             )
         )
         rng = np.random.default_rng([self.random_state, epoch, 1])
@@ -174,21 +211,25 @@ class MinibatchStream:
                 if sides and len(val[0]):
                     on_validation(index, *val)
                 if len(X):
-                    Xs_, ys_ = self._scale(X, y)
-                    Xs.append(Xs_)
-                    ys.append(ys_)
+                    Xs.append(X)
+                    ys.append(y)
             if not Xs:
                 continue
             X = np.concatenate(Xs) if len(Xs) > 1 else Xs[0]  # (pool, n_features)
             y = np.concatenate(ys) if len(ys) > 1 else ys[0]
-            if self.shuffle:
-                perm = rng.permutation(len(X))
-                X, y = X[perm], y[perm]
             n_full = (len(X) // bs) * bs
-            for s in range(0, n_full, bs):
-                yb = y[s : s + bs]
-                yield X[s : s + bs], (yb[:, 0] if one_target else yb)
-            carry_X, carry_y = X[n_full:], y[n_full:]
+            if self.shuffle:
+                # Gather batch by batch: no second full copy of the pool.
+                perm = rng.permutation(len(X))
+                for s in range(0, n_full, bs):
+                    yb = y[perm[s : s + bs]]
+                    yield X[perm[s : s + bs]], (yb[:, 0] if one_target else yb)
+                carry_X, carry_y = X[perm[n_full:]], y[perm[n_full:]]
+            else:
+                for s in range(0, n_full, bs):
+                    yb = y[s : s + bs]
+                    yield X[s : s + bs], (yb[:, 0] if one_target else yb)
+                carry_X, carry_y = X[n_full:], y[n_full:]
         if carry_X is not None and len(carry_X) and not self.drop_last:
             yield carry_X, (carry_y[:, 0] if one_target else carry_y)
 

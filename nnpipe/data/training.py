@@ -245,7 +245,7 @@ def train_out_of_core(
         val_loss = None
         if val_stream is not None:
             if collector is not None and not collector.overflow:
-                val_cache = [train_stream._scale(X, y) for X, y in collector.in_partition_order()]
+                val_cache = collector.in_partition_order()
             if val_cache is not None:
                 val_batches = []
                 for X, y in val_cache:

@@ -1,0 +1,225 @@
+"""Out-of-core data path against its peers, each measured in a fresh subprocess.
+
+1. epoch: one training epoch streamed from Parquet (train_out_of_core) vs the
+   same batches fed from memory to partial_fit (target ratio <= 1.15).
+2. rss: peak RSS of one streamed epoch on a dataset 10x larger (>= 2 GB on disk
+   in the full run) vs the base one (target ratio <= 1.2).
+3. scaler: fit_scalers throughput vs a raw pyarrow scan of the same columns
+   (target >= 70%).
+
+    python benchmarks/bench_data.py            # full: base ~215 MB, large ~2.2 GB
+    python benchmarks/bench_data.py --quick    # small version (~1 minute)
+
+Datasets are written under a temporary directory (default /tmp) and removed at
+the end. Prints medians of --repeat runs and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+N_FEATURES = 32
+HIDDEN = (64, 64)
+BATCH = 256
+
+
+def _threads_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return env
+
+
+def _model():
+    from nnpipe.core.mlp import MLPRegressor
+
+    return MLPRegressor(hidden_layer_sizes=HIDDEN, batch_size=BATCH, random_state=0, n_threads=1)
+
+
+def _dataset(path: str):
+    from nnpipe.data import ParquetDataset
+
+    return ParquetDataset(path, targets="y")
+
+
+# -- children (one measurement each, in a fresh interpreter) ---------------------------------
+
+
+def child_epoch(path: str, mode: str) -> dict:
+    """Seconds for one epoch, streamed from Parquet or from batches already in memory."""
+    from nnpipe.data import fit_scalers, iter_minibatches, train_out_of_core
+
+    ds = _dataset(path)
+    xs, ys = fit_scalers(ds)
+    model = _model().set_target_scaler(ys)
+    if mode == "stream":
+        t0 = time.perf_counter()
+        train_out_of_core(model, ds, epochs=1, batch_size=BATCH, x_scaler=xs, restore_best=False)
+        seconds = time.perf_counter() - t0
+    else:
+        batches = list(iter_minibatches(ds, BATCH, x_scaler=xs))  # the same batches, in memory
+        t0 = time.perf_counter()
+        losses = 0.0
+        n = 0
+        for Xb, yb in batches:
+            model.partial_fit(Xb, yb)
+            losses += model.batch_loss_ * len(Xb)
+            n += len(Xb)
+        model.record_epoch(losses / n)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "rows": ds.n_rows, "weights_sum": float(model.coefs_[0].sum())}
+
+
+def child_rss(path: str) -> dict:
+    """Peak RSS (MB) of fitting scalers + one streamed training epoch."""
+    from nnpipe.data import fit_scalers, train_out_of_core
+
+    ds = _dataset(path)
+    xs, ys = fit_scalers(ds)
+    model = _model().set_target_scaler(ys)
+    t0 = time.perf_counter()
+    train_out_of_core(model, ds, epochs=1, batch_size=1024, x_scaler=xs, restore_best=False)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "peak_rss_mb": peak_kb / 1024,
+        "seconds": time.perf_counter() - t0,
+        "rows": ds.n_rows,
+        "disk_mb": ds.size_bytes / 2**20,
+    }
+
+
+def child_scaler(path: str, mode: str) -> dict:
+    """Rows per second of fit_scalers, or of a raw pyarrow scan of the same columns."""
+    import pyarrow.dataset as pads
+
+    from nnpipe.data import fit_scalers
+
+    ds = _dataset(path)
+    columns = ds.feature_names + ds.target_names
+    t0 = time.perf_counter()
+    if mode == "fit":
+        fit_scalers(ds, "standard", "standard")
+        rows = ds.n_rows
+    else:
+        rows = 0
+        for batch in pads.dataset(path, format="parquet").to_batches(columns=columns):
+            rows += batch.num_rows
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "rows_per_s": rows / seconds}
+
+
+CHILDREN = {"epoch": child_epoch, "rss": child_rss, "scaler": child_scaler}
+
+
+def run_child(kind: str, *args: str) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, *args],
+        capture_output=True,
+        text=True,
+        env=_threads_env(),
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"child {kind} {args} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# -- parent -------------------------------------------------------------------------------
+
+
+def write(path: Path, rows: int, rows_per_partition: int) -> float:
+    from nnpipe.data import write_regression_dataset
+
+    t0 = time.perf_counter()
+    write_regression_dataset(
+        path, rows, n_features=N_FEATURES, rows_per_partition=rows_per_partition, random_state=0
+    )
+    return time.perf_counter() - t0
+
+
+def du_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*.parquet")) / 2**20
+
+
+def median_of(kind: str, repeat: int, *args: str, key: str) -> tuple[float, list[dict]]:
+    runs = [run_child(kind, *args) for _ in range(repeat)]
+    return statistics.median(r[key] for r in runs), runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small datasets (about a minute)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where datasets are written")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        print(json.dumps(CHILDREN[kind](*rest)))
+        return
+
+    base_rows, per_part = (200_000, 25_000) if args.quick else (1_800_000, 100_000)
+    work = Path(tempfile.mkdtemp(prefix="nnpipe-bench-", dir=args.tmp))
+    try:
+        base, large = work / "base", work / "large"
+        secs = write(base, base_rows, per_part)
+        print(
+            f"base dataset: {base_rows:,} rows x {N_FEATURES} features, "
+            f"{du_mb(base):.0f} MB on disk, written in {secs:.1f} s"
+        )
+
+        stream_s, stream_runs = median_of("epoch", args.repeat, str(base), "stream", key="seconds")
+        memory_s, memory_runs = median_of("epoch", args.repeat, str(base), "memory", key="seconds")
+        same = stream_runs[0]["weights_sum"] == memory_runs[0]["weights_sum"]
+        print(
+            f"\n[epoch] MLP {N_FEATURES}-{'-'.join(map(str, HIDDEN))}-1, batch {BATCH}, "
+            f"{base_rows:,} rows; median of {args.repeat}"
+        )
+        print(f"  streamed from Parquet : {stream_s:8.2f} s")
+        print(f"  same batches in memory: {memory_s:8.2f} s")
+        print(
+            f"  ratio stream/memory   : {stream_s / memory_s:8.3f}   (target <= 1.15)"
+            f"   identical weights: {same}"
+        )
+
+        fit_rps, _ = median_of("scaler", args.repeat, str(base), "fit", key="rows_per_s")
+        scan_rps, _ = median_of("scaler", args.repeat, str(base), "scan", key="rows_per_s")
+        print(f"\n[scaler] {N_FEATURES + 1} columns, {base_rows:,} rows; median of {args.repeat}")
+        print(f"  fit_scalers (one Dask pass): {fit_rps / 1e6:8.2f} M rows/s")
+        print(f"  raw pyarrow scan           : {scan_rps / 1e6:8.2f} M rows/s")
+        print(f"  ratio fit/scan             : {fit_rps / scan_rps:8.1%}   (target >= 70%)")
+
+        secs = write(large, base_rows * 10, per_part)
+        print(
+            f"\nlarge dataset: {base_rows * 10:,} rows, {du_mb(large):.0f} MB on disk, "
+            f"written in {secs:.1f} s"
+        )
+        small_rss = run_child("rss", str(base))
+        large_rss = run_child("rss", str(large))
+        print("[rss] peak RSS of fit_scalers + one streamed epoch (batch 1024), one run each")
+        for name, r in (("base", small_rss), ("large", large_rss)):
+            print(
+                f"  {name:5s}: {r['disk_mb']:7.0f} MB on disk, {r['rows']:>11,} rows, "
+                f"peak RSS {r['peak_rss_mb']:7.0f} MB, epoch {r['seconds']:.1f} s"
+            )
+        ratio = large_rss["peak_rss_mb"] / small_rss["peak_rss_mb"]
+        print(f"  ratio large/base: {ratio:.3f}   (target <= 1.2)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
