@@ -178,8 +178,21 @@ def test_bad_parameters_name_the_allowed_values(patterns):
         HopfieldNetwork(update="random").fit(patterns)
     with pytest.raises(ValueError, match="max_iter=0"):
         HopfieldNetwork(max_iter=0).fit(patterns)
-    with pytest.raises(ValueError, match="no parameter|parameter='beta'"):
+    with pytest.raises(ValueError, match="n_threads=0"):
+        HopfieldNetwork(n_threads=0).fit(patterns)
+    with pytest.raises(ValueError, match="parameter='beta'.*'n_threads'"):
         HopfieldNetwork().set_params(beta=2)
+
+
+@pytest.mark.parametrize("update", ["async", "sync"])
+def test_thread_count_does_not_change_recall(update, patterns):
+    rng = np.random.default_rng(2)
+    probes = random_patterns(rng, 50, 30)
+    one = HopfieldNetwork(update=update, random_state=0, n_threads=1).fit(patterns)
+    two = HopfieldNetwork(update=update, random_state=0, n_threads=2).fit(patterns)
+    a, b = one.recall(probes), two.recall(probes)
+    np.testing.assert_array_equal(a.states, b.states)
+    np.testing.assert_array_equal(a.energy, b.energy)
 
 
 def test_recall_checks_fit_and_neuron_count(patterns):
