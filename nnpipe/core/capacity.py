@@ -96,7 +96,7 @@ def capacity_curve(
         for _ in range(trials):
             patterns = (2 * rng.integers(0, 2, (n_patterns, n_neurons)) - 1).astype(np.int8)
             net = HopfieldNetwork(rule, update, max_iter, random_state=rng)
-            net._fit(patterns, warn=False)  # overloading it is the point here
+            net._fit(patterns)  # overloading it is the point here
             source = np.arange(n_probes) % n_patterns
             # All noise levels in one recall call: one batch, one set of sweeps.
             probes = np.concatenate(

@@ -150,25 +150,37 @@ class HopfieldNetwork:
     # -- learning ----------------------------------------------------------------
     def fit(self, patterns: Any) -> HopfieldNetwork:
         """Forget everything, then store ``patterns`` (n_patterns, n_neurons) in {-1, +1}."""
-        self._reset()
-        return self._learn(patterns, warn=True)
+        self._fit(patterns)
+        self._warn_capacity()
+        return self
 
     def partial_fit(self, patterns: Any) -> HopfieldNetwork:
         """Store more patterns (Hebbian and Storkey update; pseudo-inverse recomputes)."""
-        return self._learn(patterns, warn=True)
-
-    def _fit(self, patterns: Any, *, warn: bool) -> HopfieldNetwork:
-        # fit() with the capacity warning optional (capacity_curve overloads on purpose).
-        self._reset()
-        return self._learn(patterns, warn=warn)
-
-    def _reset(self) -> None:
-        for attr in ("weights_q_", "weights_scale_", "patterns_", "n_neurons_", "order_seed_"):
-            self.__dict__.pop(attr, None)
-
-    def _learn(self, patterns: Any, *, warn: bool) -> HopfieldNetwork:
         self._check_params()
-        X = check_bipolar(patterns, "patterns")  # (P_new, N)
+        self._learn(check_bipolar(patterns, "patterns"))
+        self._warn_capacity()
+        return self
+
+    def _fit(self, patterns: Any) -> HopfieldNetwork:
+        """fit without the capacity warning (capacity_curve overloads on purpose)."""
+        self._check_params()
+        X = check_bipolar(patterns, "patterns")  # before forgetting: bad input loses nothing
+        for attr in (*self._fitted_attrs, "_fields", "_weights"):
+            self.__dict__.pop(attr, None)
+        return self._learn(X)
+
+    _fitted_attrs = (
+        "weights_q_",
+        "weights_scale_",
+        "patterns_",
+        "rule_",
+        "n_neurons_",
+        "n_features_in_",
+        "order_seed_",
+    )
+
+    def _learn(self, X: np.ndarray) -> HopfieldNetwork:
+        """Add checked patterns X (P_new, N) with the current rule."""
         fitted = hasattr(self, "weights_q_")
         if fitted:
             self._check_neurons(X, "patterns")
@@ -194,8 +206,6 @@ class HopfieldNetwork:
             seed = check_rng(self.random_state).integers(2**63)
             self.order_seed_ = int(seed)
         self._set_state(q, scale, stored, self.rule)
-        if warn:
-            self._warn_capacity()
         return self
 
     def _set_state(self, q: np.ndarray, scale: float, patterns: np.ndarray, rule) -> None:
@@ -224,7 +234,8 @@ class HopfieldNetwork:
             )
         else:
             return
-        warnings.warn(CapacityWarning(message), stacklevel=4)
+        # Attributed to the line that called fit / partial_fit.
+        warnings.warn(CapacityWarning(message), stacklevel=3)
 
     @classmethod
     def from_weights(
@@ -260,6 +271,7 @@ class HopfieldNetwork:
         check_is_fitted(self, "weights_q_")
         if getattr(self, "_weights", None) is None:
             self._weights = self.weights_q_ / self.weights_scale_
+            self._weights.flags.writeable = False  # a copy of the state, not a handle on it
         return self._weights
 
     @property

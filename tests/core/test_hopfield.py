@@ -83,6 +83,15 @@ def test_partial_fit_matches_fit_on_all_patterns(rule, patterns):
     assert parts.order_seed_ == whole.order_seed_
 
 
+def test_bad_input_to_fit_keeps_the_fitted_network(patterns):
+    net = HopfieldNetwork().fit(patterns)
+    with pytest.raises(ValueError, match="row 0, column 0"):
+        net.fit(np.zeros((2, 30)))
+    np.testing.assert_array_equal(net.patterns_, patterns)
+    with pytest.raises(ValueError, match="read-only"):
+        net.weights_[0, 1] = 5.0
+
+
 def test_fit_forgets_earlier_patterns(patterns):
     net = HopfieldNetwork().fit(patterns).fit(patterns[:2])
     assert net.n_patterns_ == 2
@@ -235,6 +244,13 @@ def test_hebbian_past_0138_n_warns_and_suggests_other_rules():
     net = HopfieldNetwork().fit(random_patterns(rng, 13, 100))  # 0.13: no warning
     with pytest.warns(CapacityWarning):
         net.partial_fit(random_patterns(rng, 1, 100))
+
+
+def test_capacity_warning_points_at_the_callers_line():
+    rng = np.random.default_rng(0)
+    with pytest.warns(CapacityWarning) as caught:
+        HopfieldNetwork().fit(random_patterns(rng, 20, 100))
+    assert caught[0].filename == __file__
 
 
 def test_storkey_at_the_same_load_does_not_warn():

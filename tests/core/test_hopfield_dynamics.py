@@ -65,7 +65,7 @@ def test_async_recall_equals_one_neuron_at_a_time_reference(rule, n_patterns):
     rng = np.random.default_rng(3)
     patterns = random_patterns(rng, n_patterns, 48)
     net = HopfieldNetwork(rule=rule, max_iter=30, random_state=5)
-    net._fit(patterns, warn=False)
+    net._fit(patterns)
     probes = np.vstack([noisy(rng, patterns[:4], 10), random_patterns(rng, 12, 48)])
     result = net.recall(probes)
     for p, probe in enumerate(probes):
@@ -81,7 +81,7 @@ def test_sync_recall_equals_parallel_update_reference(rule, n_patterns):
     rng = np.random.default_rng(4)
     patterns = random_patterns(rng, n_patterns, 40)
     net = HopfieldNetwork(rule=rule, update="sync", max_iter=25, random_state=1)
-    net._fit(patterns, warn=False)
+    net._fit(patterns)
     probes = np.vstack([noisy(rng, patterns[:3], 8), random_patterns(rng, 20, 40)])
     result = net.recall(probes)
     for p, probe in enumerate(probes):
@@ -110,7 +110,7 @@ def test_recall_of_a_probe_does_not_depend_on_its_batch(rule, n_patterns, update
     rng = np.random.default_rng(11)
     patterns = random_patterns(rng, n_patterns, 64)
     net = HopfieldNetwork(rule=rule, update=update, random_state=2)
-    net._fit(patterns, warn=False)
+    net._fit(patterns)
     probes = np.vstack([noisy(rng, patterns, 15), random_patterns(rng, 30, 64)])
     whole = net.recall(probes)
     for batch_size in (1, 7):
@@ -153,7 +153,7 @@ def test_energy_never_rises_under_async_updates(rule, n_neurons, load, seed):
     rng = np.random.default_rng(seed)
     n_patterns = max(1, int(load * n_neurons))
     net = HopfieldNetwork(rule=rule, max_iter=12, random_state=seed)
-    net._fit(random_patterns(rng, n_patterns, n_neurons), warn=False)
+    net._fit(random_patterns(rng, n_patterns, n_neurons))
     probes = random_patterns(rng, 6, n_neurons)
     # Flip by flip, in the network's own order (exact integer arithmetic).
     for probe in probes:
