@@ -8,6 +8,7 @@ is the template method: bookkeeping here, the maths in each ``_apply``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -113,6 +114,10 @@ class Adam(Optimizer):
 
     ``m = b1 m + (1-b1) g``; ``v = b2 v + (1-b2) g^2``;
     ``p -= lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)``.
+
+    The buffers hold ``m / (1-b1)`` and ``v / (1-b2)`` so that each moment update is
+    two or three passes (``m' = b1 m' + g``); the constants go into the step, which
+    is the same update with fewer passes over the parameters.
     """
 
     _state_arrays = ("m", "v")
@@ -128,26 +133,36 @@ class Adam(Optimizer):
     ):
         super().__init__(n_params, dtype, learning_rate_init)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-        self.m = np.zeros(n_params, dtype=dtype)
-        self.v = np.zeros(n_params, dtype=dtype)
+        self.m = np.zeros(n_params, dtype=dtype)  # first moment / (1 - beta_1)
+        self.v = np.zeros(n_params, dtype=dtype)  # second moment / (1 - beta_2)
 
     def _apply(self, params: np.ndarray, grads: np.ndarray) -> None:
         b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
-        step = self.learning_rate * np.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
-        # m += (1 - b1) (g - m)  ==  b1 m + (1 - b1) g
-        np.subtract(grads, m, out=tmp)
-        tmp *= 1.0 - b1
-        m += tmp
-        # v += (1 - b2) (g^2 - v)
+        # Python floats, not NumPy float64 scalars: those would promote the float32
+        # operations below to float64 loops with casting.
+        step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+        root = math.sqrt(1.0 - b2)
+        m *= b1
+        m += grads
         np.multiply(grads, grads, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - b2
+        v *= b2
         v += tmp
+        # m / (sqrt(v) + eps) with the stored (scaled) moments:
         np.sqrt(v, out=tmp)
-        tmp += self.epsilon
+        tmp += self.epsilon / root
         np.divide(m, tmp, out=tmp)
-        tmp *= step
+        tmp *= step * (1.0 - b1) / root
         params -= tmp
+
+    @property
+    def first_moment(self) -> np.ndarray:
+        """The running mean of gradients, m."""
+        return self.m * (1.0 - self.beta_1)
+
+    @property
+    def second_moment(self) -> np.ndarray:
+        """The running mean of squared gradients, v."""
+        return self.v * (1.0 - self.beta_2)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -60,13 +60,15 @@ def test_adam_two_steps(pg):
         step = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
         expected -= step * m / (np.sqrt(v) + eps)
     np.testing.assert_allclose(new, expected, rtol=1e-12)
+    np.testing.assert_allclose(opt.first_moment, m, rtol=1e-12)
+    np.testing.assert_allclose(opt.second_moment, v, rtol=1e-12)
 
 
 def test_float32_step_stays_float32(pg):
     p, g = (a.astype(np.float32) for a in pg)
     opt = Adam(6, np.float32)
     opt.update(p, g)
-    assert p.dtype == np.float32 and opt.m.dtype == np.float32
+    assert p.dtype == np.float32 and opt.m.dtype == np.float32 and opt.v.dtype == np.float32
 
 
 def test_invscaling_and_adaptive_schedules():
