@@ -62,7 +62,11 @@ class DataConfig(_WorkdirConfig):
     hopfield: HopfieldData = HopfieldData()
     target: str = "y"
     scaler: Literal["standard", "minmax"] = "standard"
-    seed: int = Field(0, ge=0)
+    validation_fraction: float = Field(
+        0.2, gt=0, lt=1, description="rows held out of the scaler fit (train_bp's split)"
+    )
+    split_seed: int = Field(0, ge=0, description="seed of that split (train_bp's random_state)")
+    seed: int = Field(0, ge=0, description="seed of the synthetic data")
     experiment: str = "nnpipe-prepare-data"
 
     @property

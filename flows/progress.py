@@ -68,7 +68,9 @@ class Reporter:
             self.finish(stage)
 
     def _line(self, text: str) -> None:
-        print(f"[nnpipe] {text}", file=self.stream, flush=True)
+        # Written, not print()ed: Prefect may redirect print inside flows to its logger.
+        self.stream.write(f"[nnpipe] {text}\n")
+        self.stream.flush()
 
 
 def _isatty(stream: TextIO) -> bool:

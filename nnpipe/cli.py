@@ -24,6 +24,7 @@ from typing import Any
 from nnpipe import __version__
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+FLOW_COMMANDS = {"prepare", "train", "recall", "pipeline", "serve", "demo"}
 
 
 class UsageError(ValueError):
@@ -35,6 +36,26 @@ def _quiet_services() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
+    # A temporary Prefect server takes well over the default 20 s on a busy small machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def _quiet_loggers(debug: bool) -> None:
+    # The command prints the failure itself (one line; --debug for the traceback), so
+    # the engines' own error logs with tracebacks are kept for --debug only.
+    import logging
+
+    for name in (
+        "prefect.flow_runs",
+        "prefect.task_runs",
+        "prefect.flow_engine",
+        "prefect.task_engine",
+    ):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    for name in ("mlflow", "distributed", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 # -- shared option groups --------------------------------------------------------------
@@ -187,9 +208,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     deployments = build_deployments(
         schedules, config_path=args.config, dask_address=args.dask_address
     )
-    for d in deployments:
-        cron = ", ".join(s.schedule.cron for s in d.schedules or []) or "no schedule"
-        print(f"deployment {d.flow_name}/{d.name}: {cron}")
+    for spec in schedules:
+        paused = " (paused)" if spec.paused else ""
+        print(f"deployment {spec.flow}/{spec.name}: cron {spec.cron!r} {spec.timezone}{paused}")
     if args.list:
         return EXIT_OK
     serve_deployments(
@@ -358,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     _quiet_services()
     from flows.progress import Reporter, use_reporter
+
+    if args.command in FLOW_COMMANDS:
+        import prefect  # noqa: F401  (its logging set-up first, then ours on top)
+
+        _quiet_loggers(args.debug)
 
     try:
         with use_reporter(Reporter()):

@@ -95,7 +95,8 @@ def network_fingerprint(network: Any) -> str:
     if thresholds is not None:
         digest.update(np.ascontiguousarray(thresholds).tobytes())
     settings = {k: getattr(network, k, None) for k in ("rule", "update", "max_iter")}
-    settings["random_state"] = repr(getattr(network, "random_state", None))
+    # The async visiting order comes from this seed: another seed, other results.
+    settings["order_seed"] = repr(getattr(network, "order_seed_", None))
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()[:16]
 
@@ -227,7 +228,7 @@ def recall_partition(
     part: RecallPartition,
     fingerprint: str,
     probe_column: str = "probe",
-    pattern_column: str | None = "pattern_index",
+    pattern_column: str | None = "pattern_id",
 ) -> PartitionStats:
     """Recall one input file and write its result file atomically; return its counts."""
     start = time.perf_counter()
@@ -239,7 +240,8 @@ def recall_partition(
         )
     result = network.recall(probes)
     states = np.asarray(result.states, dtype=np.int8)  # (n, n_neurons)
-    kinds, matches = classify_states(network, states, result.converged)
+    kinds, nearest = classify_states(network, states)
+    # A fixed point that is not a stored pattern: reversed, mixture or other spurious state.
     spurious = np.asarray(result.converged, bool) & (kinds != "stored")
     n, n_neurons = states.shape
     columns: dict[str, pa.Array] = {
@@ -249,7 +251,7 @@ def recall_partition(
         "n_sweeps": pa.array(np.asarray(result.n_sweeps, np.int32)),
         "energy": pa.array(np.asarray(result.energy, np.float64)),
         "kind": pa.array(kinds.tolist(), pa.string()),
-        "match": pa.array(matches.astype(np.int32)),
+        "nearest": pa.array(nearest.astype(np.int32)),
         "spurious": pa.array(spurious),
     }
     n_exact = 0
@@ -263,7 +265,7 @@ def recall_partition(
         target = stored_patterns[truth]  # (n, n_neurons)
         exact = (states == target).all(axis=1)
         overlap = (states.astype(np.float64) * target).mean(axis=1)
-        columns["pattern_index"] = pa.array(truth)
+        columns["pattern_id"] = pa.array(truth)
         columns["exact"] = pa.array(exact)
         columns["overlap"] = pa.array(overlap)
         n_exact = int(exact.sum())
@@ -282,25 +284,10 @@ def recall_partition(
     )
 
 
-def classify_states(network: Any, states: np.ndarray, converged: np.ndarray):
-    """Per-state kind ('stored', 'reversed', 'mixture', 'spurious', 'not_converged') + index."""
-    labels = network.classify(states)
-    kinds = np.asarray(getattr(labels, "kinds", getattr(labels, "labels", labels)), dtype=object)
-    index = getattr(labels, "indices", getattr(labels, "index", None))
-    if index is None:
-        index = np.full(len(states), -1)
-    matches = np.array([_first_index(i) for i in index], dtype=np.int64)
-    kinds = kinds.astype(str)
-    kinds = np.where(np.asarray(converged, bool), kinds, "not_converged")
-    return kinds, matches
-
-
-def _first_index(value: Any) -> int:
-    # A mixture maps to several patterns; the result file keeps the first of them.
-    if value is None:
-        return -1
-    arr = np.atleast_1d(np.asarray(value))
-    return int(arr[0]) if arr.size else -1
+def classify_states(network: Any, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per state: its kind (see ``nnpipe.core.hopfield_states.LABELS``) and nearest pattern."""
+    found = network.classify(states)
+    return np.asarray(found.labels).astype(str), np.asarray(found.nearest, dtype=np.int64)
 
 
 def write_atomically(table: pa.Table, path: str | os.PathLike) -> Path:
@@ -337,7 +324,7 @@ def run_recall_job(
     *,
     client: Any = None,
     probe_column: str = "probe",
-    pattern_column: str | None = "pattern_index",
+    pattern_column: str | None = "pattern_id",
     on_partition: Callable[[PartitionStats, int, int], None] | None = None,
 ) -> RecallSummary:
     """Recall every probe partition not done yet; return metrics over all of them.

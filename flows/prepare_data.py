@@ -1,0 +1,161 @@
+"""Flow ``prepare_data``: write the synthetic datasets when missing, fit scalers out of core.
+
+extract (datasets on disk) -> describe (rows, fingerprint) -> fit scalers on the
+training split in one Dask pass -> save them beside a manifest -> log to MLflow.
+``train_bp`` reuses the saved scalers when the manifest matches its dataset and split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import progress
+from flows.cluster import dask_client, describe
+from flows.config import DataConfig
+from flows.datasets import write_dataset
+from nnpipe.core.scalers import SCALERS
+from nnpipe.data.dataset import ParquetDataset
+from nnpipe.data.scaling import fit_scalers
+from nnpipe.data.split import TrainValidationSplit
+from nnpipe.tracking import MlflowTracker
+
+SCALER_MANIFEST = "scalers.json"
+
+
+def scaler_dir(workdir: Path) -> Path:
+    """Where the fitted scalers and their manifest live."""
+    return Path(workdir) / "scalers"
+
+
+def scaler_manifest(
+    dataset: ParquetDataset, kind: str, split: TrainValidationSplit
+) -> dict[str, Any]:
+    """What a set of saved scalers was fitted on; reuse requires an exact match."""
+    return {
+        "fingerprint": dataset.fingerprint,
+        "features": list(dataset.feature_names),
+        "targets": list(dataset.target_names),
+        "kind": kind,
+        "validation_fraction": split.validation_fraction,
+        "split_seed": split.seed,
+    }
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
+    """Write the synthetic ``kind`` dataset unless it is there (or ``overwrite`` is set)."""
+    present = path.is_dir() and any(path.rglob("*.parquet"))
+    if present and not config.overwrite:
+        return {"path": str(path), "kind": kind, "written": False}
+    if not config.generate and not present:
+        raise FileNotFoundError(
+            f"{kind} dataset {str(path)!r} does not exist and generate=false; "
+            "write it with `nnpipe make-data` or set generate: true"
+        )
+    if kind == "regression":
+        r = config.regression
+        info = write_dataset(
+            kind,
+            path,
+            n_rows=r.n_rows,
+            n_features=r.n_features,
+            rows_per_partition=r.rows_per_partition,
+            noise=r.noise,
+            seed=config.seed,
+            overwrite=True,
+        )
+    else:
+        h = config.hopfield
+        info = write_dataset(
+            kind,
+            path,
+            n_rows=h.n_probes,
+            n_neurons=h.n_neurons,
+            n_patterns=h.n_patterns,
+            flip_fraction=h.flip_fraction,
+            rows_per_partition=h.rows_per_partition,
+            seed=config.seed,
+            overwrite=True,
+        )
+    return {**info, "written": True}
+
+
+@task(cache_policy=NO_CACHE)
+def fit_and_save_scalers(
+    dataset: ParquetDataset, kind: str, split: TrainValidationSplit, out: Path, client: Any
+) -> dict[str, Any]:
+    """Fit feature and target scalers on the training split (on the workers); save them."""
+    x_scaler, y_scaler = fit_scalers(
+        dataset, kind, kind, subset="train", split=split, client=client
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    x_scaler.save(out / "x_scaler.npz")
+    y_scaler.save(out / "y_scaler.npz")
+    manifest = scaler_manifest(dataset, kind, split)
+    manifest["n_samples_seen"] = int(x_scaler.n_samples_seen_)
+    (out / SCALER_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return {"dir": str(out), **manifest}
+
+
+def load_saved_scalers(workdir: Path, dataset: ParquetDataset, kind: str, split):
+    """The scalers ``prepare_data`` saved for exactly this dataset and split, else None."""
+    out = scaler_dir(workdir)
+    try:
+        saved = json.loads((out / SCALER_MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    wanted = scaler_manifest(dataset, kind, split)
+    if any(saved.get(k) != v for k, v in wanted.items()):
+        return None
+    cls = SCALERS[kind]
+    return cls.load(out / "x_scaler.npz"), cls.load(out / "y_scaler.npz")
+
+
+# The defaults, shown in the Prefect UI form of a deployment (never mutated).
+DEFAULT_CONFIG = DataConfig()
+
+
+@flow(name="prepare_data")
+def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+    """Synthetic datasets (when missing) and out-of-core scalers, tracked in MLflow."""
+    tracker = MlflowTracker(config.experiment)
+    with tracker.run(run_name="prepare_data", tags={"nnpipe.flow": "prepare_data"}) as run_id:
+        tracker.log_params({"config": config.model_dump(mode="json")})
+        progress.start("prepare_data", 3, unit="step")
+        regression = ensure_dataset("regression", config.regression_path, config)
+        hopfield = ensure_dataset("hopfield", config.hopfield_path, config)
+        progress.advance("prepare_data", {"datasets": "ready"})
+        dataset = ParquetDataset(config.regression_path, targets=config.target)
+        split = TrainValidationSplit(
+            validation_fraction=config.validation_fraction, seed=config.split_seed
+        )
+        with dask_client(config.dask_address) as client:
+            cluster = describe(client)
+            scalers = fit_and_save_scalers(
+                dataset, config.scaler, split, scaler_dir(config.workdir), client
+            )
+        progress.advance("prepare_data", {"scalers": "fitted"})
+        tracker.log_params({"data": dataset.describe(), "cluster": cluster})
+        tracker.log_metrics(
+            {
+                "regression_rows": dataset.n_rows,
+                "regression_partitions": dataset.n_partitions,
+                "scaler_rows": scalers["n_samples_seen"],
+            }
+        )
+        tracker.log_artifact(scaler_dir(config.workdir), artifact_path="scalers")
+        summary = {
+            "regression": regression,
+            "hopfield": hopfield,
+            "scalers": scalers,
+            "cluster": cluster,
+        }
+        tracker.log_dict(summary, "prepare_data.json")
+        progress.advance("prepare_data", {"logged": run_id[:8]})
+        progress.finish("prepare_data")
+    return {"run_ids": {"prepare_data": run_id}, "summary": summary}

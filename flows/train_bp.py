@@ -1,0 +1,220 @@
+"""Flow ``train_bp``: an MLPRegressor trained out of core on partitioned Parquet.
+
+load dataset -> scalers (saved by prepare_data, else fitted on the workers) ->
+train epochs of streamed minibatches (per-epoch metrics to MLflow) -> evaluate on
+the validation rows -> save the .npz files -> log the servable model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows import progress
+from flows.cluster import dask_client, describe
+from flows.config import TrainConfig
+from flows.predict import MODEL_FILE, MODEL_INFO, SCALER_FILE
+from flows.prepare_data import load_saved_scalers
+from nnpipe.core.mlp import MLPRegressor
+from nnpipe.data.dataset import ParquetDataset
+from nnpipe.data.scaling import fit_scalers
+from nnpipe.data.split import TrainValidationSplit
+from nnpipe.data.training import train_out_of_core
+from nnpipe.tracking import MlflowTracker, loss_curve_figure, regression_metrics
+
+
+def build_model(config: TrainConfig) -> MLPRegressor:
+    """The network the config describes (MLPRegressor parameter names)."""
+    return MLPRegressor(
+        hidden_layer_sizes=tuple(config.hidden_layer_sizes),
+        activation=config.activation,
+        solver=config.solver,
+        alpha=config.alpha,
+        batch_size=config.batch_size,
+        learning_rate_init=config.learning_rate_init,
+        max_iter=config.max_epochs,
+        n_iter_no_change=config.n_iter_no_change,
+        random_state=config.random_state,
+    )
+
+
+def make_split(config: TrainConfig) -> TrainValidationSplit:
+    """Validation rows by a hash of row position (the same split prepare_data fits on)."""
+    return TrainValidationSplit(
+        validation_fraction=config.validation_fraction, seed=config.random_state
+    )
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def open_dataset(config: TrainConfig) -> ParquetDataset:
+    """Open and check the dataset (columns, schemas, files); the read may hit remote storage."""
+    return ParquetDataset(config.dataset_path, features=config.features, targets=config.target)
+
+
+@task(cache_policy=NO_CACHE)
+def get_scalers(
+    config: TrainConfig, dataset: ParquetDataset, split: TrainValidationSplit, client: Any
+) -> tuple[Any, Any, str]:
+    """Scalers saved by prepare_data for this dataset and split, else fitted now in one pass."""
+    saved = load_saved_scalers(config.workdir, dataset, config.scaler, split)
+    if saved is not None:
+        return saved[0], saved[1], "prepare_data"
+    x_scaler, y_scaler = fit_scalers(
+        dataset, config.scaler, config.scaler, subset="train", split=split, client=client
+    )
+    return x_scaler, y_scaler, "fitted"
+
+
+@task(cache_policy=NO_CACHE)
+def train(
+    config: TrainConfig,
+    dataset: ParquetDataset,
+    split: TrainValidationSplit,
+    scalers: tuple[Any, Any],
+    client: Any,
+    epoch_callback: Any,
+    checkpoint_dir: Path,
+):
+    """Epochs of shuffled, prefetched minibatches into partial_fit, with early stopping."""
+    progress.start("train_bp", config.max_epochs, unit="epoch")
+
+    def on_epoch(metrics: dict[str, Any]) -> None:
+        epoch_callback(metrics, step=int(metrics["epoch"]))
+        progress.advance(
+            "train_bp", {"loss": metrics["train_loss"], "val_loss": metrics["val_loss"]}
+        )
+
+    result = train_out_of_core(
+        build_model(config),
+        dataset,
+        epochs=config.max_epochs,
+        batch_size=config.batch_size,
+        split=split,
+        x_scaler=scalers[0],
+        y_scaler=scalers[1],
+        random_state=config.random_state,
+        callback=on_epoch,
+        checkpoint_dir=checkpoint_dir,
+        client=client,
+    )
+    progress.finish("train_bp")
+    return result
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate(
+    model: MLPRegressor, dataset: ParquetDataset, split: TrainValidationSplit, x_scaler: Any
+) -> tuple[dict[str, float], np.ndarray]:
+    """R2, RMSE, MAE and the prediction range on the validation rows; a few rows as example."""
+    truths, preds, example = [], [], None
+    for i in range(dataset.n_partitions):
+        X, y = dataset.read_partition(i, "validation", split)
+        if len(X) == 0:
+            continue
+        if example is None:
+            example = X[:5]
+        preds.append(model.predict(x_scaler.transform(X)).reshape(len(X), -1))
+        truths.append(y)
+    if not preds:
+        raise ValueError(f"dataset {dataset.path!r} has no validation rows to evaluate on")
+    y_true, y_pred = np.concatenate(truths), np.concatenate(preds)
+    metrics = regression_metrics(y_true, y_pred)
+    metrics.update(
+        {
+            "val_rows": float(len(y_true)),
+            "prediction_min": float(y_pred.min()),
+            "prediction_max": float(y_pred.max()),
+            "target_min": float(y_true.min()),
+            "target_max": float(y_true.max()),
+            "negative_prediction_fraction": float((y_pred < 0).mean()),
+            "negative_target_fraction": float((y_true < 0).mean()),
+        }
+    )
+    return metrics, example
+
+
+def save_model(model: MLPRegressor, x_scaler: Any, dataset: ParquetDataset, out: Path) -> Path:
+    """model.npz + x_scaler.npz + model.json (columns) in ``out``: what `nnpipe predict` reads."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / MODEL_FILE)
+    x_scaler.save(out / SCALER_FILE)
+    info = {"features": dataset.feature_names, "targets": dataset.target_names}
+    (out / MODEL_INFO).write_text(json.dumps(info, indent=2))
+    return out / MODEL_FILE
+
+
+# The defaults, shown in the Prefect UI form of a deployment (never mutated).
+DEFAULT_CONFIG = TrainConfig()
+
+
+@flow(name="train_bp")
+def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+    """Train the BP network out of core and track it in MLflow; return run id and summary."""
+    tracker = MlflowTracker(config.experiment, registered_model_name=config.registered_model_name)
+    with tracker.run(run_name="train_bp", tags={"nnpipe.flow": "train_bp"}) as run_id:
+        tracker.log_params({"config": config.model_dump(mode="json")})
+        dataset = open_dataset(config)
+        split = make_split(config)
+        model_dir = config.model_dir / run_id
+        with dask_client(config.dask_address) as client:
+            cluster = describe(client)
+            x_scaler, y_scaler, scaler_source = get_scalers(config, dataset, split, client)
+            tracker.log_params(
+                {
+                    "data": dataset.describe(),
+                    "split": {"validation_fraction": split.validation_fraction, "seed": split.seed},
+                    "scaler_source": scaler_source,
+                    "model": build_model(config).get_params(),
+                    "cluster": cluster,
+                }
+            )
+            start = time.perf_counter()
+            result = train(
+                config,
+                dataset,
+                split,
+                (x_scaler, y_scaler),
+                client,
+                tracker.epoch_callback(run_id),
+                model_dir / "checkpoints",
+            )
+            train_seconds = time.perf_counter() - start
+        model = result.model
+        metrics, example = evaluate(model, dataset, split, x_scaler)
+        metrics.update(
+            {
+                "epochs": float(result.epochs_done),
+                "stopped_early": float(result.stopped_early),
+                "train_seconds": train_seconds,
+                "best_loss": float(model.best_loss_),
+            }
+        )
+        tracker.log_metrics(metrics)
+        model_path = save_model(model, x_scaler, dataset, model_dir)
+        tracker.log_figure(
+            loss_curve_figure(model.loss_curve_, model.validation_loss_curve_),
+            "plots/loss_curve.png",
+        )
+        tracker.log_dict(config.model_dump(mode="json"), "config.json")
+        logged = tracker.log_model(
+            model_path,
+            scaler_path=model_dir / SCALER_FILE,
+            input_example=example,
+            feature_names=list(dataset.feature_names),
+        )
+    registered = tracker.registered_models[-1] if tracker.registered_models else None
+    summary = {
+        **metrics,
+        "model_path": str(model_path),
+        "model_uri": logged.model_uri if logged else None,
+        "registered_model": registered.registry_uri if registered else None,
+        "scaler_source": scaler_source,
+        "history": result.history,
+    }
+    return {"run_ids": {"train_bp": run_id}, "summary": summary}
