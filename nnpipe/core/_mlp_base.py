@@ -19,7 +19,7 @@ import numpy as np
 from .activations import ACTIVATIONS, OUTPUT_ONLY, activation_names, get_activation
 from .initializers import init_layer
 from .losses import CANONICAL_PAIRS, LOSSES
-from .optimizers import OPTIMIZERS
+from .optimizers import BLOCK, OPTIMIZERS
 from .serialization import ModelFileError, load_npz, require, save_npz
 from .threads import blas_threads, choose_n_threads
 from .validation import (
@@ -340,17 +340,20 @@ class BaseMLP:
         penalty = 0.0
         if self.alpha == 0 and self.l1 == 0:
             return penalty
-        W, G, tmp = self._params[: cache.n_coef], self._grads[: cache.n_coef], cache.penalty_tmp
         alpha, l1 = float(self.alpha), float(self.l1)  # Python floats keep float32 loops
-        if alpha:
-            penalty += 0.5 * alpha * float(np.dot(W, W)) / n
-            np.multiply(W, alpha / n, out=tmp)
-            G += tmp
-        if l1:
-            np.sign(W, out=tmp)
-            penalty += l1 * float(np.dot(tmp, W)) / n
-            tmp *= l1 / n
-            G += tmp
+        step = BLOCK if cache.n_coef >= 4 * BLOCK else cache.n_coef
+        for start in range(0, cache.n_coef, step):  # block-wise: the passes stay in cache
+            block = slice(start, min(start + step, cache.n_coef))
+            W, G, tmp = self._params[block], self._grads[block], cache.penalty_tmp[block]
+            if alpha:
+                penalty += 0.5 * alpha * float(np.dot(W, W)) / n
+                np.multiply(W, alpha / n, out=tmp)
+                G += tmp
+            if l1:
+                np.sign(W, out=tmp)
+                penalty += l1 * float(np.dot(tmp, W)) / n
+                tmp *= l1 / n
+                G += tmp
         return penalty
 
     def _loss_and_gradient(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+# Elements per block when a step is applied block-wise (5 arrays x 64 KiB stay in L2).
+BLOCK = 16_384
 # Below this the adaptive schedule gives up (scikit-learn's threshold).
 MIN_ADAPTIVE_LR = 1e-6
 ADAPTIVE_DIVISOR = 5.0
@@ -32,9 +34,18 @@ class Optimizer:
     def update(self, params: np.ndarray, grads: np.ndarray) -> None:
         """Apply one step to ``params`` in place, given ``grads`` (same shape)."""
         self.t += 1
-        self._apply(params, grads)
+        n = params.shape[0]
+        if n < 4 * BLOCK:
+            self._apply(params, grads, slice(None))
+            return
+        # Large vectors go block by block, so the several passes of one step over a
+        # block hit the CPU cache instead of main memory.
+        for start in range(0, n, BLOCK):
+            block = slice(start, start + BLOCK)
+            self._apply(params[block], grads[block], block)
 
-    def _apply(self, params: np.ndarray, grads: np.ndarray) -> None:
+    def _apply(self, params: np.ndarray, grads: np.ndarray, block: slice) -> None:
+        """Update ``params`` (the ``block`` of the full vector) given ``grads``."""
         raise NotImplementedError
 
     def epoch_end(self, samples_seen: int) -> None:
@@ -83,8 +94,8 @@ class SGD(Optimizer):
         self.power_t = float(power_t)
         self.velocity = np.zeros(n_params, dtype=dtype)
 
-    def _apply(self, params: np.ndarray, grads: np.ndarray) -> None:
-        lr, mu, v, tmp = self.learning_rate, self.momentum, self.velocity, self._tmp
+    def _apply(self, params: np.ndarray, grads: np.ndarray, block: slice) -> None:
+        lr, mu, v, tmp = self.learning_rate, self.momentum, self.velocity[block], self._tmp[block]
         np.multiply(grads, lr, out=tmp)  # lr * g
         if mu == 0.0:
             params -= tmp
@@ -136,8 +147,9 @@ class Adam(Optimizer):
         self.m = np.zeros(n_params, dtype=dtype)  # first moment / (1 - beta_1)
         self.v = np.zeros(n_params, dtype=dtype)  # second moment / (1 - beta_2)
 
-    def _apply(self, params: np.ndarray, grads: np.ndarray) -> None:
-        b1, b2, m, v, tmp = self.beta_1, self.beta_2, self.m, self.v, self._tmp
+    def _apply(self, params: np.ndarray, grads: np.ndarray, block: slice) -> None:
+        b1, b2 = self.beta_1, self.beta_2
+        m, v, tmp = self.m[block], self.v[block], self._tmp[block]
         # Python floats, not NumPy float64 scalars: those would promote the float32
         # operations below to float64 loops with casting.
         step = self.learning_rate * math.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)

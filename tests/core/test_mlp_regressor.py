@@ -143,3 +143,38 @@ def test_loading_a_file_of_another_kind_is_refused(tmp_path):
     StandardScaler().fit(X).save(tmp_path / "scaler.npz")
     with pytest.raises(ModelFileError, match="StandardScaler"):
         MLPRegressor.load(tmp_path / "scaler.npz")
+
+
+def test_partial_fit_after_fit_continues_with_the_optimizer_state():
+    X, y = negative_data()
+    model = small_model(max_iter=3, batch_size=100).fit(X, y)
+    steps, moment = model._optimizer.t, model._optimizer.m.copy()
+    assert steps == 3 * 6
+    model.partial_fit(X[:100], y[:100])
+    assert model._optimizer.t == steps + 1
+    assert not np.array_equal(model._optimizer.m, moment)
+
+
+def test_float64_dtype_is_kept_end_to_end():
+    X, y = negative_data(100)
+    model = small_model(max_iter=2, dtype="float64").fit(X, y)
+    assert model.coefs_[0].dtype == np.float64
+    assert model.predict(X).dtype == np.float64
+    assert small_model(max_iter=2).fit(X, y).coefs_[0].dtype == np.float32
+
+
+def test_sgd_adaptive_schedule_divides_learning_rate_on_plateau():
+    X, y = negative_data(200)
+    model = small_model(solver="sgd", learning_rate="adaptive", n_iter_no_change=1)
+    model.set_params(tol=1e9, max_iter=4, learning_rate_init=0.05)  # nothing counts as better
+    model.fit(X, y)
+    assert model.learning_rate_ < 0.05
+    assert model.learning_rate_ == 0.05 / 5
+
+
+def test_early_stopping_on_regressor_uses_validation_loss():
+    X, y = negative_data()
+    model = small_model(early_stopping=True, max_iter=30).fit(X, y)
+    assert model.best_loss_ == min(model.validation_loss_curve_)
+    assert len(model.validation_scores_) == model.n_iter_
+    assert max(model.validation_scores_) > 0.8

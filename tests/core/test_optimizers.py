@@ -93,3 +93,19 @@ def test_state_round_trip_continues_identically(pg):
     a.update(pa, g)
     b.update(pb, g)
     np.testing.assert_array_equal(pa, pb)
+
+
+@pytest.mark.parametrize("make", [lambda n: Adam(n, np.float64), lambda n: SGD(n, np.float64)])
+def test_blockwise_update_of_a_long_vector_equals_one_whole_vector_pass(make):
+    from nnpipe.core.optimizers import BLOCK
+
+    n = 4 * BLOCK + 123
+    rng = np.random.default_rng(5)
+    p, g = rng.normal(size=n), rng.normal(size=n)
+    blockwise, whole = make(n), make(n)
+    p_block, p_whole = p.copy(), p.copy()
+    for grad in (g, -g):
+        blockwise.update(p_block, grad)  # goes block by block
+        whole.t += 1
+        whole._apply(p_whole, grad, slice(None))  # one pass over everything
+    np.testing.assert_array_equal(p_block, p_whole)
