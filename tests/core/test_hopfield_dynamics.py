@@ -188,3 +188,23 @@ def test_max_iter_reached_is_reported_as_not_converged():
     assert not result.converged.any() and (result.n_sweeps == 1).all()
     assert (result.period == 0).all()
     np.testing.assert_array_equal(result.states, patterns)
+
+
+@pytest.mark.parametrize("rule,n_patterns", [("hebbian", 6), ("storkey", 6)])
+def test_both_block_strategies_give_the_same_recall(monkeypatch, rule, n_patterns):
+    from nnpipe.core import hopfield_dynamics
+
+    rng = np.random.default_rng(12)
+    patterns = random_patterns(rng, n_patterns, 150)  # three blocks, the last one short
+    net = HopfieldNetwork(rule=rule, random_state=4).fit(patterns)
+    probes = np.vstack([noisy(rng, patterns, 30), random_patterns(rng, 30, 150)])
+    results = []
+    for flips_per_probe in (0, 10**9):  # always neuron by neuron / always in rounds
+        monkeypatch.setattr(hopfield_dynamics, "_ROUNDS_FLIPS_PER_PROBE", flips_per_probe)
+        results.append(net.recall(probes))
+    a, b = results
+    np.testing.assert_array_equal(a.states, b.states)
+    np.testing.assert_array_equal(a.n_sweeps, b.n_sweeps)
+    np.testing.assert_array_equal(a.energy, b.energy)
+    for p in (0, 7, 35):
+        assert np.array_equal(reference_async(net, probes[p], 100)[0], a.states[p])
