@@ -293,7 +293,10 @@ def main(argv: list[str] | None = None) -> None:
         if "scikit-learn" in med:
             print(f"   nnpipe is {med['scikit-learn'] / med['nnpipe']:.2f}x scikit-learn")
     if args.case in ("defaults", "all"):
-        bench_defaults(small, repeats)
+        # One epoch and at most 3 repeats: untuned multi-threaded runs can be very slow
+        # on a busy machine, which is the point of this comparison.
+        untuned = Case("small", 64, (256, 256), 256, small.rows, 1)
+        bench_defaults(untuned, min(repeats, 3))
 
 
 if __name__ == "__main__":

@@ -94,7 +94,16 @@ class MLPRegressor(BaseMLP):
         Epochs recorded. ``t_``: samples seen.
     batch_loss_ : float
         Mean objective over the batches of the last ``partial_fit`` call.
+    converged_ : bool
+        ``fit`` stopped because the loss stopped improving (not at max_iter).
+    learning_rate_ : float
+        Current learning rate.
     n_features_in_, n_outputs_ : int
+
+    Methods beyond scikit-learn's: ``loss(X, y)`` (mean data loss in training
+    units; ``loss`` is also the parameter, whose value reads as a string),
+    ``record_epoch``, ``restore_best_weights``, ``set_target_scaler``, ``save``,
+    ``load``.
     """
     )
 

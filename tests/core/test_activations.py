@@ -63,3 +63,23 @@ def test_softmax_rows_sum_to_one_and_survive_huge_logits():
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
     e = np.exp([-1.0, 0.0, -2.0])
     np.testing.assert_allclose(P[0], e / e.sum())
+
+
+@pytest.mark.parametrize(
+    "activation,bound",
+    [
+        ("relu", np.sqrt(6 / 300)),  # He: fan_in only
+        ("leaky_relu", np.sqrt(6 / 300)),
+        ("tanh", np.sqrt(6 / (300 + 200))),  # Glorot
+        ("identity", np.sqrt(6 / (300 + 200))),
+        ("logistic", np.sqrt(2) * np.sqrt(6 / (300 + 200))),
+    ],
+)
+def test_initialisation_is_chosen_by_activation(activation, bound):
+    from nnpipe.core.initializers import init_layer
+
+    W = init_layer(np.random.default_rng(0), 300, 200, activation)
+    assert W.shape == (300, 200)
+    assert np.abs(W).max() <= bound
+    assert np.abs(W).max() > 0.99 * bound  # uses the whole range
+    assert W.std() == pytest.approx(bound / np.sqrt(3), rel=0.02)  # uniform(-b, b)

@@ -178,3 +178,19 @@ def test_early_stopping_on_regressor_uses_validation_loss():
     assert model.best_loss_ == min(model.validation_loss_curve_)
     assert len(model.validation_scores_) == model.n_iter_
     assert max(model.validation_scores_) > 0.8
+
+
+def test_tampered_model_file_is_refused_with_the_array_named(tmp_path):
+    from nnpipe.core.serialization import load_npz, save_npz
+
+    X, y = negative_data(50)
+    small_model(max_iter=1).fit(X, y).save(tmp_path / "m.npz")
+    arrays, meta = load_npz(tmp_path / "m.npz")
+    arrays["params"] = arrays["params"][:-1]
+    meta.pop("format_version")
+    save_npz(tmp_path / "bad.npz", arrays, meta)
+    with pytest.raises(ModelFileError, match="'params' has shape"):
+        MLPRegressor.load(tmp_path / "bad.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ModelFileError, match="not a readable"):
+        load_model(tmp_path / "junk.npz")
