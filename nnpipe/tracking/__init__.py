@@ -34,6 +34,7 @@ _LAZY = {
     "confusion_matrix_figure": "nnpipe.tracking.plots",
     "energy_trajectory_figure": "nnpipe.tracking.plots",
     "capacity_curve_figure": "nnpipe.tracking.plots",
+    "energy_trajectories": "nnpipe.tracking.plots",
 }
 
 __all__ = [

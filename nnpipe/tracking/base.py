@@ -9,6 +9,7 @@ active run is thread-local, so nothing here relies on it).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -199,6 +200,13 @@ def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 def git_commit(path: str | os.PathLike | None = None) -> str | None:
     """The commit checked out at ``path`` (default: nnpipe's source tree), or None."""
     where = Path(path) if path is not None else Path(__file__).resolve().parents[2]
+    return _git_commit(str(where.resolve()))
+
+
+# Once per directory and process: the code a process runs is the code it imported at
+# start, so a later checkout would not describe it anyway.
+@functools.lru_cache(maxsize=16)
+def _git_commit(where: str) -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],

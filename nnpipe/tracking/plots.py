@@ -7,7 +7,8 @@ Each function returns the figure; ``MlflowTracker.log_figure`` saves it as PNG.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,11 @@ from matplotlib.figure import Figure
 
 
 def _figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    # Fixed margins instead of a layout engine: constrained layout cost ~4x the drawing
+    # itself on these small plots, and tracking overhead is measured per run.
+    fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=0.13, right=0.96, bottom=0.13, top=0.91)
     return fig, fig.add_subplot()
 
 
@@ -126,27 +130,68 @@ def energy_trajectory_figure(
     return fig
 
 
+def energy_trajectories(network: Any, probes: Any, max_sweeps: int = 10) -> np.ndarray:
+    """Energy of each probe after 0, 1, ..., ``max_sweeps`` sweeps (n_probes, max_sweeps + 1).
+
+    Uses only the network's public ``recall``/``energy``: recall with ``max_iter=k``
+    visits neurons in the same seeded order as any longer recall, so the state after
+    k sweeps is the same whichever run it comes from. Costs O(max_sweeps^2) sweeps:
+    meant for the handful of probes a plot shows.
+    """
+    if not isinstance(max_sweeps, int) or max_sweeps < 1:
+        raise ValueError(f"max_sweeps={max_sweeps!r} must be a positive integer")
+    probes = np.asarray(probes)
+    columns = [np.asarray(network.energy(probes), dtype=np.float64)]
+    stepper = copy.copy(network)  # the caller's network keeps its max_iter
+    for k in range(1, max_sweeps + 1):
+        stepper.max_iter = k
+        columns.append(np.asarray(stepper.recall(probes).energy, dtype=np.float64))
+    return np.stack(columns, axis=1)  # (n_probes, max_sweeps + 1)
+
+
 def capacity_curve_figure(
-    n_patterns: Sequence[int],
-    recall_rate: Sequence[float],
-    n_neurons: int | None = None,
-    title: str = "Hopfield capacity",
+    table: Mapping[str, Sequence[Any]], title: str = "Hopfield capacity"
 ) -> Figure:
-    """Fraction of stored patterns recalled against load; marks the 0.138·N Hebbian limit."""
-    x = np.asarray(n_patterns, dtype=np.float64).reshape(-1)
-    y = np.asarray(recall_rate, dtype=np.float64).reshape(-1)
-    if x.shape != y.shape or x.size == 0:
-        raise ValueError(
-            f"n_patterns ({x.size}) and recall_rate ({y.size}) must be equal-length and non-empty"
-        )
+    """Exact-recall fraction (solid) and mean overlap (dashed) against load P/N.
+
+    ``table`` is the columnar dict of ``nnpipe.core.capacity.capacity_curve`` (needs
+    ``load`` and ``exact_recall``; uses ``mean_overlap``, ``noise``, ``rule`` and
+    ``n_neurons`` when present): one line per (rule, noise level), and the Hebbian
+    limit 0.138 marked.
+    """
+    missing = [c for c in ("load", "exact_recall") if c not in table]
+    if missing:
+        raise ValueError(f"capacity table lacks columns {missing}; has {sorted(table)}")
+    load = np.asarray(table["load"], dtype=np.float64)
+    n = load.size
+    if n == 0:
+        raise ValueError("capacity table is empty")
+    for name, column in table.items():
+        if len(column) != n:
+            raise ValueError(f"capacity table column {name!r} has {len(column)} rows, not {n}")
+    noise = list(table.get("noise", [None] * n))
+    rule = list(table.get("rule", [None] * n))
     fig, ax = _figure()
-    ax.plot(x, y, marker="o", label="recalled fraction")
-    if n_neurons is not None:
-        ax.axvline(0.138 * n_neurons, color="red", linestyle="--", label="0.138 N (Hebbian)")
+    groups: dict[tuple[Any, Any], list[int]] = {}
+    for i in range(n):
+        groups.setdefault((rule[i], noise[i]), []).append(i)
+    for (r, nz), rows in groups.items():
+        rows = sorted(rows, key=lambda i: load[i])
+        parts = [str(r)] if r is not None else []
+        if nz is not None:
+            parts.append(f"noise {nz:g}")
+        label = ", ".join(parts) or "exact recall"
+        line = ax.plot(load[rows], np.asarray(table["exact_recall"])[rows], marker="o", label=label)
+        if "mean_overlap" in table:
+            overlap = np.asarray(table["mean_overlap"], dtype=np.float64)[rows]
+            ax.plot(load[rows], overlap, linestyle="--", color=line[0].get_color())
+    if "hebbian" in rule or rule == [None] * n:
+        ax.axvline(0.138, color="red", linestyle=":", label="0.138 (Hebbian limit)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("stored patterns")
-    ax.set_ylabel("fraction recalled exactly")
-    ax.set_title(title if n_neurons is None else f"{title} (N = {n_neurons})")
-    ax.legend()
+    ax.set_xlabel("load P / N")
+    ax.set_ylabel("exact recall (solid), mean overlap (dashed)")
+    sizes = sorted(set(table.get("n_neurons", [])))
+    ax.set_title(f"{title} (N = {', '.join(map(str, sizes))})" if sizes else title)
+    ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
     return fig

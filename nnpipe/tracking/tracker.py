@@ -40,6 +40,8 @@ _MAX_METRICS_PER_BATCH = 1000
 _MAX_PARAMS_PER_BATCH = 100
 _MAX_TAG_VALUE_LENGTH = 5000
 ERROR_TAG = "nnpipe.error"
+# Package versions and the git commit are run tags named nnpipe.env.<name>.
+ENV_TAG_PREFIX = "nnpipe.env."
 TRACEBACK_ARTIFACT = "error/traceback.txt"
 
 
@@ -140,7 +142,8 @@ class MlflowTracker:
     flush_seconds : float
         How often epoch callbacks send their buffered metrics.
     log_environment : bool
-        Log package versions and the git commit when a run starts.
+        Tag each new run with package versions (nnpipe, numpy, dask, pyarrow, mlflow)
+        and the git commit when there is one (``nnpipe.env.*`` tags).
     """
 
     def __init__(
@@ -242,16 +245,18 @@ class MlflowTracker:
         parent_run_id: str | None = None,
     ) -> str:
         """Create a run, make it this tracker's current run, and return its id."""
-        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        all_tags: dict[str, str] = {}
+        if self.log_environment:
+            # As tags of the new run: no extra store round trip per run.
+            env = environment_info()
+            all_tags.update({f"{ENV_TAG_PREFIX}{k}": v for k, v in env.items()})
+            if "git_commit" in env:
+                all_tags["mlflow.source.git.commit"] = env["git_commit"]
+        all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if parent_run_id is not None:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        env = environment_info() if self.log_environment else {}
-        if "git_commit" in env:
-            all_tags.setdefault("mlflow.source.git.commit", env["git_commit"])
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = run.info.run_id
-        if env:
-            self.log_params({"env": env}, run_id=self.run_id)
         return self.run_id
 
     def end_run(self, status: str = "FINISHED", run_id: str | None = None) -> None:

@@ -101,6 +101,8 @@ def mlflow_server(tmp_path, empty_store_file):
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # The server's background job runner starts eight worker processes we do not use.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log = root / "server.log"
     proc = start_process(
         [

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
+from nnpipe.core.capacity import capacity_curve
+from nnpipe.core.hopfield import HopfieldNetwork
 from nnpipe.tracking.plots import (
     capacity_curve_figure,
     confusion_matrix,
     confusion_matrix_figure,
+    energy_trajectories,
     energy_trajectory_figure,
     loss_curve_figure,
 )
@@ -80,12 +83,38 @@ def test_energy_trajectory_draws_one_line_per_probe():
         energy_trajectory_figure([])
 
 
-def test_capacity_curve_marks_hebbian_limit():
-    fig = capacity_curve_figure([2, 6, 10, 14, 20], [1.0, 1.0, 0.9, 0.5, 0.1], n_neurons=100)
+def test_energy_trajectories_of_real_recall_never_rise():
+    rng = np.random.default_rng(0)
+    patterns = rng.choice([-1, 1], size=(3, 64)).astype(np.int8)
+    net = HopfieldNetwork(random_state=0).fit(patterns)
+    probes = patterns.copy()
+    probes[:, :12] *= -1
+    energies = energy_trajectories(net, probes, max_sweeps=4)
+    assert energies.shape == (3, 5)
+    np.testing.assert_array_equal(energies[:, 0], net.energy(probes))
+    np.testing.assert_array_equal(energies[:, -1], net.recall(probes).energy)
+    assert np.all(np.diff(energies, axis=1) <= 1e-9)
+    assert net.max_iter == 100  # the caller's network is left as it was
+    assert png_bytes(energy_trajectory_figure(energies)).startswith(b"\x89PNG")
+
+
+def test_capacity_curve_plots_the_core_capacity_table():
+    table = capacity_curve(48, [0.05, 0.15, 0.25], [0.0, 0.1], trials=1, random_state=0)
+    fig = capacity_curve_figure(table)
     ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "hebbian, noise 0.1" in labels and "hebbian, noise 0" in labels
     limit = [line for line in ax.get_lines() if "0.138" in line.get_label()]
-    assert limit and limit[0].get_xdata()[0] == pytest.approx(13.8)
-    assert "N = 100" in ax.get_title()
+    assert limit and limit[0].get_xdata()[0] == pytest.approx(0.138)
+    solid = next(line for line in ax.get_lines() if line.get_label() == "hebbian, noise 0.1")
+    rows = [i for i, nz in enumerate(table["noise"]) if nz == 0.1]
+    np.testing.assert_array_equal(solid.get_ydata(), np.asarray(table["exact_recall"])[rows])
+    assert "N = 48" in ax.get_title()
     assert png_bytes(fig).startswith(b"\x89PNG")
-    with pytest.raises(ValueError, match="equal-length"):
-        capacity_curve_figure([1, 2], [1.0])
+
+
+def test_capacity_curve_names_missing_or_ragged_columns():
+    with pytest.raises(ValueError, match="exact_recall"):
+        capacity_curve_figure({"load": [0.1]})
+    with pytest.raises(ValueError, match="'exact_recall' has 1 rows, not 2"):
+        capacity_curve_figure({"load": [0.1, 0.2], "exact_recall": [1.0]})

@@ -51,7 +51,7 @@ def test_experiment_is_named_per_flow_and_reused(store):
     assert a.client.get_experiment(a.experiment_id).name == "flow-a"
 
 
-def test_params_are_flattened_and_environment_logged(store):
+def test_params_are_flattened_and_environment_tagged(store):
     tracker = MlflowTracker("params")
     config = {
         "model": {"hidden_layer_sizes": (16, 8), "alpha": 1e-4, "activation": "tanh"},
@@ -68,13 +68,13 @@ def test_params_are_flattened_and_environment_logged(store):
     assert params["data.fingerprint"] == "abc123"
     assert params["seed"] == "7"
     assert params["extra.p149"] == "149"
+    tags = tracker.client.get_run(run_id).data.tags
     env = environment_info()
     for key in ("nnpipe_version", "numpy_version", "dask_version", "pyarrow_version"):
-        assert params[f"env.{key}"] == env[key]
+        assert tags[f"nnpipe.env.{key}"] == env[key]
     if "git_commit" in env:
-        assert params["env.git_commit"] == env["git_commit"]
-        run = tracker.client.get_run(run_id)
-        assert run.data.tags["mlflow.source.git.commit"] == env["git_commit"]
+        assert tags["nnpipe.env.git_commit"] == env["git_commit"]
+        assert tags["mlflow.source.git.commit"] == env["git_commit"]
 
 
 def test_flatten_params_handles_nesting_sequences_and_long_values():

@@ -1,0 +1,147 @@
+"""Tracking overhead: a 200-epoch training run tracked in MLflow vs the same run untracked.
+
+Both variants run the identical streaming loop (minibatch ``partial_fit``, a
+validation loss, ``record_epoch``) on the same data and seed; the tracked one also
+starts a run on an embedded SQLite store (environment info, git commit), logs the
+flattened parameters, sends per-epoch metrics through the batched epoch callback,
+logs final metrics, the config JSON and a loss-curve PNG, and ends the run. The
+variants alternate; medians are compared. The pyfunc model logging (a fixed cost per
+run, independent of the number of epochs) is timed separately.
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracking.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nnpipe.core.mlp import MLPRegressor
+from nnpipe.core.scalers import StandardScaler
+from nnpipe.tracking import MlflowTracker, loss_curve_figure, regression_metrics
+
+
+def make_data(n_rows: int, n_features: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features))
+    w = rng.normal(size=n_features)
+    y = np.tanh(X @ w) * 10.0 - 5.0 + rng.normal(0, 0.1, n_rows)
+    cut = int(0.8 * n_rows)
+    return X[:cut], y[:cut], X[cut:], y[cut:]
+
+
+def train(data, config, callback=None):
+    """The streaming loop a trainer runs; ``callback`` gets each epoch's metrics."""
+    X, y, Xv, yv = data
+    model = MLPRegressor(
+        hidden_layer_sizes=config["hidden_layer_sizes"],
+        batch_size=config["batch_size"],
+        random_state=config["seed"],
+        n_iter_no_change=config["epochs"] + 1,  # run all epochs in both variants
+    )
+    rng = np.random.default_rng(config["seed"])
+    bs = config["batch_size"]
+    for epoch in range(1, config["epochs"] + 1):
+        t0 = time.perf_counter()
+        order = rng.permutation(len(X))
+        for start in range(0, len(X), bs):
+            idx = order[start : start + bs]
+            model.partial_fit(X[idx], y[idx])
+        train_seconds = time.perf_counter() - t0
+        train_loss = model.loss(X, y)
+        val_loss = model.loss(Xv, yv)
+        model.record_epoch(train_loss, val_loss)
+        if callback is not None:
+            callback(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "learning_rate": model.learning_rate_,
+                    "samples_per_s": len(X) / train_seconds,
+                    "epoch_seconds": time.perf_counter() - t0,
+                }
+            )
+    return model
+
+
+def untracked(data, config):
+    t0 = time.perf_counter()
+    train(data, config)
+    return time.perf_counter() - t0
+
+
+def tracked(data, config, uri):
+    t0 = time.perf_counter()
+    tracker = MlflowTracker("bench-tracking", tracking_uri=uri)
+    with tracker.run("bench"):
+        tracker.log_params(config)
+        tracker.log_dict(config, "config.json")
+        model = train(data, config, tracker.epoch_callback())
+        X, y, Xv, yv = data
+        tracker.log_metrics(regression_metrics(yv, model.predict(Xv)))
+        tracker.log_figure(
+            loss_curve_figure(model.loss_curve_, model.validation_loss_curve_),
+            "plots/loss_curve.png",
+        )
+    return time.perf_counter() - t0
+
+
+def model_logging_seconds(data, config, uri, workdir: Path) -> float:
+    X, y, _, _ = data
+    scaler = StandardScaler().fit(X)
+    model = MLPRegressor(hidden_layer_sizes=config["hidden_layer_sizes"], max_iter=5)
+    model.fit(scaler.transform(X), y)
+    model.save(workdir / "network.npz")
+    scaler.save(workdir / "scaler.npz")
+    tracker = MlflowTracker("bench-tracking-model", tracking_uri=uri)
+    with tracker.run("model"):
+        t0 = time.perf_counter()
+        tracker.log_model(
+            workdir / "network.npz", scaler_path=workdir / "scaler.npz", input_example=X[:3]
+        )
+        return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    config = {
+        "hidden_layer_sizes": (32, 32),
+        "batch_size": 64,
+        "epochs": args.epochs,
+        "seed": 0,
+        "data": {"rows": args.rows, "features": 8},
+    }
+    data = make_data(args.rows, 8)
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        t0 = time.perf_counter()
+        MlflowTracker("bench-tracking", tracking_uri=uri).experiment_id  # noqa: B018
+        cold = time.perf_counter() - t0
+        untracked(data, {**config, "epochs": 3})  # warm-up of both paths
+        tracked(data, {**config, "epochs": 3}, uri)
+        plain, logged = [], []
+        for _ in range(args.repeats):
+            plain.append(untracked(data, config))
+            logged.append(tracked(data, config, uri))
+        model_seconds = model_logging_seconds(data, config, uri, Path(tmp))
+    p, t = statistics.median(plain), statistics.median(logged)
+    print(f"{args.epochs}-epoch run, {args.rows} rows, MLP (32, 32), {args.repeats} repeats each")
+    print(f"  untracked median {p:8.3f} s   runs: {', '.join(f'{x:.3f}' for x in plain)}")
+    print(f"  tracked   median {t:8.3f} s   runs: {', '.join(f'{x:.3f}' for x in logged)}")
+    print(f"  ratio tracked/untracked {t / p:.4f}   overhead {100 * (t - p) / p:+.2f} %")
+    print(f"  one-time store creation + first connection: {cold:.2f} s (not in the medians)")
+    print(f"  pyfunc model logging (once per run, not per epoch): {model_seconds:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

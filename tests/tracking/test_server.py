@@ -1,0 +1,76 @@
+"""The tracker against a real ``mlflow server`` process on 127.0.0.1 (started and stopped here)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from nnpipe.core.mlp import MLPRegressor
+from nnpipe.tracking import MlflowTracker, loss_curve_figure
+from nnpipe.tracking.tracker import ERROR_TAG, TRACEBACK_ARTIFACT
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+def train(model, X, y, epochs, callback, corrupt_at=None):
+    """A small streaming loop: minibatch partial_fit, record_epoch, one callback per epoch."""
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        for start in range(0, len(X), 32):
+            xb = X[start : start + 32]
+            if epoch == corrupt_at:
+                xb = xb[:, :2]  # a partition with a column missing
+            model.partial_fit(xb, y[start : start + 32])
+        train_loss = model.loss(X, y)
+        model.record_epoch(train_loss)
+        callback(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "learning_rate": model.learning_rate_,
+                "epoch_seconds": time.perf_counter() - t0,
+            }
+        )
+
+
+def test_runs_params_metrics_artifacts_and_failure_through_a_server(mlflow_server):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(128, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) - 3.0
+    tracker = MlflowTracker("nnpipe-train", tracking_uri=mlflow_server)
+
+    with tracker.run("ok") as ok_id:
+        tracker.log_params({"model": {"hidden_layer_sizes": [8]}, "seed": 0})
+        model = MLPRegressor(hidden_layer_sizes=(8,), random_state=0)
+        train(model, X, y, 5, tracker.epoch_callback())
+        tracker.log_dict({"epochs": 5}, "config.json")
+        tracker.log_figure(loss_curve_figure(model.loss_curve_), "plots/loss_curve.png")
+
+    with pytest.raises(ValueError):
+        with tracker.run("breaks") as bad_id:
+            model = MLPRegressor(hidden_layer_sizes=(8,), random_state=0)
+            train(model, X, y, 5, tracker.epoch_callback(), corrupt_at=3)
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    ok = client.get_run(ok_id)
+    assert ok.info.status == "FINISHED"
+    assert ok.data.params["model.hidden_layer_sizes"] == "[8]"
+    steps = [m.step for m in client.get_metric_history(ok_id, "train_loss")]
+    assert steps == [1, 2, 3, 4, 5]
+    config = Path(client.download_artifacts(ok_id, "config.json"))
+    assert json.loads(config.read_text()) == {"epochs": 5}
+    png = Path(client.download_artifacts(ok_id, "plots/loss_curve.png")).read_bytes()
+    assert png.startswith(b"\x89PNG")
+
+    bad = client.get_run(bad_id)
+    assert bad.info.status == "FAILED"
+    assert bad.data.tags[ERROR_TAG].startswith("ValueError")
+    # The two epochs finished before the failure are kept.
+    assert [m.step for m in client.get_metric_history(bad_id, "train_loss")] == [1, 2]
+    trace = Path(client.download_artifacts(bad_id, TRACEBACK_ARTIFACT)).read_text()
+    assert "partial_fit" in trace
