@@ -103,6 +103,7 @@ def child_rss(path: str) -> dict:
 
 def child_scaler(path: str, mode: str) -> dict:
     """Rows per second of fit_scalers, or of a raw pyarrow scan of the same columns."""
+    import dask  # noqa: F401  (imports are one-time costs, not throughput)
     import pyarrow.dataset as pads
 
     from nnpipe.data import fit_scalers

@@ -300,6 +300,44 @@ class ParquetDataset:
             expr = side if expr is None else expr & side
         return expr
 
+    def _read_table(
+        self, index: int, subset: str = "all", split: TrainValidationSplit | None = None
+    ) -> tuple[pa.Table, np.ndarray | None]:
+        """Feature + target columns of partition ``index`` and its validation mask.
+
+        A column split is pushed into the read, so for 'train'/'validation' with one
+        the mask is None; with a hash split the mask is always given (subset 'both'
+        also reads the split column to build it).
+        """
+        if subset != "both":
+            check_subset(subset, split)
+        if split is not None and split.column is not None and split.column not in self.schema.names:
+            raise DataError(
+                f"split column {split.column!r} not found in dataset {self.path!r}; "
+                f"columns present: {', '.join(self.schema.names)}"
+            )
+        part = self.partitions[index]
+        read_cols = self.feature_names + self.target_names
+        need_split_col = split is not None and split.column is not None and subset == "both"
+        if need_split_col and split.column not in read_cols:
+            read_cols = [*read_cols, split.column]
+        expr = self._combined_filter("all" if subset == "both" else subset, split)
+        try:
+            table = self._fragments[index].to_table(
+                columns=read_cols, filter=expr, schema=self.schema
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read Parquet file {part.path!r}: {exc}") from exc
+        n = table.num_rows
+        mask = None
+        if split is not None and subset != "all" and split.column is None:
+            mask = split.validation_mask(self.partition_key(index), n)
+        elif need_split_col:
+            mask = split.validation_mask(
+                self.partition_key(index), n, table.column(split.column).to_numpy()
+            )
+        return table, mask
+
     def _read_block(
         self,
         index: int,
@@ -309,26 +347,9 @@ class ParquetDataset:
     ) -> tuple[np.ndarray, np.ndarray | None, int]:
         """(block (n, n_features + n_targets), validation mask or None, n_dropped)."""
         dtype = np.dtype(dtype)
-        if subset != "both":
-            check_subset(subset, split)
-        if split is not None and split.column is not None and split.column not in self.schema.names:
-            raise DataError(
-                f"split column {split.column!r} not found in dataset {self.path!r}; "
-                f"columns present: {', '.join(self.schema.names)}"
-            )
+        table, mask = self._read_table(index, subset, split)
         part = self.partitions[index]
         columns = self.feature_names + self.target_names
-        read_cols = list(columns)
-        need_split_col = split is not None and split.column is not None and subset == "both"
-        if need_split_col and split.column not in read_cols:
-            read_cols.append(split.column)
-        expr = self._combined_filter("all" if subset == "both" else subset, split)
-        try:
-            table = self._fragments[index].to_table(
-                columns=read_cols, filter=expr, schema=self.schema
-            )
-        except (pa.ArrowException, OSError) as exc:
-            raise DataError(f"cannot read Parquet file {part.path!r}: {exc}") from exc
         n = table.num_rows
         # Column-major: each column is written (and later reduced) contiguously.
         block = np.empty((len(columns), n), dtype=dtype).T  # (n, n_columns)
@@ -339,13 +360,6 @@ class ParquetDataset:
             if col.type != pa.float32() or dtype != np.float32:
                 col = col.cast(pa.float64())  # exact for every numeric type but int64 > 2**53
             block[:, j] = col.to_numpy()  # nulls become NaN; numpy rounds to dtype
-        mask = None
-        if split is not None and subset in ("both", "train", "validation") and split.column is None:
-            mask = split.validation_mask(self.partition_key(index), n)
-        elif need_split_col:
-            mask = split.validation_mask(
-                self.partition_key(index), n, table.column(split.column).to_numpy()
-            )
         n_dropped = 0
         if not np.isfinite(block).all():
             finite = np.isfinite(block)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.core.validation import check_positive, resolve_dtype
 
 from .split import TrainValidationSplit, check_subset
@@ -37,12 +38,35 @@ class _Scaling:
     def __call__(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not len(X):
             return X.astype(self.dtype), y.astype(self.y_dtype)
-        X = self.x_scaler.transform(X) if self.x_scaler is not None else X
-        y = self.y_scaler.transform(y) if self.y_scaler is not None else y
-        return (
-            np.ascontiguousarray(X, dtype=self.dtype),
-            np.ascontiguousarray(y, dtype=self.y_dtype),
-        )
+        return _apply(self.x_scaler, X, self.dtype), _apply(self.y_scaler, y, self.y_dtype)
+
+
+def _apply(scaler: Any, A: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``scaler.transform(A)`` as C-ordered ``dtype``, in two passes when possible.
+
+    The blocks are already checked finite and may be column-major; for nnpipe's
+    own scalers the same float operations as their ``transform`` (so the same
+    bits) are written straight into a C-ordered output, skipping transform's
+    extra copies and checks. Anything else goes through ``transform``.
+    """
+    if scaler is None:
+        return np.ascontiguousarray(A, dtype=dtype)
+    if np.dtype(getattr(scaler, "dtype", None) or "float64") != dtype or A.dtype != dtype:
+        return np.ascontiguousarray(scaler.transform(A), dtype=dtype)
+    out = np.empty(A.shape, dtype=dtype)  # C order
+    if type(scaler) is StandardScaler:
+        if scaler.with_mean:
+            np.subtract(A, scaler.mean_.astype(dtype), out=out)
+        else:
+            out[...] = A
+        if scaler.with_std:
+            np.divide(out, scaler.scale_.astype(dtype), out=out)
+        return out
+    if type(scaler) is MinMaxScaler:
+        np.multiply(A, scaler.scale_.astype(dtype), out=out)
+        np.add(out, scaler.min_.astype(dtype), out=out)
+        return out
+    return np.ascontiguousarray(scaler.transform(A), dtype=dtype)
 
 
 def _load(

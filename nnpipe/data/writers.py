@@ -202,9 +202,7 @@ def write_hopfield_dataset(
 
     _prepare_dir(path, overwrite, storage_options)
     pattern_file = write_table_atomic(
-        arrays_to_table(
-            {"pattern_id": np.arange(n_patterns, dtype=np.int32), "pattern": patterns}
-        ),
+        arrays_to_table({"pattern_id": np.arange(n_patterns, dtype=np.int32), "pattern": patterns}),
         posixpath.join(path, "patterns", "part-00000.parquet"),
         storage_options,
         compression,

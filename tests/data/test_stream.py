@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.core.scalers import StandardScaler
+from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.data import ArrayDataset, ParquetDataset, TrainValidationSplit, iter_minibatches
 
 from .conftest import write_parts
@@ -60,13 +60,15 @@ def test_prefetch_does_not_change_the_batches(ds):
         np.testing.assert_array_equal(ya, yb)
 
 
-def test_scalers_are_applied(ds, parquet_xy):
+@pytest.mark.parametrize("kind", [StandardScaler, MinMaxScaler])
+def test_scalers_are_applied_bit_for_bit(ds, parquet_xy, kind):
     _, X, y = parquet_xy
-    xs = StandardScaler().fit(X)
-    ys = StandardScaler().fit(y)
+    xs = kind().fit(X)
+    ys = kind().fit(y)
     Xb, yb = next(iter(iter_minibatches(ds, 1000, shuffle=False, x_scaler=xs, y_scaler=ys)))
-    np.testing.assert_allclose(Xb, xs.transform(X), rtol=1e-6)
-    np.testing.assert_allclose(yb, ys.transform(y), rtol=1e-6)
+    np.testing.assert_array_equal(Xb, xs.transform(X))
+    np.testing.assert_array_equal(yb, ys.transform(y))
+    assert Xb.flags.c_contiguous
 
 
 def test_validation_rows_never_appear_in_training_batches(ds):
