@@ -19,6 +19,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow import MlflowClient
 from mlflow.models import Model, infer_signature
 
 from nnpipe.core.scalers import SCALERS
@@ -155,6 +156,16 @@ def log_pyfunc_model(
     artifacts = {NETWORK_ARTIFACT: str(Path(model_path).resolve())}
     if scaler_path is not None:
         artifacts[SCALER_ARTIFACT] = str(Path(scaler_path).resolve())
+    client = MlflowClient(tracking_uri=tracking_uri)
+    # Created here in the run's own experiment: left to Model.log, the logged model
+    # would land in the fluent API's current experiment (Default, artifacts in ./mlruns).
+    logged_model = client.create_logged_model(
+        client.get_run(run_id).info.experiment_id,
+        name=name,
+        source_run_id=run_id,
+        tags={"nnpipe.estimator": type(network).__name__},
+        model_type="nnpipe",
+    )
     with _global_tracking_uri(tracking_uri):
         info = Model.log(
             artifact_path=None,  # deprecated in MLflow 3 but still positional
@@ -168,6 +179,7 @@ def log_pyfunc_model(
             input_example=example,
             pip_requirements=_requirements(),
             metadata={"nnpipe_estimator": type(network).__name__},
+            model_id=logged_model.model_id,
         )
     return LoggedModel(model_uri=info.model_uri, run_id=run_id)
 

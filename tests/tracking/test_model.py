@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 from mlflow.models import Model
 
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
@@ -89,6 +90,17 @@ def test_pyfunc_predicts_exactly_what_nnpipe_predicts_in_target_units(
     np.testing.assert_array_equal(
         np.asarray(mlflow.pyfunc.load_model(logged.model_uri).predict(shuffled)), want
     )
+
+
+def test_logged_model_lives_in_the_run_experiment_artifacts(logged_regressor, model_store):
+    tracker, run_id, logged = logged_regressor
+    root, _ = model_store
+    model = tracker.client.get_logged_model(logged.model_uri.removeprefix("models:/"))
+    assert model.experiment_id == tracker.experiment_id
+    assert model.source_run_id == run_id
+    assert model.status == LoggedModelStatus.READY
+    assert model.artifact_location.startswith((root / "mlartifacts" / "nnpipe-train").as_uri())
+    assert not (root / "mlruns").exists()  # nothing in MLflow's Default experiment folder
 
 
 def test_logged_model_has_signature_input_example_and_code_not_pickle(logged_regressor):
