@@ -444,6 +444,12 @@ class BaseMLP(MLPFileMixin):
     def _fit(self, X: Any, y: Any) -> BaseMLP:
         self._validate_params()
         warm = self.warm_start and hasattr(self, "_params")
+        if warm and self._hidden != self._layer_sizes[1:-1]:
+            raise ValueError(
+                f"warm_start=True continues the fitted network {self._layer_sizes}, but "
+                f"hidden_layer_sizes is now {self.hidden_layer_sizes!r}; set warm_start=False "
+                "to train a new network"
+            )
         X, Y = self._prepare(X, y, reset=not warm)
         if not warm:
             self._initialize(X.shape[1], Y.shape[1])

@@ -138,3 +138,12 @@ def test_divergence_in_a_later_epoch_keeps_earlier_progress(Xy):
         model.fit(X, y)
     assert np.isfinite(model._params).all()
     assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
+
+
+def test_warm_start_with_changed_architecture_is_refused(Xy):
+    model = fast().fit(*Xy)
+    model.set_params(warm_start=True, hidden_layer_sizes=(6,))
+    with pytest.raises(
+        ValueError, match=r"warm_start=True continues the fitted network \[3, 4, 1\]"
+    ):
+        model.fit(*Xy)
