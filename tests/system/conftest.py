@@ -20,8 +20,8 @@ def _interrupt(signum, frame):
 
 
 @pytest.fixture(scope="package")
-def cluster(tmp_path_factory):
-    """Scheduler, two workers, MLflow and Prefect servers running and healthy."""
+def running_servers(tmp_path_factory):
+    """Scheduler, two workers, MLflow and Prefect servers, started once for the package."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
     compose = LocalCompose(tmp_path_factory.mktemp("cluster"))
     try:
@@ -31,3 +31,13 @@ def cluster(tmp_path_factory):
     finally:
         compose.close()
         signal.signal(signal.SIGTERM, previous)
+    # Stopping signals whole process groups: the servers' own children (uvicorn
+    # workers, a nanny's worker process) must be gone as well.
+    assert compose.surviving_groups() == [], "processes left running after the tests"
+
+
+@pytest.fixture
+def cluster(running_servers):
+    """The servers, every one running: a service a test killed is started again first."""
+    running_servers.ensure_running(SERVERS)
+    return running_servers

@@ -114,6 +114,11 @@ class ServiceProcess:
         """Run the service's compose healthcheck command once; True when it exits 0."""
         if self.spec.healthcheck is None:
             return self.running()
+        # Starting an interpreter per probe costs CPU the starting servers need: probe
+        # only once the port the healthcheck asks accepts connections.
+        url = re.search(r"https?://([^/:'\"]+):(\d+)", " ".join(self.spec.healthcheck))
+        if url and not _port_open(url.group(1), int(url.group(2))):
+            return False
         try:
             done = subprocess.run(
                 self.spec.healthcheck,
@@ -144,18 +149,32 @@ class ServiceProcess:
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL whatever is left."""
-        if self.popen is None:
-            return
-        if self.signal_group(signal.SIGTERM):
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and _group_alive(self.popen.pid):
-                self.popen.poll()  # reap the leader so it does not count as alive
-                time.sleep(0.1)
-            self.signal_group(signal.SIGKILL)
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
-            pass
+        stop_all([self], grace)
+
+
+def stop_all(processes: list[ServiceProcess], grace: float = 10.0) -> None:
+    """SIGTERM every group at once, wait up to ``grace`` seconds, then SIGKILL the rest."""
+    signalled = [p for p in processes if p.signal_group(signal.SIGTERM)]
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        for p in signalled:
+            p.popen.poll()  # reap the leader so that it does not count as alive
+        if not any(_group_alive(p.popen.pid) for p in signalled):
+            break
+        time.sleep(0.1)
+    for p in signalled:
+        p.signal_group(signal.SIGKILL)
+    for p in processes:
+        if p.popen is not None:
+            p.popen.wait(timeout=10)
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def _group_alive(pgid: int) -> bool:
@@ -333,15 +352,29 @@ class LocalCompose:
     def stop(self, name: str) -> None:
         self.processes[name].stop()
 
+    def ensure_running(self, names: Iterable[str]) -> None:
+        """Start again (and wait for) any of ``names`` that has stopped, e.g. after a kill."""
+        stopped = [n for n in names if n not in self.processes or not self.processes[n].running()]
+        if stopped:
+            self.start(stopped)
+            self.wait_healthy(stopped)
+
     def close(self) -> None:
-        """Stop every service (workers before the scheduler and servers), then the watchdog."""
-        order = sorted(self.processes, key=lambda n: (not n.startswith("dask-worker"), n))
-        for name in order:
-            self.processes[name].stop()
+        """Stop every service at once, then the watchdog."""
+        stop_all(list(self.processes.values()))
+        self._record_groups()
         if self._watchdog.poll() is None:
             self._watchdog.kill()
             self._watchdog.wait()
         atexit.unregister(self.close)
+
+    def surviving_groups(self) -> list[str]:
+        """Services with a process left in their group (after ``close``: none)."""
+        return [
+            name
+            for name, p in self.processes.items()
+            if p.popen is not None and _group_alive(p.popen.pid)
+        ]
 
     def _record_groups(self) -> None:
         pgids = " ".join(str(p.pid) for p in self.processes.values() if p.popen is not None)

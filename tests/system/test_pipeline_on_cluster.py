@@ -8,6 +8,7 @@ workers also see (the compose file's shared volume).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -72,6 +73,12 @@ def run_nnpipe(args: list[str], env: dict[str, str], cwd: Path, timeout: float =
     return out
 
 
+def json_result(stdout: str) -> dict:
+    """The JSON document `nnpipe ... --json` printed (MLflow may print run links before it)."""
+    start = stdout.find("\n{") + 1 if not stdout.startswith("{") else 0
+    return json.loads(stdout[start:])
+
+
 def flow_runs_by_name(prefect_api_url: str) -> dict[str, list]:
     """Every flow run the Prefect server recorded, grouped by flow name."""
     from prefect.client.orchestration import SyncPrefectClient
@@ -94,7 +101,7 @@ def probe_ids(directory: Path) -> np.ndarray:
     )
 
 
-def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp_path):
+def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     workdir = cluster.data_dir / "pipeline"
@@ -116,7 +123,7 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
         cwd=tmp_path,
     )
     print(f"pipeline on the cluster: {time.monotonic() - started:.1f} s")
-    result = json.loads(out)
+    result = json_result(out)
 
     # Prefect: the pipeline's flow run, and each stage's, completed on the server.
     runs = flow_runs_by_name(cluster.prefect_api_url)
@@ -145,6 +152,9 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     import mlflow.pyfunc
     import pandas as pd
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", cluster.mlflow_uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", cluster.mlflow_uri)
+
     model = mlflow.pyfunc.load_model(f"models:/nnpipe-regressor/{versions[0].version}")
     features = pq.read_table(sorted((workdir / "data" / "regression").rglob("*.parquet"))[0])
     frame = features.to_pandas().drop(columns=["y"]).head(5)
@@ -160,83 +170,75 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     assert np.array_equal(np.sort(got), np.sort(expected))
 
 
-def test_recall_survives_losing_a_worker_mid_job(cluster, tmp_path):
+def test_recall_job_survives_losing_a_worker_mid_job(cluster):
     from distributed import Client
 
     from flows.datasets import write_dataset
+    from nnpipe.core.hopfield import HopfieldNetwork
+    from nnpipe.data.partition_io import read_patterns
+    from nnpipe.data.recall_job import (
+        plan_partitions,
+        read_probes,
+        read_results,
+        run_recall_job,
+    )
 
-    # Big enough networks that a partition takes a noticeable fraction of a second.
+    # Networks big enough that one partition takes a noticeable fraction of a second.
     data = cluster.data_dir / "fault" / "hopfield"
     write_dataset(
-        "hopfield",
-        data,
-        n_rows=3_200,
-        n_neurons=1_200,
-        n_patterns=30,
-        rows_per_partition=200,
-        seed=3,
+        "hopfield", data, n_rows=2_400, n_neurons=800, n_patterns=20, rows_per_partition=150
     )
+    patterns = read_patterns(data)
+    network = HopfieldNetwork(rule="hebbian", random_state=0).fit(patterns)
     output = cluster.data_dir / "fault" / "recall"
-    with Client(cluster.dask_address, timeout=30) as monitor:
-        monitor.wait_for_workers(2, timeout=60)
-        victim = next(
-            addr
-            for addr, w in monitor.scheduler_info(n_workers=-1)["workers"].items()
-            if w["name"] == "dask-worker-2"
+    killed: dict[str, list[str]] = {}
+
+    with Client(cluster.dask_address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        victim = next(a for a, w in workers.items() if w["name"] == "dask-worker-2")
+
+        def kill_once_busy(stats, n_done, n_todo):
+            # After the first result file lands, kill dask-worker-2 while it holds recall
+            # tasks: the job is under way, and that worker's tasks are lost with it.
+            if killed:
+                return
+            held = [str(k) for k in client.processing().get(victim, ())]
+            held = [k for k in held if k.startswith("nnpipe-recall-")]
+            if held:
+                cluster.kill("dask-worker-2")
+                killed["tasks"] = held
+                killed["at"] = [n_done, n_todo]
+
+        summary = run_recall_job(
+            network, patterns, data / "probes", output, client=client, on_partition=kill_once_busy
         )
-        proc = subprocess.Popen(
-            [
-                str(VENV_BIN / "nnpipe"),
-                "recall",
-                "--dataset",
-                str(data),
-                "--output",
-                str(output),
-                "--workdir",
-                str(cluster.data_dir / "fault"),
-                "--dask-address",
-                cluster.dask_address,
-                "--json",
-            ],
-            env=cluster.client_env(),
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            killed_while_running: list[str] = []
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and proc.poll() is None:
-                running = [
-                    k for k in monitor.processing().get(victim, []) if "nnpipe-recall" in str(k)
-                ]
-                done = [p for p in output.glob("*.parquet") if not p.name.startswith(".")]
-                if running and done:
-                    cluster.kill("dask-worker-2")
-                    killed_while_running = running
-                    break
-                time.sleep(0.05)
-            assert killed_while_running, "the job ended before dask-worker-2 could be killed"
-            out, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        assert proc.returncode == 0, err[-3000:]
-        # The scheduler lost the worker: the job was finished by the survivor.
-        names = [w["name"] for w in monitor.scheduler_info(n_workers=-1)["workers"].values()]
-        assert names == ["dask-worker-1"]
-    try:
-        summary = json.loads(out)["summary"]
-        expected = probe_ids(data / "probes")
-        got = probe_ids(output)
-        assert len(got) == len(expected) == 3_200
-        assert np.array_equal(np.sort(got), np.sort(expected)), "a probe is missing or repeated"
-        assert summary["n_probes"] == 3_200
-    finally:
-        # Put the topology back for any test that runs after this one.
-        if not cluster.processes["dask-worker-2"].running():
-            cluster.start(["dask-worker-2"])
-            cluster.wait_healthy(["dask-worker-2"])
+        survivors = [w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+
+    assert killed, "dask-worker-2 held no recall task after the first partition finished"
+    n_done, n_todo = killed["at"]
+    assert n_done < n_todo, "the worker was killed after the job's last partition"
+    assert survivors == ["dask-worker-1"]
+
+    # Every probe exactly once, in one complete file per input partition.
+    expected = probe_ids(data / "probes")
+    got = probe_ids(output)
+    assert len(got) == len(expected) == 2_400
+    assert np.array_equal(np.sort(got), np.sort(expected)), "a probe is missing or repeated"
+    assert summary.n_probes == 2_400 and summary.n_partitions_run == 16
+    # The partitions the dead worker held were redone elsewhere, with the same results
+    # as a recall done here: nothing was lost or corrupted on the way.
+    plan = {_hash(p.output): p for p in plan_partitions(data / "probes", output)}
+    lost = [plan[key.split("-")[2]] for key in killed["tasks"]]
+    results = read_results(output, columns=["probe_id", "state"])
+    ids_col, states_col = (results.column(c).to_pylist() for c in ("probe_id", "state"))
+    states = dict(zip(ids_col, states_col, strict=True))
+    for part in lost:
+        probes, _, ids = read_probes(part.source, "probe", None)
+        local = network.recall(probes).states  # (n, n_neurons)
+        assert [states[int(i)] for i in ids] == local.tolist(), part.key
+
+
+def _hash(path: str) -> str:
+    # The recall job names its Dask tasks nnpipe-recall-<sha1(output)[:12]>-<uuid>.
+    return hashlib.sha1(path.encode()).hexdigest()[:12]

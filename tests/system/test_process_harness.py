@@ -35,20 +35,6 @@ def wait_gone(pgid: int, timeout: float) -> bool:
     return False
 
 
-def test_close_stops_every_process_of_a_service_including_its_children(tmp_path):
-    with LocalCompose(tmp_path) as local:
-        local.start(["dask-scheduler", "dask-worker-1"])
-        local.wait_healthy(["dask-scheduler", "dask-worker-1"], timeout=90)
-        # A nanny runs its worker in a child process: two processes in the group.
-        worker = local.processes["dask-worker-1"].pid
-        children = subprocess.run(
-            ["pgrep", "-g", str(worker)], capture_output=True, text=True
-        ).stdout.split()
-        assert len(children) >= 2
-        groups = [p.pid for p in local.processes.values()]
-    assert not [g for g in groups if group_alive(g)]
-
-
 def test_a_service_that_exits_fails_fast_with_its_log(tmp_path):
     compose = copy.deepcopy(load_compose())
     command = compose["services"]["dask-scheduler"]["command"]
@@ -62,7 +48,7 @@ def test_a_service_that_exits_fails_fast_with_its_log(tmp_path):
         assert "not-a-port" in str(info.value)  # the log's tail names the cause
 
 
-def test_services_die_with_a_test_process_killed_by_sigkill(tmp_path):
+def test_services_and_their_children_die_with_a_test_process_killed_by_sigkill(tmp_path):
     # A stand-in for a pytest process killed by a CI timeout: no finalizer runs.
     script = textwrap.dedent(
         f"""
@@ -71,9 +57,10 @@ def test_services_die_with_a_test_process_killed_by_sigkill(tmp_path):
         from pathlib import Path
         from tests.system.processes import LocalCompose
         local = LocalCompose(Path({str(tmp_path)!r}))
-        local.start(["dask-scheduler"])
-        local.wait_healthy(["dask-scheduler"], timeout=90)
-        print(local.processes["dask-scheduler"].pid, flush=True)
+        names = ["dask-scheduler", "dask-worker-1"]
+        local.start(names)
+        local.wait_healthy(names, timeout=90)
+        print(*(local.processes[n].pid for n in names), flush=True)
         time.sleep(600)
         """
     )
@@ -81,11 +68,15 @@ def test_services_die_with_a_test_process_killed_by_sigkill(tmp_path):
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
-        scheduler_group = int(parent.stdout.readline())
-        assert group_alive(scheduler_group)
+        groups = [int(g) for g in parent.stdout.readline().split()]
+        assert len(groups) == 2 and all(group_alive(g) for g in groups)
+        # The worker's nanny runs the worker in a child process: both are in the group.
+        members = subprocess.run(["pgrep", "-g", str(groups[1])], capture_output=True, text=True)
+        assert len(members.stdout.split()) >= 2
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        assert wait_gone(scheduler_group, timeout=20), "the scheduler outlived its test process"
+        survivors = [g for g in groups if not wait_gone(g, timeout=20)]
+        assert survivors == [], "services outlived their test process"
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
