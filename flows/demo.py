@@ -16,10 +16,23 @@ from flows.pipeline import pipeline
 from flows.report import pipeline_report
 from nnpipe.tracking import default_tracking_uri
 
+QUICK = {
+    "data": {
+        "regression": {"n_rows": 4_000, "rows_per_partition": 1_000},
+        "hopfield": {"n_neurons": 64, "n_patterns": 4, "n_probes": 800, "rows_per_partition": 200},
+    },
+    "train": {"hidden_layer_sizes": [16], "max_epochs": 3},
+}
 
-def demo_config(workdir: Path, dask_address: str | None = None, seed: int = 0) -> PipelineConfig:
-    """The embedded defaults: sizes that finish in well under 3 minutes on 2 cores."""
-    return PipelineConfig.model_validate(
+
+def demo_config(
+    workdir: Path, dask_address: str | None = None, seed: int = 0, quick: bool = False
+) -> PipelineConfig:
+    """The embedded defaults: sizes that finish in well under 3 minutes on 2 cores.
+
+    ``quick`` shrinks data and training to a smoke test of the same pipeline.
+    """
+    config = PipelineConfig.model_validate(
         {
             "workdir": str(workdir),
             "dask_address": dask_address,
@@ -44,11 +57,23 @@ def demo_config(workdir: Path, dask_address: str | None = None, seed: int = 0) -
             "recall": {"rule": "hebbian", "update": "async", "random_state": seed},
         }
     )
+    if quick:
+        values = config.model_dump(mode="json", exclude_unset=True)
+        for stage, overrides in QUICK.items():
+            for key, value in overrides.items():
+                if isinstance(value, dict):
+                    values[stage].setdefault(key, {}).update(value)
+                else:
+                    values[stage][key] = value
+        config = PipelineConfig.model_validate(values)
+    return config
 
 
-def run_demo(workdir: Path, dask_address: str | None = None, seed: int = 0) -> str:
+def run_demo(
+    workdir: Path, dask_address: str | None = None, seed: int = 0, quick: bool = False
+) -> str:
     """Run the pipeline on the demo config; return the report."""
-    config = demo_config(workdir, dask_address, seed)
+    config = demo_config(workdir, dask_address, seed, quick)
     result = pipeline(config=config)
     train = result["summary"]["train_bp"]
     lines = [

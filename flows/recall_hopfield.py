@@ -44,6 +44,12 @@ def load_patterns(dataset: Path) -> np.ndarray:
     return read_patterns(dataset)
 
 
+def check_inputs(config: RecallConfig) -> None:
+    """Check patterns and probe files before any run starts (a wrong path fails at once)."""
+    load_patterns.fn(config.dataset_path)
+    list_probe_files(config.dataset_path / "probes")
+
+
 @task(cache_policy=NO_CACHE)
 def fit_network(config: RecallConfig, patterns: np.ndarray, out: Path) -> HopfieldNetwork:
     """Store the patterns with the configured rule; save the network beside the results."""

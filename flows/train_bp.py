@@ -57,6 +57,11 @@ def open_dataset(config: TrainConfig) -> ParquetDataset:
     return ParquetDataset(config.dataset_path, features=config.features, targets=config.target)
 
 
+def check_inputs(config: TrainConfig) -> ParquetDataset:
+    """Open the dataset before any run starts, so a wrong path or column fails at once."""
+    return open_dataset.fn(config)
+
+
 @task(cache_policy=NO_CACHE)
 def get_scalers(
     config: TrainConfig, dataset: ParquetDataset, split: TrainValidationSplit, client: Any

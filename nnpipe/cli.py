@@ -144,7 +144,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from flows.report import train_report
-    from flows.train_bp import train_bp
+    from flows.train_bp import check_inputs, train_bp
 
     config = _load(
         args,
@@ -156,13 +156,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     if args.print_config:
         return _print_config(config)
+    check_inputs(config)
     result = train_bp(config=config)
     _emit(args, result, train_report(result))
     return EXIT_OK
 
 
 def _cmd_recall(args: argparse.Namespace) -> int:
-    from flows.recall_hopfield import recall_hopfield
+    from flows.recall_hopfield import check_inputs, recall_hopfield
     from flows.report import recall_report
 
     config = _load(
@@ -170,6 +171,7 @@ def _cmd_recall(args: argparse.Namespace) -> int:
     )
     if args.print_config:
         return _print_config(config)
+    check_inputs(config)
     result = recall_hopfield(config=config)
     _emit(args, result, recall_report(result))
     return EXIT_OK
@@ -234,7 +236,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
     _check_address(args.dask_address)
-    print(run_demo(workdir=Path(args.workdir), dask_address=args.dask_address, seed=args.seed))
+    report = run_demo(
+        workdir=Path(args.workdir), dask_address=args.dask_address, seed=args.seed, quick=args.quick
+    )
+    print(report)
     return EXIT_OK
 
 
@@ -360,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="nnpipe-work", help="where results are written")
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="use this Dask cluster")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--quick", action="store_true", help="smaller data and 3 epochs: a smoke test (~1 min)"
+    )
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -217,7 +217,7 @@ def list_column_to_numpy(column: pa.ChunkedArray, path: Any, name: str) -> np.nd
         row, col = divmod(first, int(lengths[0]))
         raise ValueError(
             f"column {name!r} of {str(path)!r} must be bipolar (-1/+1); row {row}, "
-            f"position {col} holds {flat[first]!r}"
+            f"position {col} holds {flat[first].item()!r}"
         )
     return flat.astype(np.int8).reshape(len(arr), int(lengths[0]))
 

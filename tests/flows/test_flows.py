@@ -1,0 +1,151 @@
+"""The flows end to end at small size, read back from MLflow and the Prefect API."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.config import PipelineConfig
+from flows.pipeline import pipeline, stage_configs
+from flows.recall_hopfield import recall_hopfield
+from flows.train_bp import train_bp
+from nnpipe.core.mlp import load_model
+from nnpipe.data.recall_job import read_results
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def small_config(workdir, **train) -> PipelineConfig:
+    return PipelineConfig.model_validate(
+        {
+            "workdir": str(workdir),
+            "data": {
+                "regression": {"n_rows": 2_400, "n_features": 4, "rows_per_partition": 600},
+                "hopfield": {
+                    "n_neurons": 40,
+                    "n_patterns": 3,
+                    "n_probes": 600,
+                    "rows_per_partition": 150,
+                },
+            },
+            "train": {
+                "hidden_layer_sizes": [16],
+                "max_epochs": 3,
+                "batch_size": 64,
+                "learning_rate_init": 0.01,
+                **train,
+            },
+            "recall": {"max_iter": 20},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("pipeline")
+    config = small_config(workdir)
+    return config, pipeline(config=config)
+
+
+@pytest.fixture(scope="module")
+def client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()  # MLFLOW_TRACKING_URI: the session's temporary store
+
+
+def test_every_stage_has_a_finished_mlflow_run(ran, client):
+    _, result = ran
+    assert set(result["run_ids"]) == {"prepare_data", "train_bp", "recall_hopfield"}
+    for flow_name, run_id in result["run_ids"].items():
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["nnpipe.flow"] == flow_name
+
+
+def test_train_run_holds_params_epoch_metrics_artifacts_and_model(ran, client):
+    config, result = ran
+    run_id = result["run_ids"]["train_bp"]
+    run = client.get_run(run_id)
+    assert run.data.params["config.max_epochs"] == "3"
+    assert run.data.params["data.features"] == json.dumps(["x0", "x1", "x2", "x3"])
+    assert run.data.params["scaler_source"] == "prepare_data"  # prepare_data's scalers reused
+    history = client.get_metric_history(run_id, "train_loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert run.data.metrics["r2"] == pytest.approx(result["summary"]["train_bp"]["r2"])
+    assert run.data.metrics["r2"] > 0.5
+    artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
+    assert "plots/loss_curve.png" in artifacts
+    registered = result["summary"]["train_bp"]["registered_model"]
+    name, version = registered.removeprefix("models:/").split("/")
+    assert client.get_model_version(name, version).run_id == run_id
+
+
+def test_logged_model_predicts_negative_targets_like_the_local_files(ran):
+    import mlflow
+
+    config, result = ran
+    summary = result["summary"]["train_bp"]
+    assert summary["target_min"] < 0 and summary["prediction_min"] < 0
+    X = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(20, 4)), columns=["x0", "x1", "x2", "x3"]
+    )
+    served = np.asarray(mlflow.pyfunc.load_model(summary["model_uri"]).predict(X)).ravel()
+    from flows.predict import load_scaler
+
+    model_dir = config.workdir / "models" / result["run_ids"]["train_bp"]
+    local = load_model(model_dir / "model.npz").predict(
+        load_scaler(model_dir / "x_scaler.npz").transform(X.to_numpy())
+    )
+    np.testing.assert_allclose(served, np.ravel(local), rtol=1e-6)
+
+
+def test_recall_run_metrics_match_the_result_files(ran, client):
+    config, result = ran
+    summary = result["summary"]["recall_hopfield"]
+    table = read_results(summary["output_dir"])
+    assert table.num_rows == 600 == summary["n_probes"]
+    assert np.unique(table.column("probe_id").to_numpy()).size == 600
+    run = client.get_run(result["run_ids"]["recall_hopfield"])
+    exact = table.column("exact").to_numpy().mean()
+    assert run.data.metrics["exact_recall_rate"] == pytest.approx(exact)
+    assert run.data.metrics["n_probes"] == 600
+    paths = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"recall_report.json", "plots", "network"} <= paths
+
+
+def test_prefect_recorded_the_pipeline_and_its_three_subflows(ran):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        runs = prefect.read_flow_runs()
+        names = {prefect.read_flow(r.flow_id).name for r in runs if r.state.is_completed()}
+    assert {"pipeline", "prepare_data", "train_bp", "recall_hopfield"} <= names
+
+
+def test_recall_rerun_skips_every_finished_partition(ran, client):
+    config, result = ran
+    _, _, recall = stage_configs(config)
+    again = recall_hopfield.fn(config=recall)
+    s = again["summary"]
+    assert s["n_partitions_run"] == 0 and s["n_partitions_skipped"] == 4
+    assert s["exact_recall_rate"] == result["summary"]["recall_hopfield"]["exact_recall_rate"]
+    assert client.get_run(again["run_ids"]["recall_hopfield"]).info.status == "FINISHED"
+
+
+def test_failed_training_is_marked_failed_in_mlflow_with_the_error(ran, client):
+    config, _ = ran
+    bad = config.train.model_copy(update={"target": "no_such_column"})
+    with pytest.raises(ValueError, match="no_such_column"):
+        train_bp.fn(config=bad)
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs(
+        [client.get_experiment_by_name(bad.experiment).experiment_id],
+        filter_string="attributes.status = 'FAILED'",
+        run_view_type=ViewType.ALL,
+    )
+    assert runs and "no_such_column" in runs[0].data.tags["nnpipe.error"]
