@@ -11,7 +11,7 @@
     python benchmarks/bench_data.py --quick    # small version (~1 minute)
 
 Datasets are written under a temporary directory (default /tmp) and removed at
-the end. Prints medians of --repeat runs and the ratios.
+the end. Prints medians of --repeat runs (the two sides interleaved) and the ratios.
 """
 
 from __future__ import annotations
@@ -103,13 +103,17 @@ def child_rss(path: str) -> dict:
 
 def child_scaler(path: str, mode: str) -> dict:
     """Rows per second of fit_scalers, or of a raw pyarrow scan of the same columns."""
-    import dask  # noqa: F401  (imports are one-time costs, not throughput)
+    import dask
     import pyarrow.dataset as pads
 
     from nnpipe.data import fit_scalers
 
     ds = _dataset(path)
     columns = ds.feature_names + ds.target_names
+    # Warm-up outside the timing: the first Dask compute starts its thread pool and
+    # imports scheduler modules; the scan's first read sets up pyarrow's thread pool.
+    dask.compute(dask.delayed(len)([0]), scheduler="threads")
+    pads.dataset(ds.partitions[0].path, format="parquet").to_table(columns=columns)
     t0 = time.perf_counter()
     if mode == "fit":
         fit_scalers(ds, "standard", "standard")
@@ -155,9 +159,14 @@ def du_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*.parquet")) / 2**20
 
 
-def median_of(kind: str, repeat: int, *args: str, key: str) -> tuple[float, list[dict]]:
-    runs = [run_child(kind, *args) for _ in range(repeat)]
-    return statistics.median(r[key] for r in runs), runs
+def paired_medians(kind: str, repeat: int, path: str, modes: tuple[str, str], key: str):
+    """Medians of ``repeat`` runs of two modes, interleaved (A B A B ...) so that load
+    changes on a shared machine hit both sides alike."""
+    runs: dict[str, list[dict]] = {m: [] for m in modes}
+    for _ in range(repeat):
+        for mode in modes:
+            runs[mode].append(run_child(kind, path, mode))
+    return [statistics.median(r[key] for r in runs[m]) for m in modes], runs
 
 
 def main() -> None:
@@ -182,9 +191,10 @@ def main() -> None:
             f"{du_mb(base):.0f} MB on disk, written in {secs:.1f} s"
         )
 
-        stream_s, stream_runs = median_of("epoch", args.repeat, str(base), "stream", key="seconds")
-        memory_s, memory_runs = median_of("epoch", args.repeat, str(base), "memory", key="seconds")
-        same = stream_runs[0]["weights_sum"] == memory_runs[0]["weights_sum"]
+        (stream_s, memory_s), runs = paired_medians(
+            "epoch", args.repeat, str(base), ("stream", "memory"), key="seconds"
+        )
+        same = runs["stream"][0]["weights_sum"] == runs["memory"][0]["weights_sum"]
         print(
             f"\n[epoch] MLP {N_FEATURES}-{'-'.join(map(str, HIDDEN))}-1, batch {BATCH}, "
             f"{base_rows:,} rows; median of {args.repeat}"
@@ -196,8 +206,9 @@ def main() -> None:
             f"   identical weights: {same}"
         )
 
-        fit_rps, _ = median_of("scaler", args.repeat, str(base), "fit", key="rows_per_s")
-        scan_rps, _ = median_of("scaler", args.repeat, str(base), "scan", key="rows_per_s")
+        (fit_rps, scan_rps), _ = paired_medians(
+            "scaler", args.repeat, str(base), ("fit", "scan"), key="rows_per_s"
+        )
         print(f"\n[scaler] {N_FEATURES + 1} columns, {base_rows:,} rows; median of {args.repeat}")
         print(f"  fit_scalers (one Dask pass): {fit_rps / 1e6:8.2f} M rows/s")
         print(f"  raw pyarrow scan           : {scan_rps / 1e6:8.2f} M rows/s")

@@ -146,6 +146,8 @@ class ParquetDataset:
             raise ValueError(f"nan_policy={nan_policy!r} is not supported; allowed: {shown}")
         self.path = os.fspath(path)
         self.nan_policy = nan_policy
+        # Rows skipped for NaN/inf; known after a pass over the data (n_rows, fit_scalers).
+        self.n_dropped: int | None = 0 if nan_policy == "raise" else None
         self.storage_options = storage_options
         fs, self._filesystem, self._root = resolve_filesystem(path, storage_options)
         files = _find_files(fs, self._root)

@@ -71,3 +71,21 @@ def test_fit_on_a_distributed_client_matches_local(parquet_xy, local_client):
     remote, _ = fit_scalers(ds, client=local_client)
     np.testing.assert_array_equal(local.mean_, remote.mean_)
     np.testing.assert_array_equal(local.var_, remote.var_)
+
+
+def test_nan_rows_raise_or_are_left_out_of_the_statistics(tmp_path, xy):
+    from nnpipe.data import DataError
+
+    X, y = xy
+    X = X.copy()
+    X[[5, 250], 0] = np.nan
+    path = write_parts(tmp_path / "ds", X, y, 100)
+    with pytest.raises(DataError, match=r"part-0000[02]\.parquet.*column 'x0': 1\)"):
+        fit_scalers(ParquetDataset(path, targets="y"))
+    ds = ParquetDataset(path, targets="y", nan_policy="drop")
+    assert ds.n_dropped is None  # not known before a pass
+    xs, ys = fit_scalers(ds)
+    keep = np.isfinite(X).all(axis=1)
+    np.testing.assert_allclose(xs.mean_, X[keep].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(ys.mean_, [y[keep].mean()], rtol=1e-12)
+    assert xs.n_samples_seen_ == 998 and ds.n_dropped == 2
