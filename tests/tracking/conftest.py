@@ -15,7 +15,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+
+from nnpipe.core.mlp import MLPRegressor
+from nnpipe.core.scalers import StandardScaler
+from nnpipe.tracking import MlflowTracker
 
 
 @pytest.fixture(scope="session")
@@ -92,40 +98,83 @@ def mlflow_command() -> str:
     return str(Path(sys.executable).with_name("mlflow"))
 
 
-@pytest.fixture
-def mlflow_server(tmp_path, empty_store_file):
-    """An ``mlflow server`` on 127.0.0.1 (free port, own store); yields its URL; always stopped."""
-    root = tmp_path / "server"
-    root.mkdir()
-    shutil.copyfile(empty_store_file, root / "mlflow.db")
+def launch_tracking_server(root: Path, empty_store: Path) -> tuple[subprocess.Popen, str, Path]:
+    """Start ``mlflow server`` on 127.0.0.1 (free port, own store in ``root``); don't wait."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(empty_store, root / "mlflow.db")
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     # The server's background job runner starts eight worker processes we do not use.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log = root / "server.log"
-    proc = start_process(
-        [
-            mlflow_command(),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-        ],
-        cwd=root,
-        log=log,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", proc, timeout=90, log=log)
-        yield url
-    finally:
-        stop(proc)
+    args = [mlflow_command(), "server", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--workers", "1", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    args += ["--artifacts-destination", str(root / "artifacts")]
+    return start_process(args, cwd=root, log=log, env=env), f"http://127.0.0.1:{port}", log
+
+
+def launch_model_server(
+    model_uri: str, tracking_uri: str, root: Path
+) -> tuple[subprocess.Popen, str, Path]:
+    """Start ``mlflow models serve --env-manager local`` for ``model_uri``; don't wait."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1"}
+    log = root / "serve.log"
+    args = [mlflow_command(), "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    args += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    return start_process(args, cwd=root, log=log, env=env), f"http://127.0.0.1:{port}", log
+
+
+# -- a real regressor logged as a pyfunc model (shared by test_model and test_services) --
+FEATURES = ["temperature", "pressure", "humidity"]
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory, empty_store_file):
+    """One store per module (logging a model costs seconds); env and cwd point at it."""
+    root = tmp_path_factory.mktemp("model-store")
+    shutil.copyfile(empty_store_file, root / "mlflow.db")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        mp.chdir(root)
+        yield root, uri
+
+
+def regression_data(n: int = 240):
+    rng = np.random.default_rng(0)
+    X = rng.normal([20.0, 1000.0, 0.5], [5.0, 30.0, 0.2], size=(n, 3))  # (n, 3)
+    # Negative targets: the pyfunc must return them in original units.
+    y = -40.0 + 0.8 * (X[:, 0] - 20.0) - 0.05 * (X[:, 1] - 1000.0) + 3.0 * X[:, 2]
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def regressor_files(tmp_path_factory):
+    X, y = regression_data()
+    scaler = StandardScaler().fit(X)
+    net = MLPRegressor(hidden_layer_sizes=(8,), max_iter=30, random_state=0)
+    net.fit(scaler.transform(X), y)
+    root = tmp_path_factory.mktemp("regressor")
+    net.save(root / "network.npz")
+    scaler.save(root / "scaler.npz")
+    return root / "network.npz", root / "scaler.npz", X, net, scaler
+
+
+@pytest.fixture(scope="module")
+def logged_regressor(model_store, regressor_files):
+    network_path, scaler_path, X, _, _ = regressor_files
+    tracker = MlflowTracker("nnpipe-train", registered_model_name="nnpipe-regressor")
+    with tracker.run("train") as run_id:
+        logged = tracker.log_model(
+            network_path,
+            scaler_path=scaler_path,
+            input_example=pd.DataFrame(X[:3], columns=FEATURES),
+            feature_names=FEATURES,
+        )
+        # Registration waits for the run to succeed.
+        assert tracker.client.search_model_versions("name='nnpipe-regressor'") == []
+    return tracker, run_id, logged

@@ -1,11 +1,11 @@
-"""The pyfunc model: a real nnpipe network + scaler logged, loaded, registered and served."""
+"""The pyfunc model: a real nnpipe network + scaler logged, loaded and registered.
+
+Serving it with ``mlflow models serve`` is tested in test_services.py.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -16,63 +16,12 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.models import Model
 
-from nnpipe.core.mlp import MLPClassifier, MLPRegressor
+from nnpipe.core.mlp import MLPClassifier
 from nnpipe.core.scalers import StandardScaler
 from nnpipe.core.serialization import ModelFileError, save_npz
 from nnpipe.tracking import MlflowTracker
 
-from .conftest import free_port, mlflow_command, start_process, stop, wait_for_http
-
-FEATURES = ["temperature", "pressure", "humidity"]
-
-
-@pytest.fixture(scope="module")
-def model_store(tmp_path_factory, empty_store_file):
-    """One store for this module (logging a model costs seconds); env points at it."""
-    root = tmp_path_factory.mktemp("model-store")
-    shutil.copyfile(empty_store_file, root / "mlflow.db")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        mp.chdir(root)
-        yield root, uri
-
-
-def regression_data(n: int = 240):
-    rng = np.random.default_rng(0)
-    X = rng.normal([20.0, 1000.0, 0.5], [5.0, 30.0, 0.2], size=(n, 3))  # (n, 3)
-    # Negative targets: the pyfunc must return them in original units.
-    y = -40.0 + 0.8 * (X[:, 0] - 20.0) - 0.05 * (X[:, 1] - 1000.0) + 3.0 * X[:, 2]
-    return X, y
-
-
-@pytest.fixture(scope="module")
-def regressor_files(tmp_path_factory):
-    X, y = regression_data()
-    scaler = StandardScaler().fit(X)
-    net = MLPRegressor(hidden_layer_sizes=(8,), max_iter=30, random_state=0)
-    net.fit(scaler.transform(X), y)
-    root = tmp_path_factory.mktemp("regressor")
-    net.save(root / "network.npz")
-    scaler.save(root / "scaler.npz")
-    return root / "network.npz", root / "scaler.npz", X, net, scaler
-
-
-@pytest.fixture(scope="module")
-def logged_regressor(model_store, regressor_files):
-    network_path, scaler_path, X, _, _ = regressor_files
-    tracker = MlflowTracker("nnpipe-train", registered_model_name="nnpipe-regressor")
-    with tracker.run("train") as run_id:
-        logged = tracker.log_model(
-            network_path,
-            scaler_path=scaler_path,
-            input_example=pd.DataFrame(X[:3], columns=FEATURES),
-            feature_names=FEATURES,
-        )
-        # Registration waits for the run to succeed.
-        assert tracker.client.search_model_versions("name='nnpipe-regressor'") == []
-    return tracker, run_id, logged
+from .conftest import FEATURES
 
 
 def test_pyfunc_predicts_exactly_what_nnpipe_predicts_in_target_units(
@@ -195,55 +144,3 @@ def test_missing_feature_column_is_named(logged_regressor, regressor_files):
     model = mlflow.pyfunc.load_model(logged.model_uri)
     with pytest.raises(Exception, match="humidity"):
         model.predict(pd.DataFrame(X[:2, :2], columns=FEATURES[:2]))
-
-
-@pytest.mark.service
-@pytest.mark.slow
-def test_served_model_answers_invocations_with_nnpipe_predictions(
-    logged_regressor, regressor_files, model_store, tmp_path
-):
-    _, _, X, net, scaler = regressor_files
-    _, _, logged = logged_regressor
-    _, uri = model_store
-    port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
-    log = tmp_path / "serve.log"
-    proc = start_process(
-        [
-            mlflow_command(),
-            "models",
-            "serve",
-            "-m",
-            logged.model_uri,
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        log=log,
-        env=env,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/ping", proc, timeout=90, log=log)
-        rows = X[:20]
-        body = json.dumps(
-            {"dataframe_split": {"columns": FEATURES, "data": rows.tolist()}}
-        ).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations",
-            data=body,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            answer = json.loads(response.read())
-    finally:
-        stop(proc)
-    served = np.asarray(answer["predictions"], dtype=np.float64)
-    want = net.predict(scaler.transform(rows))
-    # float32 predictions survive JSON exactly (float32 -> float64 is exact).
-    np.testing.assert_array_equal(served.astype(want.dtype).reshape(want.shape), want)

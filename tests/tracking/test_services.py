@@ -1,9 +1,15 @@
-"""The tracker against a real ``mlflow server`` process on 127.0.0.1 (started and stopped here)."""
+"""Real MLflow services on 127.0.0.1, started and always stopped here.
+
+Both processes start together (each spends seconds importing MLflow): an
+``mlflow server`` that the tracker logs to over HTTP, and ``mlflow models serve``
+serving the pyfunc of a real nnpipe regressor.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +20,34 @@ from nnpipe.core.mlp import MLPRegressor
 from nnpipe.tracking import MlflowTracker, loss_curve_figure
 from nnpipe.tracking.tracker import ERROR_TAG, TRACEBACK_ARTIFACT
 
+from .conftest import (
+    FEATURES,
+    launch_model_server,
+    launch_tracking_server,
+    stop,
+    wait_for_http,
+)
+
 pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory, empty_store_file, logged_regressor, model_store):
+    """URLs of a tracking server and a model server; both processes stopped afterwards."""
+    root = tmp_path_factory.mktemp("services")
+    _, _, logged = logged_regressor
+    _, store_uri = model_store
+    started = []
+    try:
+        started.append(launch_tracking_server(root / "tracking", empty_store_file))
+        started.append(launch_model_server(logged.model_uri, store_uri, root / "model"))
+        tracking, model = started
+        wait_for_http(f"{tracking[1]}/health", tracking[0], timeout=150, log=tracking[2])
+        wait_for_http(f"{model[1]}/ping", model[0], timeout=150, log=model[2])
+        yield {"tracking": tracking[1], "model": model[1]}
+    finally:
+        for proc, _, _ in started:
+            stop(proc)
 
 
 def train(model, X, y, epochs, callback, corrupt_at=None):
@@ -38,11 +71,12 @@ def train(model, X, y, epochs, callback, corrupt_at=None):
         )
 
 
-def test_runs_params_metrics_artifacts_and_failure_through_a_server(mlflow_server):
+def test_runs_params_metrics_artifacts_and_failure_through_a_server(services):
+    url = services["tracking"]
     rng = np.random.default_rng(0)
     X = rng.normal(size=(128, 3))
     y = X @ np.array([1.0, -2.0, 0.5]) - 3.0
-    tracker = MlflowTracker("nnpipe-train", tracking_uri=mlflow_server)
+    tracker = MlflowTracker("nnpipe-train", tracking_uri=url)
 
     with tracker.run("ok") as ok_id:
         tracker.log_params({"model": {"hidden_layer_sizes": [8]}, "seed": 0})
@@ -56,7 +90,7 @@ def test_runs_params_metrics_artifacts_and_failure_through_a_server(mlflow_serve
             model = MLPRegressor(hidden_layer_sizes=(8,), random_state=0)
             train(model, X, y, 5, tracker.epoch_callback(), corrupt_at=3)
 
-    client = MlflowClient(tracking_uri=mlflow_server)
+    client = MlflowClient(tracking_uri=url)
     ok = client.get_run(ok_id)
     assert ok.info.status == "FINISHED"
     assert ok.data.params["model.hidden_layer_sizes"] == "[8]"
@@ -74,3 +108,21 @@ def test_runs_params_metrics_artifacts_and_failure_through_a_server(mlflow_serve
     assert [m.step for m in client.get_metric_history(bad_id, "train_loss")] == [1, 2]
     trace = Path(client.download_artifacts(bad_id, TRACEBACK_ARTIFACT)).read_text()
     assert "partial_fit" in trace
+
+
+def test_served_model_answers_invocations_with_nnpipe_predictions(services, regressor_files):
+    _, _, X, net, scaler = regressor_files
+    rows = X[:20]
+    body = json.dumps({"dataframe_split": {"columns": FEATURES, "data": rows.tolist()}}).encode()
+    request = urllib.request.Request(
+        f"{services['model']}/invocations",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = json.loads(response.read())
+    served = np.asarray(answer["predictions"], dtype=np.float64)
+    want = net.predict(scaler.transform(rows))
+    # float32 predictions survive JSON exactly (float32 -> float64 is exact).
+    np.testing.assert_array_equal(served.astype(want.dtype).reshape(want.shape), want)
+    assert want.min() < 0  # original target units
