@@ -27,7 +27,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from .base import LoggedModel, environment_info, flatten_params, numeric_metrics
 
@@ -223,9 +223,7 @@ class MlflowTracker:
             return self.client.create_experiment(self.experiment_name, artifact_location=location)
         except MlflowException as exc:
             # Another process created it between our lookup and our create.
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS" and exc.error_code != str(
-                RESOURCE_ALREADY_EXISTS
-            ):
+            if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise
             return self.client.get_experiment_by_name(self.experiment_name).experiment_id
 

@@ -51,6 +51,23 @@ def test_experiment_is_named_per_flow_and_reused(store):
     assert a.client.get_experiment(a.experiment_id).name == "flow-a"
 
 
+def test_experiment_created_by_racing_processes_resolves_to_one(store):
+    ids: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def create() -> None:
+        tracker = MlflowTracker("raced")
+        barrier.wait()
+        ids.append(tracker.experiment_id)
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 4 and len(set(ids)) == 1
+
+
 def test_params_are_flattened_and_environment_tagged(store):
     tracker = MlflowTracker("params")
     config = {
