@@ -39,9 +39,6 @@ def test_dask_scheduler_has_both_workers_and_they_can_run_nnpipe(cluster):
     import cloudpickle
     from distributed import Client
 
-    # This module is not importable on the workers: send _worker_facts by value.
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
     status, body = http_get(f"{cluster.dask_http}/health")
     assert (status, body) == (200, "ok")
     with Client(cluster.dask_address, timeout=30) as client:
@@ -51,13 +48,17 @@ def test_dask_scheduler_has_both_workers_and_they_can_run_nnpipe(cluster):
         assert all(addr.startswith("tcp://127.0.0.1:") for addr in workers)
         assert all(w["nthreads"] == 1 for w in workers.values())
         # Workers import nnpipe and the flows, and report to the same servers as the runner.
-        facts = client.run(_worker_facts)
+        # This module is not importable on the workers: send _worker_facts by value.
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        try:
+            facts = client.run(_worker_facts)
+        finally:
+            cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         for fact in facts.values():
             assert fact["MLFLOW_TRACKING_URI"] == cluster.mlflow_uri
             assert fact["PREFECT_API_URL"] == cluster.prefect_api_url
             assert fact["cwd"] == str(cluster.data_dir)
         assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
 
 def test_mlflow_server_answers_and_checks_the_host_header(cluster):

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,26 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     predictions = np.asarray(model.predict(pd.DataFrame(frame))).ravel()
     assert predictions.shape == (5,) and np.isfinite(predictions).all()
 
+    # The stages used the cluster's scheduler and its two workers, not a local cluster:
+    # the scheduler counted the recall tasks it got back, one per probe partition.
+    for stage in ("train_bp", "recall_hopfield"):
+        params = client.get_run(run_ids[stage]).data.params
+        assert params["cluster.scheduler"] == cluster.dask_address, stage
+        assert params["cluster.n_workers"] == "2", stage
+    from distributed import Client
+
+    def tasks_finished_by_prefix(dask_scheduler) -> dict[str, int]:
+        # Runs on the scheduler (a local function travels by value): how many tasks
+        # of each key prefix reached memory so far.
+        return {
+            name: int(prefix.state_counts["memory"])
+            for name, prefix in dask_scheduler.task_prefixes.items()
+        }
+
+    with Client(cluster.dask_address, timeout=30) as dask_client:
+        finished = dask_client.run_on_scheduler(tasks_finished_by_prefix)
+    assert finished.get("nnpipe-recall", 0) >= 6, finished
+
     # Recall results: every probe of the input exactly once.
     recall = client.get_run(run_ids["recall_hopfield"])
     assert recall.data.metrics["n_probes"] == PIPELINE_CONFIG["data"]["hopfield"]["n_probes"]
@@ -193,6 +214,7 @@ def test_recall_job_survives_losing_a_worker_mid_job(cluster):
     output = cluster.data_dir / "fault" / "recall"
     killed: dict[str, list[str]] = {}
 
+    pool = ThreadPoolExecutor(max_workers=1)
     with Client(cluster.dask_address, timeout=30) as client:
         client.wait_for_workers(2, timeout=60)
         workers = client.scheduler_info(n_workers=-1)["workers"]
@@ -210,10 +232,19 @@ def test_recall_job_survives_losing_a_worker_mid_job(cluster):
                 killed["tasks"] = held
                 killed["at"] = [n_done, n_todo]
 
-        summary = run_recall_job(
-            network, patterns, data / "probes", output, client=client, on_partition=kill_once_busy
+        # Bounded: a job that hangs fails the test (closing the client ends the job).
+        job = pool.submit(
+            run_recall_job,
+            network,
+            patterns,
+            data / "probes",
+            output,
+            client=client,
+            on_partition=kill_once_busy,
         )
+        summary = job.result(timeout=120)
         survivors = [w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+    pool.shutdown(wait=True)
 
     assert killed, "dask-worker-2 held no recall task after the first partition finished"
     n_done, n_todo = killed["at"]
