@@ -12,13 +12,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_WORKDIR = "nnpipe-work"
 
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _absolute_paths(cls, value: Any) -> Any:
+        # Dask workers run in other directories (or on other hosts sharing a volume):
+        # every path they are handed must not depend on this process's cwd.
+        if isinstance(value, Path):
+            return value.expanduser().absolute()
+        return value
 
 
 class RegressionData(_Config):

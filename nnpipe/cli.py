@@ -215,6 +215,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"deployment {spec.flow}/{spec.name}: cron {spec.cron!r} {spec.timezone}{paused}")
     if args.list:
         return EXIT_OK
+    from flows.schedules import api_url
+
+    url = api_url()
+    if url and not args.run_once:
+        first = schedules[0]
+        print(
+            f"serving {len(deployments)} deployments on {url} (Ctrl-C stops and pauses them)\n"
+            f"  run one now: prefect deployment run '{first.flow}/{first.name}'\n"
+            f"  watch runs in the Prefect UI: {url.removesuffix('/api')}/runs",
+            flush=True,
+        )
     serve_deployments(
         deployments, run_once=args.run_once, limit=args.limit, require_server=not args.run_once
     )

@@ -10,11 +10,13 @@ from flows.config import ConfigError, PipelineConfig, TrainConfig, dump_config, 
 from flows.pipeline import stage_configs
 
 
-def test_defaults_derive_paths_from_workdir():
+def test_defaults_derive_absolute_paths_from_workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     config = PipelineConfig(workdir="w")
-    assert config.train.dataset_path == Path("w/data/regression")
-    assert config.recall.dataset_path == Path("w/data/hopfield")
-    assert config.recall.output_path == Path("w/recall/hebbian-async")
+    # Absolute: Dask workers do not share this process's working directory.
+    assert config.train.dataset_path == tmp_path / "w/data/regression"
+    assert config.recall.dataset_path == tmp_path / "w/data/hopfield"
+    assert config.recall.output_path == tmp_path / "w/recall/hebbian-async"
     assert config.data.regression_path == config.train.dataset_path
 
 
@@ -24,7 +26,7 @@ def test_yaml_file_overrides_defaults_and_cli_overrides_the_file(tmp_path):
     config = load_config(path, "pipeline", dask_address="tcp://10.0.0.1:8786")
     assert config.train.max_epochs == 4 and config.train.hidden_layer_sizes == [8, 4]
     # The stages inherit the pipeline's workdir and cluster unless they set their own.
-    assert config.train.workdir == Path("runs") and config.recall.workdir == Path("runs")
+    assert config.train.workdir == Path("runs").absolute() == config.recall.workdir
     assert config.data.dask_address == "tcp://10.0.0.1:8786"
     assert config.train.activation == "tanh"  # untouched default
     # What --print-config shows reads back to the same config.
