@@ -276,3 +276,25 @@ def test_noop_tracker_and_mlflow_tracker_satisfy_the_protocol(store):
 def test_bad_experiment_name_is_refused():
     with pytest.raises(ValueError, match="experiment_name"):
         MlflowTracker("")
+
+
+def test_epoch_callback_takes_the_trainer_dict_as_is(store):
+    # What nnpipe.data.train_out_of_core passes: epoch from 1, val_loss None without
+    # a validation split, samples_per_s inf when an epoch took no measurable time.
+    tracker = MlflowTracker("trainer-dict")
+    with tracker.run() as run_id:
+        callback = tracker.epoch_callback()
+        callback(
+            {
+                "epoch": 1,
+                "train_loss": 0.5,
+                "val_loss": None,
+                "learning_rate": 0.001,
+                "samples_per_s": float("inf"),
+                "epoch_seconds": 0.0,
+            }
+        )
+    metrics = tracker.client.get_run(run_id).data.metrics
+    assert "val_loss" not in metrics
+    assert metrics["train_loss"] == 0.5 and metrics["samples_per_s"] > 1e300
+    assert history(tracker.client, run_id, "learning_rate") == [(1, 0.001)]
