@@ -76,6 +76,8 @@ class Tracker(Protocol):
 
     def log_dict(self, data: Any, filename: str, run_id: str | None = None) -> None: ...
 
+    def log_text(self, text: str, filename: str, run_id: str | None = None) -> None: ...
+
     def log_figure(self, figure: Any, filename: str, run_id: str | None = None) -> None: ...
 
     def log_model(
@@ -131,6 +133,16 @@ class NoopTracker:
         """Do nothing."""
 
     def log_dict(self, data: Any, filename: str, run_id: str | None = None) -> None:
+        """Do nothing."""
+
+    def log_text(self, text: str, filename: str, run_id: str | None = None) -> None:
+        """Do nothing."""
+
+    def start_run(self, run_name: str | None = None, tags: Mapping[str, Any] | None = None) -> None:
+        """Do nothing; there is no run id."""
+        return None
+
+    def end_run(self, status: str = "FINISHED", run_id: str | None = None) -> None:
         """Do nothing."""
 
     def log_figure(self, figure: Any, filename: str, run_id: str | None = None) -> None:

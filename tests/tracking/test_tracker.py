@@ -270,7 +270,10 @@ def test_noop_tracker_and_mlflow_tracker_satisfy_the_protocol(store):
         callback({"train_loss": 1.0})
         callback.flush()
         noop.log_params({"a": 1})
+        noop.log_text("x", "x.txt")
         assert noop.log_model("missing.npz") is None
+    assert noop.start_run("x") is None
+    noop.end_run()
 
 
 def test_bad_experiment_name_is_refused():
