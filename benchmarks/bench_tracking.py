@@ -8,7 +8,14 @@ logs final metrics, the config JSON and a loss-curve PNG, and ends the run. The
 variants alternate; medians are compared. The pyfunc model logging (a fixed cost per
 run, independent of the number of epochs) is timed separately.
 
+Wall time swings widely on a shared machine, so the process CPU time of each variant
+and the time spent inside tracking calls are printed as well. Tracking costs a
+roughly fixed amount per run (run bookkeeping, the loss-curve PNG) plus a small
+amount per epoch, so its share shrinks as epochs get longer: try ``--rows``.
+
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracking.py
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tracking.py \
+        --rows 20000 --repeats 2
 """
 
 from __future__ import annotations
