@@ -144,7 +144,13 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     history = client.get_metric_history(train.info.run_id, "train_loss")
     assert len(history) >= 2 and [m.step for m in history] == sorted(m.step for m in history)
     artifacts = {a.path for a in client.list_artifacts(train.info.run_id)}
-    assert artifacts, "the training run stored no artifacts on the server"
+    assert {"config.json", "plots"} <= artifacts, artifacts
+    # Artifacts went through the server's proxy into its store, and come back intact.
+    saved = client.download_artifacts(train.info.run_id, "config.json", str(tmp_path))
+    assert json.loads(Path(saved).read_text())["max_epochs"] == 4
+    assert [p.path for p in client.list_artifacts(train.info.run_id, "plots")] == [
+        "plots/loss_curve.png"
+    ]
     versions = client.search_model_versions("name='nnpipe-regressor'")
     assert [v.run_id for v in versions] == [train.info.run_id]
     assert versions[0].status == "READY"
