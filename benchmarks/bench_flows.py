@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small job, one repeat")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
-    rows, epochs, repeats = (20_000, 4, 1) if args.quick else (200_000, 12, 3)
+    rows, epochs, repeats = (20_000, 4, 1) if args.quick else (200_000, 30, 3)
     repeats = args.repeats or repeats
 
     from prefect import flow
