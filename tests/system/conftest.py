@@ -8,8 +8,9 @@ import pytest
 
 from tests.system.processes import LocalCompose
 
-# Every compose service the tests start; the runner is left out: the tests run
-# the pipeline themselves with the `nnpipe` command, as a user would.
+# The compose services every system test needs. The runner is started only by the
+# test about it: the other tests run the pipeline with the `nnpipe` command, as a
+# user would, and the runner's schedules would only add runs to the servers.
 SERVERS = ("dask-scheduler", "dask-worker-1", "dask-worker-2", "mlflow", "prefect")
 
 

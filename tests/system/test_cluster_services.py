@@ -83,3 +83,26 @@ def test_prefect_server_answers(cluster):
     with SyncPrefectClient(api=cluster.prefect_api_url) as client:
         assert client.api_healthcheck() is None  # None means healthy
         assert client.read_flow_runs() == []
+
+
+def test_runner_serves_the_flows_as_scheduled_deployments(cluster):
+    from prefect.client.orchestration import SyncPrefectClient
+
+    cluster.start(["runner"])
+    try:
+        # Its compose healthcheck: the runner's own web server, up once it has
+        # registered the deployments and is polling for their runs.
+        cluster.wait_healthy(["runner"], timeout=120)
+        with SyncPrefectClient(api=cluster.prefect_api_url) as client:
+            flows = {f.id: f.name for f in client.read_flows()}
+            deployments = {(flows[d.flow_id], d.name): d for d in client.read_deployments()}
+    finally:
+        cluster.stop("runner")
+    crons = {key: [s.schedule.cron for s in d.schedules] for key, d in deployments.items()}
+    assert crons == {
+        ("pipeline", "nightly-pipeline"): ["0 2 * * *"],
+        ("recall_hopfield", "hourly-recall"): ["30 * * * *"],
+    }
+    for key, deployment in deployments.items():
+        # Runs the runner starts use the cluster its command line names.
+        assert deployment.parameters["config"]["dask_address"] == cluster.dask_address, key

@@ -81,7 +81,10 @@ def json_result(stdout: str) -> dict:
 
 
 def flow_runs_by_name(prefect_api_url: str) -> dict[str, list]:
-    """Every flow run the Prefect server recorded, grouped by flow name."""
+    """The flow runs the Prefect server recorded, grouped by flow name.
+
+    Runs a deployment's schedule created (the runner's deployments) are left out.
+    """
     from prefect.client.orchestration import SyncPrefectClient
 
     with SyncPrefectClient(api=prefect_api_url) as client:
@@ -89,7 +92,8 @@ def flow_runs_by_name(prefect_api_url: str) -> dict[str, list]:
         names = {f.id: f.name for f in client.read_flows()}
     grouped: dict[str, list] = {}
     for run in runs:
-        grouped.setdefault(names[run.flow_id], []).append(run)
+        if run.deployment_id is None:
+            grouped.setdefault(names[run.flow_id], []).append(run)
     return grouped
 
 
