@@ -275,3 +275,20 @@ def test_parser_documents_the_cluster_and_server_settings():
     text = build_parser().format_help()
     for needle in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI", "--dask-address"):
         assert needle in text
+
+
+def test_prepare_writes_data_and_scalers_or_names_what_is_missing(
+    prefect_harness, nnpipe, tmp_path
+):
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        "regression: {n_rows: 800, n_features: 2, rows_per_partition: 400}\n"
+        "hopfield: {n_neurons: 16, n_patterns: 2, n_probes: 100, rows_per_partition: 50}\n"
+    )
+    code, out, err = nnpipe("prepare", "--config", config, "--workdir", tmp_path / "w")
+    assert code == EXIT_OK, err
+    assert "standard scalers fitted on" in out
+    assert (tmp_path / "w" / "scalers" / "x_scaler.npz").is_file()
+    config.write_text("generate: false\n")
+    code, _, err = nnpipe("prepare", "--config", config, "--workdir", tmp_path / "empty")
+    assert_clean_error(code, err, "does not exist and generate=false", "make-data")
