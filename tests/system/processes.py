@@ -62,14 +62,16 @@ def migrated_prefect_db(env: dict[str, str]) -> Path:
         return template
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as home:
-        subprocess.run(
+        done = subprocess.run(
             [str(VENV_BIN / "prefect"), "server", "database", "upgrade", "-y"],
             env={**env, "PREFECT_HOME": home},
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            check=True,
+            text=True,
             timeout=300,
         )
+        if done.returncode != 0:
+            raise ServiceFailed(f"migrating a Prefect database failed:\n{done.stderr[-3000:]}")
         os.replace(Path(home) / "prefect.db", template)  # atomic: concurrent runs agree
     return template
 
