@@ -60,8 +60,8 @@ def train(data, config, callback=None):
             idx = order[start : start + bs]
             model.partial_fit(X[idx], y[idx])
         train_seconds = time.perf_counter() - t0
-        train_loss = model.loss(X, y)
-        val_loss = model.loss(Xv, yv)
+        train_loss = model.data_loss(X, y)
+        val_loss = model.data_loss(Xv, yv)
         model.record_epoch(train_loss, val_loss)
         if callback is not None:
             callback(

@@ -65,51 +65,16 @@ def _split(flat: np.ndarray, sizes: list[int]) -> tuple[list[np.ndarray], list[n
     return coefs, intercepts
 
 
-class _LossName(str):
-    """The ``loss`` parameter's value, callable as ``model.loss(X, y)``."""
-
-    __slots__ = ("_model",)
-
-    def __call__(self, X: Any, y: Any) -> float:
-        return self._model._mean_data_loss(X, y)
-
-
-class _LossParameter:
-    """``loss`` is both the scikit-learn parameter (a string) and the method loss(X, y).
-
-    Reading ``model.loss`` gives a ``str`` subclass equal to the parameter value that
-    can also be called; ``get_params`` returns the value exactly as it was set.
-    """
-
-    def __get__(self, model: Any, owner: type | None = None) -> Any:
-        if model is None:
-            return self
-        value = model.__dict__.get("_loss_param")
-        if not isinstance(value, str):
-            return value
-        wrapped = _LossName(value)
-        wrapped._model = model
-        return wrapped
-
-    def __set__(self, model: Any, value: Any) -> None:
-        model.__dict__["_loss_param"] = value
-
-
 class BaseMLP(MLPFileMixin):
     """Parameters, training loop, early stopping and persistence; subclasses add targets."""
 
     _param_names: tuple[str, ...] = ()
     _task = "regression"
-    loss = _LossParameter()
 
     # -- scikit-learn estimator protocol ------------------------------------------
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Constructor parameters (scikit-learn convention)."""
-        # The loss parameter is returned as stored (clone checks identity).
-        return {
-            k: self.__dict__.get("_loss_param") if k == "loss" else getattr(self, k)
-            for k in self._param_names
-        }
+        return {k: getattr(self, k) for k in self._param_names}
 
     def set_params(self, **params: Any):
         """Set constructor parameters; unknown names raise ValueError naming the allowed ones."""
@@ -306,7 +271,7 @@ class BaseMLP(MLPFileMixin):
         coefs, c_grads, i_grads = cache.coefs, cache.coef_grads, cache.intercept_grads
         L = len(coefs)
         out, D = cache.acts[L - 1][:n], cache.deltas[L - 1][:n]  # (n, n_out)
-        loss_name, out_name = self._loss_param, self._output_name
+        loss_name, out_name = self.loss, self._output_name
         if (loss_name, out_name) in CANONICAL_PAIRS:
             np.subtract(out, y, out=D)
             if loss_name == "squared_error":
@@ -496,10 +461,10 @@ class BaseMLP(MLPFileMixin):
 
     def _data_loss(self, X: np.ndarray, Y: np.ndarray) -> float:
         with np.errstate(all="ignore"):
-            return LOSSES[self._loss_param].value(Y, self._forward(X))
+            return LOSSES[self.loss].value(Y, self._forward(X))
 
-    def _mean_data_loss(self, X: Any, y: Any) -> float:
-        """Mean data loss (no penalty) on (X, y) in training units; called as model.loss(X, y)."""
+    def data_loss(self, X: Any, y: Any) -> float:
+        """Mean data loss (no penalty) on (X, y) in training units, e.g. a validation loss."""
         check_is_fitted(self, "_params")
         X, Y = self._prepare(X, y, reset=False)
         with blas_threads(self._threads()):

@@ -1,6 +1,6 @@
 """Out-of-core training: epochs of streamed minibatches into ``partial_fit``.
 
-The model is used only through its contract: ``partial_fit``, ``loss``,
+The model is used only through its contract: ``partial_fit``, ``data_loss``,
 ``record_epoch``, ``restore_best_weights``, ``set_target_scaler``, ``save`` /
 ``load`` and ``learning_rate_``. Each epoch: train on the training rows, compute
 the validation loss with the end-of-epoch weights, let ``record_epoch`` decide
@@ -29,7 +29,7 @@ from .split import TrainValidationSplit
 from .stream import MinibatchStream
 
 STATE_FILE = "training_state.json"
-_REQUIRED = ("partial_fit", "loss", "record_epoch", "restore_best_weights", "save")
+_REQUIRED = ("partial_fit", "data_loss", "record_epoch", "restore_best_weights", "save")
 
 
 @dataclass
@@ -85,19 +85,6 @@ def _load_state(checkpoint_dir: Path, model: Any, dataset: Any, random_state: in
             "use another checkpoint_dir to start over"
         )
     return state, type(model).load(ckpt)
-
-
-def _method(model: Any, name: str) -> Callable | None:
-    """Bound method ``name`` of ``model``, even when an instance attribute shadows it.
-
-    scikit-learn's parameter ``loss`` ('squared_error') is stored on the instance
-    and hides the ``loss(X, y)`` method of the class.
-    """
-    attr = getattr(model, name, None)
-    if callable(attr):
-        return attr
-    attr = getattr(type(model), name, None)
-    return attr.__get__(model) if callable(attr) else None
 
 
 class _ValidationRows:
@@ -157,7 +144,7 @@ def train_out_of_core(
     (all kept) with ``training_state.json``; with ``resume`` a rerun continues after
     the last one. Returns with the best epoch's weights when ``restore_best``.
     """
-    missing = [name for name in _REQUIRED if _method(model, name) is None]
+    missing = [name for name in _REQUIRED if not callable(getattr(model, name, None))]
     if missing:
         raise ValueError(
             f"{type(model).__name__} cannot be trained out of core: it has no "
@@ -234,7 +221,7 @@ def train_out_of_core(
                 model.partial_fit(Xb, yb)
             batch_loss = getattr(model, "batch_loss_", None)
             if batch_loss is None:
-                batch_loss = _method(model, "loss")(Xb, yb)
+                batch_loss = model.data_loss(Xb, yb)
             loss_sum += float(batch_loss) * len(Xb)
             n_seen += len(Xb)
         if n_seen == 0:
@@ -257,9 +244,8 @@ def train_out_of_core(
             else:
                 val_batches = val_stream.epoch(0)
             v_sum, v_n = 0.0, 0
-            model_loss = _method(model, "loss")
             for Xv, yv in val_batches:
-                v_sum += model_loss(Xv, yv) * len(Xv)
+                v_sum += model.data_loss(Xv, yv) * len(Xv)
                 v_n += len(Xv)
             val_loss = v_sum / v_n if v_n else None
 

@@ -72,7 +72,7 @@ def test_loss_is_log_loss_of_predicted_probabilities():
     X, y = blobs(3)
     clf = model(max_iter=5).fit(X, y)
     p = clf.predict_proba(X)[np.arange(len(y)), y]
-    assert clf.loss(X, y) == pytest.approx(-np.log(p).mean(), rel=1e-4)
+    assert clf.data_loss(X, y) == pytest.approx(-np.log(p).mean(), rel=1e-4)
 
 
 def test_one_class_is_refused():

@@ -101,7 +101,7 @@ def test_loss_is_mean_data_loss_in_scaled_units():
     ys = model.target_scaler_.transform(y.reshape(-1, 1))
     pred_scaled = model.target_scaler_.transform(model.predict(X).reshape(-1, 1))
     expected = 0.5 * np.mean((pred_scaled - ys) ** 2)
-    assert model.loss(X, y) == pytest.approx(expected, rel=1e-4)
+    assert model.data_loss(X, y) == pytest.approx(expected, rel=1e-4)
 
 
 def test_same_seed_same_data_gives_bitwise_identical_weights():

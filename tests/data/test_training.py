@@ -160,7 +160,7 @@ def test_model_without_the_protocol_is_refused(setup):
     with pytest.raises(
         ValueError,
         match=r"object cannot be trained out of core: it has no "
-        r"partial_fit, loss",
+        r"partial_fit, data_loss",
     ):
         train_out_of_core(object(), ds)
     with pytest.raises(ValueError, match=r"epochs=0 is invalid"):

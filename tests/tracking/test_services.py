@@ -59,7 +59,7 @@ def train(model, X, y, epochs, callback, corrupt_at=None):
             if epoch == corrupt_at:
                 xb = xb[:, :2]  # a partition with a column missing
             model.partial_fit(xb, y[start : start + 32])
-        train_loss = model.loss(X, y)
+        train_loss = model.data_loss(X, y)
         model.record_epoch(train_loss)
         callback(
             {
