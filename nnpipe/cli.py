@@ -27,6 +27,13 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FLOW_COMMANDS = {"prepare", "train", "recall", "pipeline", "serve", "demo"}
 
 
+ENV_HELP = (
+    "environment: PREFECT_API_URL (Prefect server; default a temporary local one), "
+    "MLFLOW_TRACKING_URI (MLflow store; default sqlite:///mlflow.db in the current "
+    "directory, artifacts in ./mlartifacts)"
+)
+
+
 class UsageError(ValueError):
     """Bad command-line input found after argument parsing (exit code 2)."""
 
@@ -291,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "prepare",
+        epilog=ENV_HELP,
         help="run the prepare_data flow (datasets + out-of-core scalers)",
         description="Write the synthetic datasets when missing and fit scalers out of core.",
     )
@@ -299,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
+        epilog=ENV_HELP,
         help="run the train_bp flow (BP network trained out of core, tracked in MLflow)",
         description="Train an MLPRegressor on a partitioned Parquet dataset, out of core.",
     )
@@ -311,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "recall",
+        epilog=ENV_HELP,
         help="run the recall_hopfield flow (probe partitions recalled on Dask workers)",
         description="Store the dataset's patterns in a Hopfield network and recall every "
         "probe partition; a rerun skips partitions already done.",
@@ -323,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "pipeline",
+        epilog=ENV_HELP,
         help="run prepare_data, train_bp and recall_hopfield in order",
         description="The whole pipeline: data, scalers, BP training, Hopfield recall.",
     )
@@ -332,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "serve",
+        epilog=ENV_HELP,
         help="serve the flows as Prefect deployments with cron schedules",
         description="Serve the flows as Prefect deployments with the cron schedules of a "
         "YAML file. Schedules fire only with a Prefect server: run `prefect server start` "
@@ -368,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
+        epilog=ENV_HELP,
         help="generate data and run the whole pipeline on embedded defaults, then report",
         description="Generate a regression set with negative targets and a Hopfield pattern "
         "set under --workdir, run the pipeline (MLflow at ./mlflow.db, a temporary Prefect "
