@@ -3,7 +3,10 @@
 The `nnpipe` command runs as a user would run it against a cluster:
 ``--dask-address`` names the scheduler, ``PREFECT_API_URL`` and
 ``MLFLOW_TRACKING_URI`` name the servers, and the data directory is the one the
-workers also see (the compose file's shared volume).
+workers also see (the compose file's shared volume). The fault test drives the
+recall job (the function the recall flow calls) from here, so that it can kill a
+worker at a chosen moment: after the first partition is done, while that worker
+holds recall tasks.
 """
 
 from __future__ import annotations
