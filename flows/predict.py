@@ -103,11 +103,11 @@ def _local_predictor(model_path: Path, frame: pd.DataFrame):
 def _mlflow_predictor(uri: str, frame: pd.DataFrame):
     import mlflow
 
-    from nnpipe.tracking import default_tracking_uri
+    from nnpipe.tracking import default_tracking_uri, use_tracking_uri
 
-    mlflow.set_tracking_uri(default_tracking_uri())
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        with use_tracking_uri(default_tracking_uri()):
+            model = mlflow.pyfunc.load_model(uri)
     except mlflow.exceptions.MlflowException as exc:
         raise ValueError(f"cannot load MLflow model {uri!r}: {exc.message}") from exc
     return model.predict(frame)

@@ -14,6 +14,7 @@ local cluster started for the run).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -107,7 +108,7 @@ def _load(args: argparse.Namespace, kind: str, **overrides: Any):
 
 def _emit(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(result, indent=2, default=str), file=args.json_stdout)
     else:
         print(text)
 
@@ -417,8 +418,15 @@ def main(argv: list[str] | None = None) -> int:
 
         _quiet_loggers(args.debug)
 
+    # With --json, stdout carries the JSON document only: whatever libraries print
+    # on the way (MLflow's "View run ..." lines for a tracking server) goes to stderr.
+    args.json_stdout = sys.stdout
+    divert = getattr(args, "json", False)
     try:
-        with use_reporter(Reporter()):
+        with (
+            use_reporter(Reporter()),
+            contextlib.redirect_stdout(sys.stderr) if divert else contextlib.nullcontext(),
+        ):
             return args.func(args)
     except KeyboardInterrupt:
         print(f"nnpipe {args.command}: interrupted", file=sys.stderr)

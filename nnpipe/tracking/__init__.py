@@ -27,6 +27,7 @@ _LAZY = {
     "log_pyfunc_model": "nnpipe.tracking.model",
     "register_model": "nnpipe.tracking.model",
     "load_scaler": "nnpipe.tracking.model",
+    "use_tracking_uri": "nnpipe.tracking.model",
     "regression_metrics": "nnpipe.tracking.evaluation",
     "classification_metrics": "nnpipe.tracking.evaluation",
     "loss_curve_figure": "nnpipe.tracking.plots",

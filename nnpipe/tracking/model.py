@@ -114,11 +114,13 @@ def _requirements() -> list[str]:
 
 
 @contextlib.contextmanager
-def _global_tracking_uri(uri: str) -> Iterator[None]:
+def use_tracking_uri(uri: str) -> Iterator[None]:
     """Point MLflow's module-level tracking URI at ``uri`` for a fluent-API call.
 
-    ``Model.log`` and ``register_model`` resolve the URI globally; the environment
-    variable is restored exactly as it was (MLflow's own setter would drop it).
+    ``Model.log``, ``register_model`` and ``pyfunc.load_model`` resolve the URI
+    globally. Afterwards the global is cleared again (so ``MLFLOW_TRACKING_URI``
+    decides, as before) unless it had been set explicitly, and the environment
+    variable is restored exactly (MLflow's own setter overwrites it).
     """
     previous_env = os.environ.get("MLFLOW_TRACKING_URI")
     previous = mlflow.get_tracking_uri()
@@ -129,11 +131,15 @@ def _global_tracking_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
-        if previous_env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
+        mlflow.set_tracking_uri(None)  # clears the global and the variable
+        if previous_env is not None:
             os.environ["MLFLOW_TRACKING_URI"] = previous_env
+        if mlflow.get_tracking_uri() != previous:  # it had been set explicitly
+            mlflow.set_tracking_uri(previous)
+            if previous_env is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def log_pyfunc_model(
@@ -166,7 +172,7 @@ def log_pyfunc_model(
         tags={"nnpipe.estimator": type(network).__name__},
         model_type="nnpipe",
     )
-    with _global_tracking_uri(tracking_uri):
+    with use_tracking_uri(tracking_uri):
         info = Model.log(
             artifact_path=None,  # deprecated in MLflow 3 but still positional
             name=name,
@@ -188,7 +194,7 @@ def register_model(tracking_uri: str, logged: LoggedModel, name: str) -> LoggedM
     """Create a new version of registered model ``name`` from a logged model."""
     if not name or not isinstance(name, str):
         raise ValueError(f"registered model name must be a non-empty string, got {name!r}")
-    with _global_tracking_uri(tracking_uri):
+    with use_tracking_uri(tracking_uri):
         version = mlflow.register_model(logged.model_uri, name)
     return LoggedModel(
         model_uri=logged.model_uri,

@@ -78,9 +78,8 @@ def run_nnpipe(args: list[str], env: dict[str, str], cwd: Path, timeout: float =
 
 
 def json_result(stdout: str) -> dict:
-    """The JSON document `nnpipe ... --json` printed (MLflow may print run links before it)."""
-    start = stdout.find("\n{") + 1 if not stdout.startswith("{") else 0
-    return json.loads(stdout[start:])
+    """The JSON document `nnpipe ... --json` printed: stdout holds nothing else."""
+    return json.loads(stdout)
 
 
 def flow_runs_by_name(prefect_api_url: str) -> dict[str, list]:

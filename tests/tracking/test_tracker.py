@@ -301,3 +301,18 @@ def test_epoch_callback_takes_the_trainer_dict_as_is(store):
     assert "val_loss" not in metrics
     assert metrics["train_loss"] == 0.5 and metrics["samples_per_s"] > 1e300
     assert history(tracker.client, run_id, "learning_rate") == [(1, 0.001)]
+
+
+def test_use_tracking_uri_leaves_the_environment_in_charge(tmp_path, monkeypatch):
+    import mlflow
+
+    from nnpipe.tracking import use_tracking_uri
+
+    first, inner, later = (f"sqlite:///{tmp_path / name}.db" for name in ("a", "b", "c"))
+    mlflow.set_tracking_uri(None)  # no explicit global from earlier code
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", first)
+    with use_tracking_uri(inner):
+        assert mlflow.get_tracking_uri() == inner
+    assert mlflow.get_tracking_uri() == first
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", later)
+    assert mlflow.get_tracking_uri() == later  # not pinned to the value before the block
