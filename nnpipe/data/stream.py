@@ -4,18 +4,27 @@ Per epoch: the partition order is a seeded permutation; partitions are taken
 ``buffer_partitions`` at a time, scaled, pooled with the rows left over from the
 previous group and shuffled together; full batches are cut from the pool and
 the remainder carries over, so only the epoch's last batch can be short and each
-row is yielded exactly once. While one group is being consumed the next group's
-partitions load in the background (a thread here, or the workers of a
-``distributed.Client``), so reading overlaps training and memory stays at about
-two groups of partitions whatever the dataset size.
+row is yielded exactly once. The epoch's first group ramps up: each of its
+partitions, as it arrives, lets a fixed share of the pool so far out as batches,
+so training starts after one read instead of a whole group's (the share depends
+on row counts only, so batches stay the same run after run).
+
+A background thread builds each group (reads, scaling, the shuffle gather) while
+the previous one trains, reading a group's partitions concurrently (or on the
+workers of a ``distributed.Client``) and staying at most one group ahead, so
+memory stays at about two groups of partitions whatever the dataset size. The
+training thread only slices batches. On request the next epoch's first group is
+read while the current epoch's last one trains.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +33,9 @@ from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.core.validation import check_positive, resolve_dtype
 
 from .split import TrainValidationSplit, check_subset
+
+# Partitions of one group read at once: pyarrow releases the GIL, two cores are common.
+_READ_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -42,18 +54,19 @@ class _Scaling:
 
 
 def _apply(scaler: Any, A: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``scaler.transform(A)`` as C-ordered ``dtype``, in two passes when possible.
+    """``scaler.transform(A)`` as C-ordered ``dtype``, with as few passes as possible.
 
     The blocks are already checked finite and may be column-major; for nnpipe's
     own scalers the same float operations as their ``transform`` (so the same
-    bits) are written straight into a C-ordered output, skipping transform's
-    extra copies and checks. Anything else goes through ``transform``.
+    bits) run in the block's own layout, where they stream through memory, and a
+    single copy turns the result C-ordered (about half the time of computing
+    straight into a C-ordered output here). Anything else goes through ``transform``.
     """
     if scaler is None:
         return np.ascontiguousarray(A, dtype=dtype)
     if np.dtype(getattr(scaler, "dtype", None) or "float64") != dtype or A.dtype != dtype:
         return np.ascontiguousarray(scaler.transform(A), dtype=dtype)
-    out = np.empty(A.shape, dtype=dtype)  # C order
+    out = np.empty_like(A, dtype=dtype)  # A's layout
     if type(scaler) is StandardScaler:
         if scaler.with_mean:
             np.subtract(A, scaler.mean_.astype(dtype), out=out)
@@ -61,21 +74,21 @@ def _apply(scaler: Any, A: np.ndarray, dtype: np.dtype) -> np.ndarray:
             out[...] = A
         if scaler.with_std:
             np.divide(out, scaler.scale_.astype(dtype), out=out)
-        return out
+        return np.ascontiguousarray(out)
     if type(scaler) is MinMaxScaler:
         np.multiply(A, scaler.scale_.astype(dtype), out=out)
         np.add(out, scaler.min_.astype(dtype), out=out)
-        return out
+        return np.ascontiguousarray(out)
     return np.ascontiguousarray(scaler.transform(A), dtype=dtype)
 
 
 def _load(
     dataset: Any,
-    index: int,
     subset: str,
     split: TrainValidationSplit | None,
     sides: bool,
     scaling: _Scaling,
+    index: int,
 ):
     """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None)."""
     # Reading straight into float32 saves a float64 copy; the values are the same
@@ -87,47 +100,115 @@ def _load(
     return scaling(*dataset.read_partition(index, subset, split, read)), None
 
 
-class _Prefetcher:
-    """Yield ``load(i)`` for ``indices`` in order, keeping ``depth`` loads in flight."""
+@dataclass
+class _Group:
+    """One shuffled group, ready to cut: full batches, the epoch's short tail, validation parts."""
 
-    def __init__(self, load: Callable, args: tuple, indices: list[int], depth: int, client: Any):
-        self._load, self._args, self._indices, self._depth = load, args, indices, depth
-        self._client = client
+    X: np.ndarray  # (n_full, n_features), rows in batch order
+    y: np.ndarray  # (n_full,) for one target, else (n_full, n_targets)
+    validation: list  # [(partition index, X_val, y_val)] in read order
+    tail: tuple[np.ndarray, np.ndarray] | None = None  # last, short batch of the epoch
 
-    def __iter__(self) -> Iterator[Any]:
-        if self._depth == 0 and self._client is None:
-            for i in self._indices:
-                yield self._load(self._args[0], i, *self._args[1:])
-            return
-        if self._client is not None:
-            submit = self._submit_client
-            closer = None
-        else:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nnpipe-prefetch")
-            submit = lambda i: pool.submit(self._load, self._args[0], i, *self._args[1:])  # noqa: E731
-            closer = pool
-        pending: deque = deque()
-        todo = iter(self._indices)
+
+class _Failure:
+    """An exception raised while building groups, carried to the consuming thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+def _inline_loader(load: Callable) -> Callable[[list[int]], Iterator[Any]]:
+    return lambda indices: (load(i) for i in indices)
+
+
+def _client_loader(client: Any, load: Callable) -> Callable[[list[int]], Iterator[Any]]:
+    def loader(indices: list[int]) -> Iterator[Any]:
+        # Partitions are read on the workers, all of a group at once; only arrays travel back.
+        futures = [client.submit(load, i, pure=False) for i in indices]
+        return (f.result() for f in futures)
+
+    return loader
+
+
+class _Producer:
+    """Build groups on a background thread, at most one finished group ahead of the consumer.
+
+    The consumer takes a group and thereby lets the producer build the next one, so
+    memory holds the group being trained on plus the one being read, whatever the
+    dataset size. Partitions of a group are read concurrently (pyarrow releases the
+    GIL) or on the workers of a ``distributed.Client``. ``then`` runs once the epoch's
+    last group has been taken (to start reading the next epoch).
+    """
+
+    def __init__(
+        self,
+        groups: Callable[[Callable], Iterator[_Group]],
+        load: Callable,
+        client: Any,
+        threads: int,
+    ) -> None:
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self._slot = threading.Semaphore(1)
+        self._stop = threading.Event()
+        self.then: Callable[[], None] | None = None  # set before the last group is taken
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(groups, load, client, threads),
+            daemon=True,
+            name="nnpipe-prefetch",
+        )
+        self._thread.start()
+
+    def _run(self, groups: Callable, load: Callable, client: Any, threads: int) -> None:
+        pool = None
         try:
-            for i in todo:
-                pending.append(submit(i))
-                if len(pending) > self._depth:
-                    break
-            while pending:
-                result = pending.popleft().result()
-                nxt = next(todo, None)
-                if nxt is not None:
-                    pending.append(submit(nxt))
-                yield result
-        finally:
-            for fut in pending:
-                fut.cancel()
-            if closer is not None:
-                closer.shutdown(wait=True, cancel_futures=True)
+            if client is not None:
+                loader = _client_loader(client, load)
+            elif threads > 1:
+                pool = ThreadPoolExecutor(threads, thread_name_prefix="nnpipe-read")
 
-    def _submit_client(self, i: int):
-        # Partitions are read on the workers; only the arrays travel back.
-        return self._client.submit(self._load, self._args[0], i, *self._args[1:], pure=False)
+                def loader(indices):
+                    futures = [pool.submit(load, i) for i in indices]
+                    return (f.result() for f in futures)
+
+            else:
+                loader = _inline_loader(load)
+            it = groups(loader)
+            while True:
+                self._slot.acquire()
+                if self._stop.is_set():
+                    return
+                group = next(it, _END)
+                if group is _END:
+                    if self.then is not None and not self._stop.is_set():
+                        self.then()
+                    self._items.put(_END)
+                    return
+                self._items.put(group)
+        except BaseException as exc:  # re-raised on the consuming thread
+            self._items.put(_Failure(exc))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self) -> Iterator[_Group]:
+        while True:
+            item = self._items.get()
+            self._slot.release()  # the producer may build the next group meanwhile
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+
+    def close(self) -> None:
+        """Stop building (after the group in progress) and wait for the thread."""
+        self._stop.set()
+        self._slot.release()
+        self._thread.join()
 
 
 class MinibatchStream:
@@ -183,6 +264,7 @@ class MinibatchStream:
         self.y_dtype = self.dtype if y_dtype is None else np.dtype(y_dtype)
         self.drop_last = drop_last
         self.client = client
+        self._ahead: tuple[int, bool, _Producer] | None = None  # next epoch read early
 
     def partition_order(self, epoch: int) -> np.ndarray:
         """The partition order of ``epoch`` (a seeded permutation when shuffling)."""
@@ -200,62 +282,146 @@ class MinibatchStream:
         self,
         epoch: int = 0,
         on_validation: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+        *,
+        prefetch_next: bool | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X, y) batches of one epoch; y is 1-D when there is one target.
 
+        Reading starts at this call, not at the first ``next``.
         ``on_validation(partition_index, X_val, y_val)`` (scaled, subset 'train'
         only) receives each partition's validation rows from the read of its
         training rows, so a training pass can keep them without a second read.
+        ``prefetch_next`` (with ``prefetch``): start reading epoch ``epoch + 1``
+        while this epoch's last group trains; True if that epoch will be asked for
+        with ``on_validation``. A later ``epoch(epoch + 1)`` with the same setting
+        uses what was read; anything else discards it. :meth:`close` drops it.
         """
         sides = on_validation is not None
         if sides and self.subset != "train":
             raise ValueError("on_validation needs subset='train'")
+        source = self._take_ahead(epoch, sides)
+        if source is None:
+            source = self._start(epoch, sides)
+        if isinstance(source, _Producer) and prefetch_next is not None:
+            source.then = partial(self._start_ahead, epoch + 1, bool(prefetch_next))
+        return self._batches(source, on_validation)
+
+    def close(self) -> None:
+        """Stop and drop a next epoch read ahead by ``prefetch_next``, if any."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead[2].close()
+
+    def _take_ahead(self, epoch: int, sides: bool) -> _Producer | None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return None
+        if ahead[:2] == (epoch, sides):
+            return ahead[2]
+        ahead[2].close()
+        return None
+
+    def _start_ahead(self, epoch: int, sides: bool) -> None:
+        # Runs on the producer thread of the previous epoch, before it signals its end.
+        self._ahead = (epoch, sides, self._start(epoch, sides))
+
+    def _start(self, epoch: int, sides: bool) -> _Producer | Iterator[_Group]:
+        load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling)
+        groups = partial(self._groups, epoch)
+        if self.prefetch:
+            threads = min(_READ_THREADS, self.buffer_partitions)
+            return _Producer(groups, load, self.client, threads)
+        return groups(_client_loader(self.client, load) if self.client else _inline_loader(load))
+
+    def _groups(self, epoch: int, loader: Callable) -> Iterator[_Group]:
+        """The epoch's groups in order: read, pool with the carry, shuffle, cut."""
         order = [int(i) for i in self.partition_order(epoch)]
-        depth = self.buffer_partitions if self.prefetch else 0
-        loads = iter(
-            _Prefetcher(
-                _load,
-                (self.dataset, self.subset, self.split, sides, self.scaling),
-                order,
-                depth,
-                self.client,
-            )
-        )
         rng = np.random.default_rng([self.random_state, epoch, 1])
-        bs = self.batch_size
-        carry_X = carry_y = None
+        bs, size = self.batch_size, self.buffer_partitions
         one_target = self.dataset.n_targets == 1
-        for start in range(0, len(order), self.buffer_partitions):
-            Xs, ys = [], []
-            if carry_X is not None and len(carry_X):
-                Xs.append(carry_X)
-                ys.append(carry_y)
-            for index in order[start : start + self.buffer_partitions]:
-                (X, y), val = next(loads)
-                if sides and len(val[0]):
-                    on_validation(index, *val)
+        carry: tuple[np.ndarray, np.ndarray] | None = None
+        for start in range(0, len(order), size):
+            last_group = start + size >= len(order)
+            indices = order[start : start + size]
+            # The epoch's first group ramps up: training starts from the first
+            # partition while the others load, each partition letting out a fixed
+            # share of rows (1/buffer_partitions of its own, whole batches) from the
+            # pool so far. The share depends on row counts only, never on timing, so
+            # the batches stay deterministic. Without shuffling every partition can
+            # be cut at once: the batches are the same as for the whole group.
+            ramp = start == 0 or not self.shuffle
+            Xs, ys, validation = [], [], []
+            if carry is not None and len(carry[0]):
+                Xs.append(carry[0])
+                ys.append(carry[1])
+            carry = None
+            for k, (index, ((X, y), val)) in enumerate(zip(indices, loader(indices), strict=True)):
+                if val is not None and len(val[0]):
+                    validation.append((index, *val))
                 if len(X):
                     Xs.append(X)
-                    ys.append(y)
-            if not Xs:
-                continue
-            X = np.concatenate(Xs) if len(Xs) > 1 else Xs[0]  # (pool, n_features)
-            y = np.concatenate(ys) if len(ys) > 1 else ys[0]
-            n_full = (len(X) // bs) * bs
-            if self.shuffle:
-                # Gather batch by batch: no second full copy of the pool.
-                perm = rng.permutation(len(X))
-                for s in range(0, n_full, bs):
-                    yb = y[perm[s : s + bs]]
-                    yield X[perm[s : s + bs]], (yb[:, 0] if one_target else yb)
-                carry_X, carry_y = X[perm[n_full:]], y[perm[n_full:]]
-            else:
-                for s in range(0, n_full, bs):
-                    yb = y[s : s + bs]
-                    yield X[s : s + bs], (yb[:, 0] if one_target else yb)
-                carry_X, carry_y = X[n_full:], y[n_full:]
-        if carry_X is not None and len(carry_X) and not self.drop_last:
-            yield carry_X, (carry_y[:, 0] if one_target else carry_y)
+                    ys.append(y[:, 0] if one_target else y)
+                final = k == len(indices) - 1
+                if final or not self.shuffle:
+                    n_out = None  # every whole batch
+                elif ramp:
+                    n_out = bs * (len(X) // (size * bs))
+                    if n_out == 0:
+                        continue
+                else:
+                    continue
+                if not Xs:
+                    if validation:
+                        yield _Group(*self._empty(one_target), validation)
+                        validation = []
+                    continue
+                X = np.concatenate(Xs) if len(Xs) > 1 else Xs[0]  # (pool, n_features)
+                y = np.concatenate(ys) if len(ys) > 1 else ys[0]
+                Xs, ys = [], []
+                if n_out is None:
+                    n_out = (len(X) // bs) * bs
+                if self.shuffle:
+                    # One gather into batch order, here off the training thread, so
+                    # batches are slices; the pool is freed once it is done.
+                    perm = rng.permutation(len(X))
+                    carry = (np.take(X, perm[n_out:], axis=0), np.take(y, perm[n_out:], axis=0))
+                    X, y = np.take(X, perm[:n_out], axis=0), np.take(y, perm[:n_out], axis=0)
+                else:
+                    carry = (X[n_out:].copy(), y[n_out:].copy())
+                    X, y = X[:n_out], y[:n_out]
+                tail = None
+                if final and last_group and len(carry[0]) and not self.drop_last:
+                    tail = carry
+                elif not final:
+                    if len(carry[0]):
+                        Xs.append(carry[0])
+                        ys.append(carry[1])
+                    carry = None
+                yield _Group(X, y, validation, tail)
+                validation = []
+
+    def _empty(self, one_target: bool) -> tuple[np.ndarray, np.ndarray]:
+        X = np.empty((0, self.dataset.n_features), self.dtype)
+        y = np.empty((0,) if one_target else (0, self.dataset.n_targets), self.y_dtype)
+        return X, y
+
+    def _batches(
+        self, source: _Producer | Iterator[_Group], on_validation: Callable | None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        bs = self.batch_size
+        try:
+            for group in source:
+                if on_validation is not None:
+                    for index, X_val, y_val in group.validation:
+                        on_validation(index, X_val, y_val)
+                X, y = group.X, group.y
+                for s in range(0, len(X), bs):
+                    yield X[s : s + bs], y[s : s + bs]
+                if group.tail is not None:
+                    yield group.tail
+        finally:
+            if isinstance(source, _Producer):
+                source.close()
 
 
 def iter_minibatches(

@@ -206,79 +206,93 @@ def train_out_of_core(
         model.set_target_scaler(y_scaler)
 
     val_cache: list | None = None
-    while result.epochs_done < epochs and not result.stopped_early:
-        epoch = result.epochs_done
-        t0 = time.perf_counter()
-        collector = None
-        if val_stream is not None and val_cache is None and validation_cache_bytes > 0:
-            collector = _ValidationRows(validation_cache_bytes)
-        batches = train_stream.epoch(epoch, collector.add if collector is not None else None)
-        n_seen, loss_sum = 0, 0.0
-        for Xb, yb in batches:
-            if classes is not None:
-                model.partial_fit(Xb, yb, classes=classes)
-            else:
-                model.partial_fit(Xb, yb)
-            batch_loss = getattr(model, "batch_loss_", None)
-            if batch_loss is None:
-                batch_loss = model.data_loss(Xb, yb)
-            loss_sum += float(batch_loss) * len(Xb)
-            n_seen += len(Xb)
-        if n_seen == 0:
-            raise ValueError(f"dataset {getattr(dataset, 'path', '')!r} yielded no training rows")
-        train_seconds = time.perf_counter() - t0
-        train_loss = loss_sum / n_seen
-
-        val_loss = None
-        if val_stream is not None:
-            if collector is not None and not collector.overflow:
-                val_cache = collector.in_partition_order()
-            if val_cache is not None:
-                val_batches = []
-                for X, y in val_cache:
-                    y1 = y[:, 0] if y.shape[1] == 1 else y
-                    val_batches.extend(
-                        (X[s : s + validation_batch_size], y1[s : s + validation_batch_size])
-                        for s in range(0, len(X), validation_batch_size)
-                    )
-            else:
-                val_batches = val_stream.epoch(0)
-            v_sum, v_n = 0.0, 0
-            for Xv, yv in val_batches:
-                v_sum += model.data_loss(Xv, yv) * len(Xv)
-                v_n += len(Xv)
-            val_loss = v_sum / v_n if v_n else None
-
-        stop = bool(model.record_epoch(train_loss, val_loss)) and early_stopping
-        result.epochs_done = epoch + 1
-        seconds = time.perf_counter() - t0
-        metrics = {
-            "epoch": epoch + 1,
-            "train_loss": float(train_loss),
-            "val_loss": None if val_loss is None else float(val_loss),
-            "learning_rate": float(model.learning_rate_),
-            "samples_per_s": n_seen / train_seconds if train_seconds > 0 else float("inf"),
-            "epoch_seconds": seconds,
-        }
-        result.history.append(metrics)
-        result.stopped_early = stop
-        if ckdir is not None:
-            name = f"epoch-{epoch + 1:04d}.npz"
-            model.save(ckdir / name)
-            result.checkpoint = str(ckdir / name)
-            _write_json_atomic(
-                ckdir / STATE_FILE,
-                {
-                    "epochs_done": epoch + 1,
-                    "checkpoint": name,
-                    "stopped": stop,
-                    "random_state": random_state,
-                    "dataset_fingerprint": _fingerprint(dataset),
-                    "history": result.history,
-                },
+    try:
+        while result.epochs_done < epochs and not result.stopped_early:
+            epoch = result.epochs_done
+            t0 = time.perf_counter()
+            collector = None
+            if val_stream is not None and val_cache is None and validation_cache_bytes > 0:
+                collector = _ValidationRows(validation_cache_bytes)
+            # While this epoch's last group trains, the next epoch's first one is read,
+            # so it is ready after validation. It needs the validation side only when
+            # an earlier epoch of this call could not cache the validation rows.
+            ahead = None
+            if epoch + 1 < epochs:
+                ahead = collector is not None and epoch > result.resumed_from
+            batches = train_stream.epoch(
+                epoch, collector.add if collector is not None else None, prefetch_next=ahead
             )
-        if callback is not None:
-            callback(dict(metrics))
+            n_seen, loss_sum = 0, 0.0
+            for Xb, yb in batches:
+                if classes is not None:
+                    model.partial_fit(Xb, yb, classes=classes)
+                else:
+                    model.partial_fit(Xb, yb)
+                batch_loss = getattr(model, "batch_loss_", None)
+                if batch_loss is None:
+                    batch_loss = model.data_loss(Xb, yb)
+                loss_sum += float(batch_loss) * len(Xb)
+                n_seen += len(Xb)
+            if n_seen == 0:
+                raise ValueError(
+                    f"dataset {getattr(dataset, 'path', '')!r} yielded no training rows"
+                )
+            train_seconds = time.perf_counter() - t0
+            train_loss = loss_sum / n_seen
+
+            val_loss = None
+            if val_stream is not None:
+                if collector is not None and not collector.overflow:
+                    val_cache = collector.in_partition_order()
+                if val_cache is not None:
+                    val_batches = []
+                    for X, y in val_cache:
+                        y1 = y[:, 0] if y.shape[1] == 1 else y
+                        val_batches.extend(
+                            (X[s : s + validation_batch_size], y1[s : s + validation_batch_size])
+                            for s in range(0, len(X), validation_batch_size)
+                        )
+                else:
+                    val_batches = val_stream.epoch(0)
+                v_sum, v_n = 0.0, 0
+                for Xv, yv in val_batches:
+                    v_sum += model.data_loss(Xv, yv) * len(Xv)
+                    v_n += len(Xv)
+                val_loss = v_sum / v_n if v_n else None
+
+            stop = bool(model.record_epoch(train_loss, val_loss)) and early_stopping
+            result.epochs_done = epoch + 1
+            seconds = time.perf_counter() - t0
+            metrics = {
+                "epoch": epoch + 1,
+                "train_loss": float(train_loss),
+                "val_loss": None if val_loss is None else float(val_loss),
+                "learning_rate": float(model.learning_rate_),
+                "samples_per_s": n_seen / train_seconds if train_seconds > 0 else float("inf"),
+                "epoch_seconds": seconds,
+            }
+            result.history.append(metrics)
+            result.stopped_early = stop
+            if ckdir is not None:
+                name = f"epoch-{epoch + 1:04d}.npz"
+                model.save(ckdir / name)
+                result.checkpoint = str(ckdir / name)
+                _write_json_atomic(
+                    ckdir / STATE_FILE,
+                    {
+                        "epochs_done": epoch + 1,
+                        "checkpoint": name,
+                        "stopped": stop,
+                        "random_state": random_state,
+                        "dataset_fingerprint": _fingerprint(dataset),
+                        "history": result.history,
+                    },
+                )
+            if callback is not None:
+                callback(dict(metrics))
+    finally:
+        train_stream.close()  # drop a next epoch read ahead but not used
+
     if restore_best:
         model.restore_best_weights()
     return result

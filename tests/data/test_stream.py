@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+import threading
+
 import numpy as np
 import pytest
 
 from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.data import ArrayDataset, ParquetDataset, TrainValidationSplit, iter_minibatches
+from nnpipe.data.dataset import DataError
+from nnpipe.data.stream import MinibatchStream
 
 from .conftest import write_parts
 
@@ -133,3 +138,54 @@ def test_stream_reads_partitions_on_a_distributed_client(ds, local_client):
     assert sorted(row_ids(a)) == list(range(1000))
     for (Xa, _), (Xb, _) in zip(a, b, strict=True):
         np.testing.assert_array_equal(Xa, Xb)
+
+
+def test_epoch_starts_from_the_first_partition_and_then_mixes_the_group(ds):
+    # 100-row partitions, batches of 10, groups of 4: each of the first group's
+    # partitions lets out 20 rows as it arrives, so training starts after one read.
+    batches = list(iter_minibatches(ds, 10, epoch=1, buffer_partitions=4))
+    order = MinibatchStream(ds, 10).partition_order(1)
+    part = [np.unique(X[:, 2].astype(int) // 100) for X, _ in batches]
+    assert [p.tolist() for p in part[:2]] == [[order[0]], [order[0]]]
+    group = set(order[:4].tolist())
+    assert set().union(*(set(p.tolist()) for p in part[:40])) == group  # no row held back
+    assert set().union(*(set(p.tolist()) for p in part[6:40])) == group  # mixed after the ramp
+    assert sorted(row_ids(batches)) == list(range(1000))
+    again = list(iter_minibatches(ds, 10, epoch=1, buffer_partitions=4, prefetch=False))
+    np.testing.assert_array_equal(row_ids(batches), row_ids(again))
+
+
+def test_next_epoch_read_ahead_gives_the_same_batches(ds):
+    stream = MinibatchStream(ds, 64, random_state=3)
+    first = list(stream.epoch(0, prefetch_next=False))
+    assert stream._ahead is not None and stream._ahead[:2] == (1, False)
+    second = list(stream.epoch(1))
+    fresh = list(MinibatchStream(ds, 64, random_state=3).epoch(1))
+    np.testing.assert_array_equal(row_ids(second), row_ids(fresh))
+    assert sorted(row_ids(first)) == list(range(1000))
+    list(stream.epoch(1, prefetch_next=False))
+    other = list(stream.epoch(4))  # not the epoch read ahead: that read is dropped
+    np.testing.assert_array_equal(
+        row_ids(other), row_ids(MinibatchStream(ds, 64, random_state=3).epoch(4))
+    )
+    list(stream.epoch(2, prefetch_next=False))
+    stream.close()
+    assert stream._ahead is None
+    assert not [t for t in threading.enumerate() if t.name.startswith("nnpipe-")]
+
+
+def test_stopping_early_ends_the_reader_thread(ds):
+    batches = iter_minibatches(ds, 16, buffer_partitions=2)
+    next(batches)
+    batches.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("nnpipe-")]
+
+
+def test_a_read_error_in_the_background_reaches_the_caller(parquet_xy):
+    ds = ParquetDataset(parquet_xy[0], targets="y")
+    bad = ds.partitions[int(MinibatchStream(ds, 64).partition_order(0)[5])].path  # 3rd group
+    with open(bad, "wb") as fh:
+        fh.write(b"not parquet")
+    with pytest.raises(DataError, match=re.escape(bad)):
+        list(iter_minibatches(ds, 64, buffer_partitions=2))
+    assert not [t for t in threading.enumerate() if t.name.startswith("nnpipe-")]
