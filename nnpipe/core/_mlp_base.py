@@ -20,6 +20,7 @@ from .activations import ACTIVATIONS, OUTPUT_ONLY, activation_names, get_activat
 from .initializers import init_layer
 from .losses import CANONICAL_PAIRS, LOSSES
 from .optimizers import BLOCK, OPTIMIZERS
+from .params import Params
 from .threads import blas_threads, choose_n_threads
 from .validation import (
     check_array,
@@ -65,32 +66,13 @@ def _split(flat: np.ndarray, sizes: list[int]) -> tuple[list[np.ndarray], list[n
     return coefs, intercepts
 
 
-class BaseMLP(MLPFileMixin):
+class BaseMLP(Params, MLPFileMixin):
     """Parameters, training loop, early stopping and persistence; subclasses add targets."""
 
     _param_names: tuple[str, ...] = ()
     _task = "regression"
 
     # -- scikit-learn estimator protocol ------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def set_params(self, **params: Any):
-        """Set constructor parameters; unknown names raise ValueError naming the allowed ones."""
-        for key, value in params.items():
-            if key not in self._param_names:
-                raise ValueError(
-                    f"{type(self).__name__} has no parameter {key!r}; "
-                    f"allowed: {', '.join(self._param_names)}"
-                )
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
     def __sklearn_tags__(self):
         # Built from the scikit-learn module already loaded by whoever asks (only
         # scikit-learn calls this), so nnpipe.core never imports it.

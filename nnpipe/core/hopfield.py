@@ -37,6 +37,7 @@ from .hopfield_states import (
     energy,
     to_bipolar,
 )
+from .params import Params
 from .serialization import ModelFileError, load_npz, require, save_npz
 from .threads import blas_threads, choose_n_threads
 from .validation import check_is_fitted, check_option, check_positive, check_rng
@@ -74,7 +75,7 @@ class CapacityWarning(UserWarning):
     """More patterns are stored than the learning rule can recall reliably."""
 
 
-class HopfieldNetwork:
+class HopfieldNetwork(Params):
     """Hopfield network with Hebbian, Storkey or pseudo-inverse learning.
 
     Parameters
@@ -125,27 +126,12 @@ class HopfieldNetwork:
         self.n_threads = n_threads
 
     # -- parameters --------------------------------------------------------------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def set_params(self, **params: Any) -> HopfieldNetwork:
-        """Set constructor parameters; unknown names are an error."""
-        for key, value in params.items():
-            check_option("parameter", key, self._param_names)
-            setattr(self, key, value)
-        return self
-
     def _check_params(self) -> None:
         check_option("rule", self.rule, RULES)
         check_option("update", self.update, UPDATES)
         check_positive("max_iter", self.max_iter, integer=True)
         if self.n_threads is not None:
             check_positive("n_threads", self.n_threads, integer=True)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     # -- learning ----------------------------------------------------------------
     def fit(self, patterns: Any) -> HopfieldNetwork:

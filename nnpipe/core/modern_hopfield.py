@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from .params import Params
 from .serialization import ModelFileError, load_npz, require, save_npz
 from .validation import (
     check_array,
     check_is_fitted,
     check_n_features,
-    check_option,
     check_positive,
     resolve_dtype,
 )
@@ -76,7 +76,7 @@ def _logsumexp(logits: np.ndarray) -> np.ndarray:
     return top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
 
 
-class ModernHopfield:
+class ModernHopfield(Params):
     """Continuous modern Hopfield network: batched ``xi <- X^T softmax(beta X xi)``.
 
     Parameters
@@ -105,21 +105,6 @@ class ModernHopfield:
         self.max_iter = max_iter
         self.tol = tol
         self.dtype = dtype
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def set_params(self, **params: Any) -> ModernHopfield:
-        """Set constructor parameters; unknown names are an error."""
-        for key, value in params.items():
-            check_option("parameter", key, self._param_names)
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
     def _check_params(self) -> np.dtype:
         check_positive("beta", self.beta)

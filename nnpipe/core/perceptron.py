@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .params import Params
 from .serialization import ModelFileError, load_npz, require, save_npz
 from .validation import (
     check_array,
@@ -31,7 +32,7 @@ class ConvergenceWarning(UserWarning):
     """Training stopped at max_iter without reaching its stopping criterion."""
 
 
-class Perceptron:
+class Perceptron(Params):
     """Binary (or one-vs-rest multiclass) perceptron.
 
     Parameters
@@ -80,23 +81,6 @@ class Perceptron:
         self.random_state = random_state
         self.dtype = dtype
         self.verbose = verbose
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def set_params(self, **params: Any) -> Perceptron:
-        """Set constructor parameters; unknown names raise ValueError naming the allowed ones."""
-        for key, value in params.items():
-            if key not in self._param_names:
-                raise ValueError(
-                    f"Perceptron has no parameter {key!r}; allowed: {', '.join(self._param_names)}"
-                )
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        return "Perceptron(" + ", ".join(f"{k}={v!r}" for k, v in self.get_params().items()) + ")"
 
     def __sklearn_tags__(self):
         tags_mod = sys.modules["sklearn.utils._tags"]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .params import Params
 from .serialization import load_npz, require, save_npz
 from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
 
@@ -29,26 +30,11 @@ def _safe_scale(scale: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     return scale
 
 
-class _Scaler:
+class _Scaler(Params):
     """Shared bookkeeping: parameters, dtype, shape checks, save/load."""
 
     _fitted_attr = "n_samples_seen_"
     _state: tuple[str, ...] = ()
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters (scikit-learn convention)."""
-        return {k: getattr(self, k) for k in self._param_names}
-
-    def set_params(self, **params: Any):
-        """Set constructor parameters; unknown names are an error."""
-        for key, value in params.items():
-            if key not in self._param_names:
-                raise ValueError(
-                    f"{type(self).__name__} has no parameter {key!r}; "
-                    f"allowed: {', '.join(self._param_names)}"
-                )
-            setattr(self, key, value)
-        return self
 
     def fit(self, X: Any, y: Any = None):
         """Reset, then compute statistics from ``X`` (n_samples, n_features)."""
@@ -114,10 +100,6 @@ class _Scaler:
         """Read a scaler written by :meth:`save` (no pickle)."""
         arrays, meta = load_npz(path, kind=cls.__name__)
         return cls.from_arrays(arrays, meta, path)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _jsonable(value: Any) -> Any:

@@ -189,7 +189,7 @@ def test_bad_parameters_name_the_allowed_values(patterns):
         HopfieldNetwork(max_iter=0).fit(patterns)
     with pytest.raises(ValueError, match="n_threads=0"):
         HopfieldNetwork(n_threads=0).fit(patterns)
-    with pytest.raises(ValueError, match="parameter='beta'.*'n_threads'"):
+    with pytest.raises(ValueError, match="no parameter 'beta'; allowed: .*'n_threads'"):
         HopfieldNetwork().set_params(beta=2)
 
 
