@@ -12,9 +12,9 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -40,16 +40,25 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Ma
     full_meta = {"format_version": FORMAT_VERSION, **meta}
     payload[_META_KEY] = np.frombuffer(json.dumps(full_meta).encode("utf-8"), dtype=np.uint8)
 
+    return atomic_write(path, lambda fh: np.savez(fh, **payload))
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(fh)`` on a temp file beside ``path``, fsync, then rename it over ``path``.
+
+    Readers see the old file or the new one, never half of one; if ``write`` fails,
+    whatever was at ``path`` before is left untouched.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        # Leave whatever was at `path` before untouched.
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise

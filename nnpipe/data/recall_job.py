@@ -38,8 +38,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from nnpipe.core.serialization import atomic_write
+
 _META_PREFIX = b"nnpipe.recall."
-_TMP_MARK = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ def remove_stale_temporaries(output_dir: str | os.PathLike) -> int:
     out = Path(output_dir)
     if not out.is_dir():
         return 0
-    stale = [p for p in out.iterdir() if p.name.startswith(".") and _TMP_MARK in p.name]
+    # atomic_write's temporaries: ".<name>.<random>.tmp" beside the result file.
+    stale = [p for p in out.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp")]
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
@@ -272,7 +274,7 @@ def recall_partition(
         overlap_sum = float(overlap.sum())
     table = pa.table(columns)
     table = table.replace_schema_metadata(_expected_meta(part, fingerprint))
-    write_atomically(table, part.output)
+    atomic_write(part.output, lambda fh: pq.write_table(table, fh))
     return PartitionStats(
         key=part.key,
         n_probes=n,
@@ -288,22 +290,6 @@ def classify_states(network: Any, states: np.ndarray) -> tuple[np.ndarray, np.nd
     """Per state: its kind (see ``nnpipe.core.hopfield_states.LABELS``) and nearest pattern."""
     found = network.classify(states)
     return np.asarray(found.labels).astype(str), np.asarray(found.nearest, dtype=np.int64)
-
-
-def write_atomically(table: pa.Table, path: str | os.PathLike) -> Path:
-    """Write ``table`` to ``path`` through a temporary file in the same directory + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}{_TMP_MARK}{uuid.uuid4().hex}"
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def read_results(output_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:

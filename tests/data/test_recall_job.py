@@ -119,7 +119,7 @@ def test_rerun_skips_finished_partitions_and_repairs_the_rest(hopfield_data, loc
     # An interrupted run: one result missing, one truncated, one stray temp file.
     files[0].unlink()
     files[1].write_bytes(files[1].read_bytes()[:100])
-    (tmp_path / f".{files[2].name}.tmp-deadbeef").write_bytes(b"partial")
+    (tmp_path / f".{files[2].name}.deadbeef.tmp").write_bytes(b"partial")
     again = run_recall_job(network, patterns, probes, tmp_path)
     assert again.n_partitions_run == 2 and again.n_partitions_skipped == 5
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
