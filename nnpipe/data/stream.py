@@ -10,8 +10,8 @@ so training starts after one read instead of a whole group's (the share depends
 on row counts only, so batches stay the same run after run).
 
 A background thread builds each group (reads, scaling, the shuffle gather) while
-the previous one trains, reading a group's partitions concurrently (or on the
-workers of a ``distributed.Client``) and staying at most one group ahead, so
+the previous one trains (with a ``distributed.Client`` the reads run on its
+workers, a group's partitions at once), staying at most one group ahead, so
 memory stays at about two groups of partitions whatever the dataset size. The
 training thread only slices batches. On request the next epoch's first group is
 read while the current epoch's last one trains.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,9 +32,6 @@ from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.core.validation import check_positive, resolve_dtype
 
 from .split import TrainValidationSplit, check_subset
-
-# Partitions of one group read at once: pyarrow releases the GIL, two cores are common.
-_READ_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -138,9 +134,10 @@ class _Producer:
 
     The consumer takes a group and thereby lets the producer build the next one, so
     memory holds the group being trained on plus the one being read, whatever the
-    dataset size. Partitions of a group are read concurrently (pyarrow releases the
-    GIL) or on the workers of a ``distributed.Client``. ``then`` runs once the epoch's
-    last group has been taken (to start reading the next epoch).
+    dataset size. Reads run one at a time on this thread (on a loaded two-core
+    machine more reader threads cost the training thread more than they save), or
+    on the workers of a ``distributed.Client``. ``then`` runs once the epoch's last
+    group has been taken (to start reading the next epoch).
     """
 
     def __init__(
@@ -148,7 +145,6 @@ class _Producer:
         groups: Callable[[Callable], Iterator[_Group]],
         load: Callable,
         client: Any,
-        threads: int,
     ) -> None:
         self._items: queue.SimpleQueue = queue.SimpleQueue()
         self._slot = threading.Semaphore(1)
@@ -156,26 +152,15 @@ class _Producer:
         self.then: Callable[[], None] | None = None  # set before the last group is taken
         self._thread = threading.Thread(
             target=self._run,
-            args=(groups, load, client, threads),
+            args=(groups, load, client),
             daemon=True,
             name="nnpipe-prefetch",
         )
         self._thread.start()
 
-    def _run(self, groups: Callable, load: Callable, client: Any, threads: int) -> None:
-        pool = None
+    def _run(self, groups: Callable, load: Callable, client: Any) -> None:
         try:
-            if client is not None:
-                loader = _client_loader(client, load)
-            elif threads > 1:
-                pool = ThreadPoolExecutor(threads, thread_name_prefix="nnpipe-read")
-
-                def loader(indices):
-                    futures = [pool.submit(load, i) for i in indices]
-                    return (f.result() for f in futures)
-
-            else:
-                loader = _inline_loader(load)
+            loader = _inline_loader(load) if client is None else _client_loader(client, load)
             it = groups(loader)
             while True:
                 self._slot.acquire()
@@ -190,9 +175,6 @@ class _Producer:
                 self._items.put(group)
         except BaseException as exc:  # re-raised on the consuming thread
             self._items.put(_Failure(exc))
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
 
     def __iter__(self) -> Iterator[_Group]:
         while True:
@@ -329,8 +311,7 @@ class MinibatchStream:
         load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling)
         groups = partial(self._groups, epoch)
         if self.prefetch:
-            threads = min(_READ_THREADS, self.buffer_partitions)
-            return _Producer(groups, load, self.client, threads)
+            return _Producer(groups, load, self.client)
         return groups(_client_loader(self.client, load) if self.client else _inline_loader(load))
 
     def _groups(self, epoch: int, loader: Callable) -> Iterator[_Group]:
