@@ -326,10 +326,13 @@ class MinibatchStream:
             indices = order[start : start + size]
             # The epoch's first group ramps up: training starts from the first
             # partition while the others load, each partition letting out a fixed
-            # share of rows (1/buffer_partitions of its own, whole batches) from the
-            # pool so far. The share depends on row counts only, never on timing, so
-            # the batches stay deterministic. Without shuffling every partition can
-            # be cut at once: the batches are the same as for the whole group.
+            # share of rows, in whole batches, from the pool so far: 1/buffer_partitions
+            # of its own rows for the first (those batches hold one partition only),
+            # half for the next ones (the pool is mixed by then, and training that
+            # many rows takes about as long as reading the next partition). The share
+            # depends on row counts only, never on timing, so the batches stay
+            # deterministic. Without shuffling every partition can be cut at once:
+            # the batches are the same as for the whole group.
             ramp = start == 0 or not self.shuffle
             Xs, ys, validation = [], [], []
             if carry is not None and len(carry[0]):
@@ -346,7 +349,7 @@ class MinibatchStream:
                 if final or not self.shuffle:
                     n_out = None  # every whole batch
                 elif ramp:
-                    n_out = bs * (len(X) // (size * bs))
+                    n_out = bs * (len(X) // ((size if k == 0 else 2) * bs))
                     if n_out == 0:
                         continue
                 else:

@@ -141,8 +141,8 @@ def test_stream_reads_partitions_on_a_distributed_client(ds, local_client):
 
 
 def test_epoch_starts_from_the_first_partition_and_then_mixes_the_group(ds):
-    # 100-row partitions, batches of 10, groups of 4: each of the first group's
-    # partitions lets out 20 rows as it arrives, so training starts after one read.
+    # 100-row partitions, batches of 10, groups of 4: the first partition lets out
+    # 20 rows as it arrives (training starts after one read), the next two 50 each.
     batches = list(iter_minibatches(ds, 10, epoch=1, buffer_partitions=4))
     order = MinibatchStream(ds, 10).partition_order(1)
     part = [np.unique(X[:, 2].astype(int) // 100) for X, _ in batches]
