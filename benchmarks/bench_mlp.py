@@ -163,7 +163,7 @@ def run_torch(case: Case, X, y, threads: int | None) -> float:
             l2 = sum((p**2).sum() for n_, p in net.named_parameters() if n_.endswith("weight"))
             (loss + 0.5 * ALPHA * l2 / len(idx)).backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         total /= len(X)
     return total
 
