@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +143,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     from flows.prepare_data import prepare_data
     from flows.report import prepare_report
 
-    config = _load(args, "prepare_data")
-    if args.print_config:
-        return _print_config(config)
-    result = prepare_data(config=config)
-    _emit(args, result, prepare_report(result))
-    return EXIT_OK
+    return _run_flow(args, _load(args, "prepare_data"), prepare_data, prepare_report)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -162,12 +158,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_epochs=args.epochs,
         random_state=args.seed,
     )
-    if args.print_config:
-        return _print_config(config)
-    check_inputs(config)
-    result = train_bp(config=config)
-    _emit(args, result, train_report(result))
-    return EXIT_OK
+    return _run_flow(args, config, train_bp, train_report, check_inputs)
 
 
 def _cmd_recall(args: argparse.Namespace) -> int:
@@ -177,12 +168,7 @@ def _cmd_recall(args: argparse.Namespace) -> int:
     config = _load(
         args, "recall_hopfield", dataset=args.dataset, output=args.output, rule=args.rule
     )
-    if args.print_config:
-        return _print_config(config)
-    check_inputs(config)
-    result = recall_hopfield(config=config)
-    _emit(args, result, recall_report(result))
-    return EXIT_OK
+    return _run_flow(args, config, recall_hopfield, recall_report, check_inputs)
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
@@ -192,18 +178,26 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     overrides = {}
     if args.epochs is not None:
         overrides["train"] = {"max_epochs": args.epochs}
-    config = _load(args, "pipeline", **overrides)
+    return _run_flow(args, _load(args, "pipeline", **overrides), pipeline, pipeline_report)
+
+
+def _run_flow(
+    args: argparse.Namespace,
+    config: Any,
+    flow: Callable[..., dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+    check: Callable[[Any], None] | None = None,
+) -> int:
+    """Print the resolved config (--print-config), or check inputs, run the flow, report."""
     if args.print_config:
-        return _print_config(config)
-    result = pipeline(config=config)
-    _emit(args, result, pipeline_report(result))
-    return EXIT_OK
+        from flows.config import dump_config
 
-
-def _print_config(config: Any) -> int:
-    from flows.config import dump_config
-
-    print(dump_config(config), end="")
+        print(dump_config(config), end="")
+        return EXIT_OK
+    if check is not None:
+        check(config)  # bad input fails here, before Prefect starts
+    result = flow(config=config)
+    _emit(args, result, report(result))
     return EXIT_OK
 
 
