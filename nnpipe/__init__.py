@@ -6,8 +6,7 @@ The estimators are re-exported here; importing ``nnpipe`` loads only NumPy code
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nnpipe._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -26,14 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nnpipe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, __all__)

@@ -6,8 +6,7 @@ use, so ``import nnpipe.data`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nnpipe._lazy import lazy_attributes
 
 _EXPORTS = {
     "ParquetDataset": "nnpipe.data.dataset",
@@ -38,14 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nnpipe.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, __all__)

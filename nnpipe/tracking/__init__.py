@@ -6,8 +6,7 @@ the plots and the pyfunc model load MLflow / Matplotlib on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from nnpipe._lazy import lazy_attributes
 
 from .base import (
     EpochCallback,
@@ -50,14 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nnpipe.tracking' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, __all__)
