@@ -356,14 +356,13 @@ class ParquetDataset:
         # Column-major: each column is written (and later reduced) contiguously.
         block = np.empty((len(columns), n), dtype=dtype).T  # (n, n_columns)
         for j, name in enumerate(columns):
-            col = table.column(name)
-            if pa.types.is_dictionary(col.type):
-                col = col.cast(col.type.value_type)
-            if col.type != pa.float32() or dtype != np.float32:
-                col = col.cast(pa.float64())  # exact for every numeric type but int64 > 2**53
-            block[:, j] = col.to_numpy()  # nulls become NaN; numpy rounds to dtype
+            _column_into(table.column(name), block[:, j])
         n_dropped = 0
-        if not np.isfinite(block).all():
+        # One reduction finds out whether anything is NaN/inf (it would make the sum
+        # so); the per-value check only runs then, or when finite values overflow it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            maybe_bad = not np.isfinite(block.sum())
+        if maybe_bad and not np.isfinite(block).all():
             finite = np.isfinite(block)
             bad_rows = ~finite.all(axis=1)
             if self.nan_policy == "raise":
@@ -474,6 +473,21 @@ class ParquetDataset:
             str(self._filter),
             self.nan_policy,
         )
+
+
+def _column_into(column: pa.ChunkedArray, out: np.ndarray) -> None:
+    """Write a numeric Arrow column into ``out`` (n,), nulls as NaN, rounded to its dtype."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if column.type != pa.float32() or out.dtype != np.float32:
+        column = column.cast(pa.float64())  # exact for every numeric type but int64 > 2**53
+    start = 0
+    for chunk in column.chunks:
+        # Chunk by chunk: a float column without nulls is read in place (no Arrow-side
+        # concatenation or copy), so each value is copied once, into ``out``.
+        stop = start + len(chunk)
+        out[start:stop] = chunk.to_numpy(zero_copy_only=False)
+        start = stop
 
 
 def _block_only(dataset: ParquetDataset, index: int, subset: str, split) -> np.ndarray:

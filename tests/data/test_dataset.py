@@ -135,3 +135,42 @@ def test_bad_parameters_name_the_allowed_values(parquet_xy):
         ParquetDataset(path / "missing")
     with pytest.raises(ValueError, match="both features and targets"):
         ParquetDataset(path, features=["x0", "y"], targets="y")
+
+
+def test_columns_of_several_row_groups_nulls_and_integers_are_read_like_pyarrow(tmp_path):
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=1000).astype(np.float32)
+    table = pa.table(
+        {
+            "a": a,
+            "b": pa.array(np.arange(1000), pa.int64()),
+            "c": pa.array(rng.normal(size=1000)).dictionary_encode(),
+            "y": rng.normal(size=1000).astype(np.float32),
+        }
+    )
+    pq.write_table(table, tmp_path / "part-00000.parquet", row_group_size=300)
+    ds = ParquetDataset(tmp_path, targets="y")
+    for dtype in (np.float32, np.float64):
+        X, y = ds.read_partition(0, dtype=dtype)
+        assert X.dtype == dtype and X.shape == (1000, 3)
+        expected = np.column_stack([table.column(n).to_numpy() for n in ("a", "b", "c")])
+        np.testing.assert_array_equal(X, expected.astype(dtype))
+        np.testing.assert_array_equal(y[:, 0], table.column("y").to_numpy().astype(dtype))
+    with_null = table.set_column(0, "a", pa.array([None, *a[1:]], pa.float32()))
+    pq.write_table(with_null, tmp_path / "part-00000.parquet", row_group_size=300)
+    ds = ParquetDataset(tmp_path, targets="y", nan_policy="drop")
+    X, _ = ds.read_partition(0, dtype=np.float32)
+    np.testing.assert_array_equal(X[:, 0], a[1:])
+
+
+def test_finite_values_whose_sum_overflows_are_not_taken_for_infinite(tmp_path):
+    big = np.full(100, 3e38, np.float32)  # the float32 sum overflows, every value is finite
+    pq.write_table(pa.table({"x": big, "y": big}), tmp_path / "part-00000.parquet")
+    ds = ParquetDataset(tmp_path, targets="y")
+    X, y = ds.read_partition(0, dtype=np.float32)
+    np.testing.assert_array_equal(X[:, 0], big)
+    big[7] = np.inf
+    pq.write_table(pa.table({"x": big, "y": big}), tmp_path / "part-00000.parquet")
+    ds = ParquetDataset(tmp_path, targets="y")
+    with pytest.raises(DataError, match=r"column 'x': 1, column 'y': 1"):
+        ds.read_partition(0, dtype=np.float32)
