@@ -71,7 +71,7 @@ class ArrayDataset:
     ) -> tuple[np.ndarray, np.ndarray]:
         check_subset(subset, split)
         s, e = self._bounds[index]
-        block = self._block[s:e].astype(dtype, copy=False)
+        block = self._block[s:e].astype(dtype)  # a copy, as from a file: callers may modify it
         if subset != "all":
             mask = self._mask(index, split, e - s)
             block = block[mask if subset == "validation" else ~mask]

@@ -50,32 +50,29 @@ class _Scaling:
 
 
 def _apply(scaler: Any, A: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``scaler.transform(A)`` as C-ordered ``dtype``, with as few passes as possible.
+    """``scaler.transform(A)`` as ``dtype``, overwriting ``A`` when it can.
 
-    The blocks are already checked finite and may be column-major; for nnpipe's
-    own scalers the same float operations as their ``transform`` (so the same
-    bits) run in the block's own layout, where they stream through memory, and a
-    single copy turns the result C-ordered (about half the time of computing
-    straight into a C-ordered output here). Anything else goes through ``transform``.
+    ``A`` is a partition just read (the loader's own array, checked finite, often
+    column-major). For nnpipe's own scalers the same float operations as their
+    ``transform`` (so the same bits) run in place, in ``A``'s layout, where they
+    stream through memory and need no new pages; the group builder makes the rows
+    C-ordered when it pools them. Anything else goes through ``transform``.
     """
     if scaler is None:
-        return np.ascontiguousarray(A, dtype=dtype)
+        return A if A.dtype == dtype else A.astype(dtype)
     if np.dtype(getattr(scaler, "dtype", None) or "float64") != dtype or A.dtype != dtype:
-        return np.ascontiguousarray(scaler.transform(A), dtype=dtype)
-    out = np.empty_like(A, dtype=dtype)  # A's layout
+        return np.asarray(scaler.transform(A), dtype=dtype)
     if type(scaler) is StandardScaler:
         if scaler.with_mean:
-            np.subtract(A, scaler.mean_.astype(dtype), out=out)
-        else:
-            out[...] = A
+            np.subtract(A, scaler.mean_.astype(dtype), out=A)
         if scaler.with_std:
-            np.divide(out, scaler.scale_.astype(dtype), out=out)
-        return np.ascontiguousarray(out)
+            np.divide(A, scaler.scale_.astype(dtype), out=A)
+        return A
     if type(scaler) is MinMaxScaler:
-        np.multiply(A, scaler.scale_.astype(dtype), out=out)
-        np.add(out, scaler.min_.astype(dtype), out=out)
-        return np.ascontiguousarray(out)
-    return np.ascontiguousarray(scaler.transform(A), dtype=dtype)
+        np.multiply(A, scaler.scale_.astype(dtype), out=A)
+        np.add(A, scaler.min_.astype(dtype), out=A)
+        return A
+    return np.asarray(scaler.transform(A), dtype=dtype)
 
 
 def _load(
@@ -90,9 +87,11 @@ def _load(
     # Reading straight into float32 saves a float64 copy; the values are the same
     # as rounding float64 later, which is what the scalers' float32 transform does.
     read = np.float32 if scaling.dtype == scaling.y_dtype == np.float32 else np.float64
+    # The datasets hand out arrays of their own for each read, so scaling may overwrite them.
     if sides:
         train, val = dataset.read_partition_sides(index, split, read)
-        return scaling(*train), scaling(*val)
+        X_val, y_val = scaling(*val)  # handed to on_validation as they are: C-ordered
+        return scaling(*train), (np.ascontiguousarray(X_val), np.ascontiguousarray(y_val))
     return scaling(*dataset.read_partition(index, subset, split, read)), None
 
 
@@ -104,6 +103,37 @@ class _Group:
     y: np.ndarray  # (n_full,) for one target, else (n_full, n_targets)
     validation: list  # [(partition index, X_val, y_val)] in read order
     tail: tuple[np.ndarray, np.ndarray] | None = None  # last, short batch of the epoch
+
+
+class _Pool:
+    """Rows of several arrays copied into one C-ordered array: the pool a cut is taken from.
+
+    With ``reuse`` the same memory is filled again at the next call (grown when too
+    small), so building a group touches no new pages; the previous result is then
+    overwritten, so only a caller that is done with it may reuse.
+    """
+
+    def __init__(self, reuse: bool) -> None:
+        self.reuse = reuse
+        self._buffer: np.ndarray | None = None
+
+    def rows(self, parts: list[np.ndarray]) -> np.ndarray:
+        """``np.concatenate(parts)``, C-ordered whatever the parts' layout."""
+        first = parts[0]
+        n = sum(len(p) for p in parts)
+        buffer = self._buffer
+        if (
+            buffer is None
+            or len(buffer) < n
+            or buffer.shape[1:] != first.shape[1:]
+            or buffer.dtype != first.dtype
+        ):
+            buffer = np.empty((n, *first.shape[1:]), dtype=first.dtype)
+            if self.reuse:
+                self._buffer = buffer
+        out = buffer[:n]
+        np.concatenate(parts, out=out)
+        return out
 
 
 class _Failure:
@@ -194,7 +224,12 @@ class _Producer:
 
 
 class MinibatchStream:
-    """Minibatches of one dataset subset, epoch after epoch (see :func:`iter_minibatches`)."""
+    """Minibatches of one dataset subset, epoch after epoch (see :func:`iter_minibatches`).
+
+    The partitions ``dataset.read_partition`` / ``read_partition_sides`` return are
+    scaled in place, so each read must give arrays of their own (both
+    :class:`ParquetDataset` and :class:`ArrayDataset` do).
+    """
 
     def __init__(
         self,
@@ -321,6 +356,9 @@ class MinibatchStream:
         bs, size = self.batch_size, self.buffer_partitions
         one_target = self.dataset.n_targets == 1
         carry: tuple[np.ndarray, np.ndarray] | None = None
+        # Shuffled, the pool is only read by the gather, so one buffer serves every
+        # cut of the epoch; unshuffled, batches are slices of it, so each cut gets its own.
+        pool_X, pool_y = _Pool(reuse=self.shuffle), _Pool(reuse=self.shuffle)
         for start in range(0, len(order), size):
             last_group = start + size >= len(order)
             indices = order[start : start + size]
@@ -359,8 +397,8 @@ class MinibatchStream:
                         yield _Group(*self._empty(one_target), validation)
                         validation = []
                     continue
-                X = np.concatenate(Xs) if len(Xs) > 1 else Xs[0]  # (pool, n_features)
-                y = np.concatenate(ys) if len(ys) > 1 else ys[0]
+                X = pool_X.rows(Xs)  # (pool, n_features)
+                y = pool_y.rows(ys)
                 Xs, ys = [], []
                 if n_out is None:
                     n_out = (len(X) // bs) * bs

@@ -189,3 +189,33 @@ def test_a_read_error_in_the_background_reaches_the_caller(parquet_xy):
     with pytest.raises(DataError, match=re.escape(bad)):
         list(iter_minibatches(ds, 64, buffer_partitions=2))
     assert not [t for t in threading.enumerate() if t.name.startswith("nnpipe-")]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_scaling_in_the_loader_leaves_the_dataset_as_it_was(parquet_xy, dtype):
+    _, X, y = parquet_xy
+    mem = ArrayDataset(X, y, rows_per_partition=100)
+    xs, ys = StandardScaler(dtype=dtype).fit(X), MinMaxScaler(dtype=dtype).fit(y)
+    for _ in range(2):  # a second pass sees the same rows, not rows scaled twice
+        batches = list(
+            iter_minibatches(mem, 1000, shuffle=False, x_scaler=xs, y_scaler=ys, dtype=dtype)
+        )
+        Xb, yb = batches[0]
+        np.testing.assert_array_equal(Xb, xs.transform(X))
+        np.testing.assert_array_equal(yb, ys.transform(y))
+        assert Xb.flags.c_contiguous and Xb.dtype == dtype
+    np.testing.assert_array_equal(mem.read_partition(3)[0], X[300:400])
+
+
+def test_validation_rows_are_scaled_and_c_ordered(ds, parquet_xy):
+    _, X, _ = parquet_xy
+    xs = StandardScaler().fit(X)
+    seen = {}
+    stream = MinibatchStream(ds, 64, subset="train", split=TrainValidationSplit(0.3), x_scaler=xs)
+    train = list(stream.epoch(0, lambda i, Xv, yv: seen.setdefault(i, (Xv.copy(), Xv, yv))))
+    assert sorted(seen) == list(range(10))
+    for copy, Xv, yv in seen.values():
+        assert Xv.flags.c_contiguous and yv.flags.c_contiguous
+        np.testing.assert_array_equal(copy, Xv)  # not overwritten by later reads
+    rows = np.concatenate([Xv for _, Xv, _ in seen.values()] + [Xb for Xb, _ in train])
+    np.testing.assert_array_equal(np.sort(rows[:, 2]), np.sort(xs.transform(X)[:, 2]))
