@@ -99,10 +99,23 @@ def _load(
 class _Group:
     """One shuffled group, ready to cut: full batches, the epoch's short tail, validation parts."""
 
-    X: np.ndarray  # (n_full, n_features), rows in batch order
-    y: np.ndarray  # (n_full,) for one target, else (n_full, n_targets)
+    # [(X (n, n_features), y (n,) or (n, n_targets))]: rows in batch order, in pieces
+    # of whole batches
+    pieces: list[tuple[np.ndarray, np.ndarray]]
     validation: list  # [(partition index, X_val, y_val)] in read order
     tail: tuple[np.ndarray, np.ndarray] | None = None  # last, short batch of the epoch
+
+
+# Rows of a group are gathered into pieces of about this many bytes. A whole group
+# in one array (tens of MB) is mapped fresh from the OS every time, and faulting its
+# pages in cost about half as much as the gather itself; pieces this size come from
+# the allocator's heap and reuse the memory of the groups already trained on.
+_PIECE_BYTES = 8 * 2**20
+
+
+def _gather(A: np.ndarray, index: np.ndarray, rows: int) -> list[np.ndarray]:
+    """``A[index]`` (rows along axis 0) in pieces of ``rows`` rows."""
+    return [np.take(A, index[s : s + rows], axis=0) for s in range(0, len(index), rows)]
 
 
 class _Pool:
@@ -117,8 +130,12 @@ class _Pool:
         self.reuse = reuse
         self._buffer: np.ndarray | None = None
 
-    def rows(self, parts: list[np.ndarray]) -> np.ndarray:
-        """``np.concatenate(parts)``, C-ordered whatever the parts' layout."""
+    def rows(self, parts: list[np.ndarray], reserve: int = 0) -> np.ndarray:
+        """``np.concatenate(parts)``, C-ordered whatever the parts' layout.
+
+        A new buffer gets room for ``reserve`` rows, if more, so that a group
+        growing partition by partition does not move house at each one.
+        """
         first = parts[0]
         n = sum(len(p) for p in parts)
         buffer = self._buffer
@@ -128,7 +145,7 @@ class _Pool:
             or buffer.shape[1:] != first.shape[1:]
             or buffer.dtype != first.dtype
         ):
-            buffer = np.empty((n, *first.shape[1:]), dtype=first.dtype)
+            buffer = np.empty((max(n, reserve), *first.shape[1:]), dtype=first.dtype)
             if self.reuse:
                 self._buffer = buffer
         out = buffer[:n]
@@ -282,6 +299,7 @@ class MinibatchStream:
         self.drop_last = drop_last
         self.client = client
         self._ahead: tuple[int, bool, _Producer] | None = None  # next epoch read early
+        self._spare_pools: list[tuple[_Pool, _Pool]] = []  # left by the last epoch, reused
 
     def partition_order(self, epoch: int) -> np.ndarray:
         """The partition order of ``epoch`` (a seeded permutation when shuffling)."""
@@ -328,6 +346,7 @@ class MinibatchStream:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             ahead[2].close()
+        self._spare_pools.clear()
 
     def _take_ahead(self, epoch: int, sides: bool) -> _Producer | None:
         ahead, self._ahead = self._ahead, None
@@ -353,12 +372,40 @@ class MinibatchStream:
         """The epoch's groups in order: read, pool with the carry, shuffle, cut."""
         order = [int(i) for i in self.partition_order(epoch)]
         rng = np.random.default_rng([self.random_state, epoch, 1])
+        bs = self.batch_size
+        row_bytes = self.dtype.itemsize * max(1, self.dataset.n_features)
+        piece = bs * max(1, _PIECE_BYTES // (bs * row_bytes))  # rows per gathered piece
+        # Shuffled, the pool is only read by the gather, so one buffer serves every
+        # cut, and the next epoch takes it over; unshuffled, batches are slices of it,
+        # so each cut gets its own.
+        pools = self._take_pools()
+        try:
+            yield from self._cut(order, rng, loader, pools, piece)
+        finally:
+            if self.shuffle:
+                self._spare_pools.append(pools)
+
+    def _take_pools(self) -> tuple[_Pool, _Pool]:
+        # Epochs read ahead run on their own threads: each takes the spare pools or
+        # makes new ones, so two producers never share one.
+        try:
+            return self._spare_pools.pop() if self.shuffle else (_Pool(False), _Pool(False))
+        except IndexError:
+            return _Pool(True), _Pool(True)
+
+    def _cut(
+        self,
+        order: list[int],
+        rng: np.random.Generator,
+        loader: Callable,
+        pools: tuple[_Pool, _Pool],
+        piece: int,
+    ) -> Iterator[_Group]:
+        """Read, pool with the carry, shuffle, cut (see :meth:`_groups`)."""
         bs, size = self.batch_size, self.buffer_partitions
         one_target = self.dataset.n_targets == 1
+        pool_X, pool_y = pools
         carry: tuple[np.ndarray, np.ndarray] | None = None
-        # Shuffled, the pool is only read by the gather, so one buffer serves every
-        # cut of the epoch; unshuffled, batches are slices of it, so each cut gets its own.
-        pool_X, pool_y = _Pool(reuse=self.shuffle), _Pool(reuse=self.shuffle)
         for start in range(0, len(order), size):
             last_group = start + size >= len(order)
             indices = order[start : start + size]
@@ -394,23 +441,27 @@ class MinibatchStream:
                     continue
                 if not Xs:
                     if validation:
-                        yield _Group(*self._empty(one_target), validation)
+                        yield _Group([], validation)
                         validation = []
                     continue
-                X = pool_X.rows(Xs)  # (pool, n_features)
-                y = pool_y.rows(ys)
+                # Room for the rest of the group (partitions of about this one's size)
+                # and the next group's carry, so the pool is allocated once.
+                reserve = (len(indices) - k - 1) * len(X) + bs
+                X = pool_X.rows(Xs, sum(len(p) for p in Xs) + reserve)  # (pool, n_features)
+                y = pool_y.rows(ys, len(X) + reserve)
                 Xs, ys = [], []
                 if n_out is None:
                     n_out = (len(X) // bs) * bs
                 if self.shuffle:
                     # One gather into batch order, here off the training thread, so
-                    # batches are slices; the pool is freed once it is done.
+                    # batches are slices; the pool is then free for the next cut.
                     perm = rng.permutation(len(X))
                     carry = (np.take(X, perm[n_out:], axis=0), np.take(y, perm[n_out:], axis=0))
-                    X, y = np.take(X, perm[:n_out], axis=0), np.take(y, perm[:n_out], axis=0)
+                    out = perm[:n_out]
+                    pieces = list(zip(_gather(X, out, piece), _gather(y, out, piece), strict=True))
                 else:
                     carry = (X[n_out:].copy(), y[n_out:].copy())
-                    X, y = X[:n_out], y[:n_out]
+                    pieces = [(X[:n_out], y[:n_out])]
                 tail = None
                 if final and last_group and len(carry[0]) and not self.drop_last:
                     tail = carry
@@ -419,13 +470,8 @@ class MinibatchStream:
                         Xs.append(carry[0])
                         ys.append(carry[1])
                     carry = None
-                yield _Group(X, y, validation, tail)
+                yield _Group(pieces, validation, tail)
                 validation = []
-
-    def _empty(self, one_target: bool) -> tuple[np.ndarray, np.ndarray]:
-        X = np.empty((0, self.dataset.n_features), self.dtype)
-        y = np.empty((0,) if one_target else (0, self.dataset.n_targets), self.y_dtype)
-        return X, y
 
     def _batches(
         self, source: _Producer | Iterator[_Group], on_validation: Callable | None
@@ -436,9 +482,9 @@ class MinibatchStream:
                 if on_validation is not None:
                     for index, X_val, y_val in group.validation:
                         on_validation(index, X_val, y_val)
-                X, y = group.X, group.y
-                for s in range(0, len(X), bs):
-                    yield X[s : s + bs], y[s : s + bs]
+                for X, y in group.pieces:  # each a whole number of batches
+                    for s in range(0, len(X), bs):
+                        yield X[s : s + bs], y[s : s + bs]
                 if group.tail is not None:
                     yield group.tail
         finally:

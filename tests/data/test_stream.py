@@ -10,6 +10,7 @@ import pytest
 
 from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.data import ArrayDataset, ParquetDataset, TrainValidationSplit, iter_minibatches
+from nnpipe.data import stream as stream_module
 from nnpipe.data.dataset import DataError
 from nnpipe.data.stream import MinibatchStream
 
@@ -219,3 +220,30 @@ def test_validation_rows_are_scaled_and_c_ordered(ds, parquet_xy):
         np.testing.assert_array_equal(copy, Xv)  # not overwritten by later reads
     rows = np.concatenate([Xv for _, Xv, _ in seen.values()] + [Xb for Xb, _ in train])
     np.testing.assert_array_equal(np.sort(rows[:, 2]), np.sort(xs.transform(X)[:, 2]))
+
+
+def test_groups_gathered_in_pieces_give_the_same_batches(ds, monkeypatch):
+    whole = list(iter_minibatches(ds, 32, random_state=2, buffer_partitions=3))
+    monkeypatch.setattr(stream_module, "_PIECE_BYTES", 2 * 32 * 3 * 4)  # two batches a piece
+    pieces = list(iter_minibatches(ds, 32, random_state=2, buffer_partitions=3))
+    assert [len(X) for X, _ in pieces] == [len(X) for X, _ in whole]
+    for (Xa, ya), (Xb, yb) in zip(whole, pieces, strict=True):
+        np.testing.assert_array_equal(Xa, Xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_epochs_read_at_the_same_time_do_not_share_a_pool(ds):
+    stream = MinibatchStream(ds, 32, random_state=6, buffer_partitions=2, prefetch=False)
+    list(stream.epoch(0))
+    assert len(stream._spare_pools) == 1  # left for the next epoch
+    a, b = stream.epoch(1), stream.epoch(2)
+    next(a), next(b)
+    assert stream._spare_pools == []  # one took it over, the other made its own
+    list(a)
+    rest_b = list(b)
+    first, second = stream._spare_pools
+    assert first[0] is not second[0] and first[1] is not second[1]
+    fresh = list(MinibatchStream(ds, 32, random_state=6, buffer_partitions=2).epoch(2))
+    np.testing.assert_array_equal(row_ids(rest_b), row_ids(fresh[1:]))
+    stream.close()
+    assert stream._spare_pools == []
