@@ -213,6 +213,7 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             input_example=example,
             feature_names=list(dataset.feature_names),
         )
+    tracker.wait()  # the run is stored (and any failed write raised) before we report it
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     summary = {
         **metrics,

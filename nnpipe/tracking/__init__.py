@@ -21,6 +21,8 @@ from .base import (
 _LAZY = {
     "MlflowTracker": "nnpipe.tracking.tracker",
     "MlflowEpochCallback": "nnpipe.tracking.tracker",
+    "TrackingError": "nnpipe.tracking.writer",
+    "wait_for_writes": "nnpipe.tracking.writer",
     "default_tracking_uri": "nnpipe.tracking.tracker",
     "default_artifact_root": "nnpipe.tracking.tracker",
     "log_pyfunc_model": "nnpipe.tracking.model",
@@ -30,6 +32,7 @@ _LAZY = {
     "regression_metrics": "nnpipe.tracking.evaluation",
     "classification_metrics": "nnpipe.tracking.evaluation",
     "loss_curve_figure": "nnpipe.tracking.plots",
+    "render_png": "nnpipe.tracking.plots",
     "confusion_matrix": "nnpipe.tracking.plots",
     "confusion_matrix_figure": "nnpipe.tracking.plots",
     "energy_trajectory_figure": "nnpipe.tracking.plots",

@@ -2,12 +2,14 @@
 
 Built on ``matplotlib.figure.Figure`` (rendered by the Agg canvas), never
 ``pyplot``: no global figure state, no GUI backend, safe from worker threads.
-Each function returns the figure; ``MlflowTracker.log_figure`` saves it as PNG.
+Each function returns the figure; ``MlflowTracker.log_figure`` stores it as PNG
+(``render_png``).
 """
 
 from __future__ import annotations
 
 import copy
+import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +26,13 @@ def _figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
     FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.13, right=0.96, bottom=0.13, top=0.91)
     return fig, fig.add_subplot()
+
+
+def render_png(figure: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=dpi, format="png")
+    return buffer.getvalue()
 
 
 def loss_curve_figure(

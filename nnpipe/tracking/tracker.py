@@ -1,9 +1,15 @@
 """``MlflowTracker``: runs, parameters, batched metrics, artifacts and the run lifecycle.
 
-Everything goes through one ``MlflowClient`` bound to the tracker's URI and an
-explicit run id, never through MLflow's thread-local active run, so a tracker (or
-just its ``run_id``) can be handed to other threads, processes or Dask workers:
-``MlflowTracker.attach(run_id, tracking_uri)`` logs to a run started elsewhere.
+Everything goes through an explicit run id, never through MLflow's thread-local
+active run, so a tracker (or just its ``run_id``) can be handed to other threads,
+processes or Dask workers: ``MlflowTracker.attach(run_id, tracking_uri)`` logs to a
+run started elsewhere.
+
+The MLflow calls themselves are made by a background writer process (``writer.py``):
+logging returns as soon as the write is queued, so training never waits for MLflow.
+``tracker.wait()`` blocks until everything is stored; ``tracker.client`` waits
+before it hands out a client; a failing run waits until its error is recorded; the
+interpreter waits at exit. ``background=False`` makes every call in-process instead.
 
 Defaults: ``MLFLOW_TRACKING_URI`` when set, otherwise an SQLite store
 ``<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts`` (what ``make ui`` opens).
@@ -15,8 +21,7 @@ import contextlib
 import json
 import logging
 import os
-import re
-import tempfile
+import pickle
 import threading
 import time
 import traceback
@@ -24,25 +29,30 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
-
 from .base import LoggedModel, environment_info, flatten_params, numeric_metrics
+from .writer import InlineWriter, ProcessWriter, TrackingError, shared_writer
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_DB_NAME = "mlflow.db"
 DEFAULT_ARTIFACT_DIR = "mlartifacts"
-# MLflow's per-request limits for log_batch.
-_MAX_METRICS_PER_BATCH = 1000
-_MAX_PARAMS_PER_BATCH = 100
 _MAX_TAG_VALUE_LENGTH = 5000
+# A run's epoch metrics go out at least this often (the MLflow UI shows them live).
+DEFAULT_FLUSH_SECONDS = 2.0
+_MAX_BUFFERED_METRICS = 1000
 ERROR_TAG = "nnpipe.error"
 # Package versions and the git commit are run tags named nnpipe.env.<name>.
 ENV_TAG_PREFIX = "nnpipe.env."
 TRACEBACK_ARTIFACT = "error/traceback.txt"
+RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+__all__ = [
+    "MlflowEpochCallback",
+    "MlflowTracker",
+    "TrackingError",
+    "default_artifact_root",
+    "default_tracking_uri",
+]
 
 
 def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
@@ -52,6 +62,21 @@ def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
         return env
     base = Path(cwd) if cwd is not None else Path.cwd()
     return f"sqlite:///{(base / DEFAULT_DB_NAME).resolve()}"
+
+
+def absolute_tracking_uri(uri: str, cwd: str | os.PathLike | None = None) -> str:
+    """``uri`` with a relative SQLite file or local directory made absolute.
+
+    The writer process keeps the working directory it started in, so a relative
+    store path must mean the caller's directory at the time the tracker was made.
+    """
+    base = Path(cwd) if cwd is not None else Path.cwd()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///") :])
+        return uri if db.is_absolute() else f"sqlite:///{(base / db).resolve()}"
+    if "://" not in uri and not uri.startswith(("databricks", "file:")):
+        return str((base / uri).resolve())  # a plain directory: MLflow's file store
+    return uri
 
 
 def default_artifact_root(tracking_uri: str, cwd: str | os.PathLike | None = None) -> str | None:
@@ -67,25 +92,32 @@ def default_artifact_root(tracking_uri: str, cwd: str | os.PathLike | None = Non
     return (base.resolve() / DEFAULT_ARTIFACT_DIR).as_uri()
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
+def _mlflow_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
 
 
 class MlflowEpochCallback:
-    """Buffers per-epoch metrics and sends them with ``MlflowClient.log_batch``.
+    """Buffers per-epoch metrics and queues them for ``MlflowClient.log_batch``.
 
     Call it once per epoch with a dict of numbers; the step is ``step`` when given,
     else ``metrics["epoch"]``, else one more than the previous call. Non-numeric
-    values are skipped. The buffer is sent every ``flush_seconds`` seconds, when it
-    holds ``_MAX_METRICS_PER_BATCH`` values, and on :meth:`flush` (the run's context
-    flushes it on every exit, so a failing run keeps what it had logged).
+    values are skipped. The buffer goes out every ``flush_seconds`` seconds, when it
+    holds 1000 values, and on :meth:`flush` (the run's end flushes it, also when the
+    run fails, so a failing run keeps what it had logged).
     """
 
-    def __init__(self, client: MlflowClient, run_id: str, flush_seconds: float = 10.0) -> None:
-        self.client = client
+    def __init__(
+        self,
+        writer: InlineWriter | ProcessWriter,
+        tracking_uri: str,
+        run_id: str,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+    ) -> None:
+        self.writer = writer
+        self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.flush_seconds = flush_seconds
-        self._buffer: list[Metric] = []
+        self._buffer: list[tuple[str, float, int, int]] = []
         self._next_step = 0
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
@@ -98,23 +130,22 @@ class MlflowEpochCallback:
         values = numeric_metrics(metrics)
         values.pop("epoch", None)
         with self._lock:
-            self._buffer.extend(Metric(k, v, timestamp, int(step)) for k, v in values.items())
+            self._buffer.extend((k, v, timestamp, int(step)) for k, v in values.items())
             self._next_step = int(step) + 1
             due = (
-                len(self._buffer) >= _MAX_METRICS_PER_BATCH
+                len(self._buffer) >= _MAX_BUFFERED_METRICS
                 or time.monotonic() - self._last_flush >= self.flush_seconds
             )
         if due:
             self.flush()
 
     def flush(self) -> None:
-        """Send everything buffered now."""
+        """Queue everything buffered now."""
         with self._lock:
             pending, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
-        for start in range(0, len(pending), _MAX_METRICS_PER_BATCH):
-            chunk = pending[start : start + _MAX_METRICS_PER_BATCH]
-            self.client.log_batch(self.run_id, metrics=chunk, synchronous=True)
+        if pending:
+            self.writer.send("log_batch", self.tracking_uri, self.run_id, pending, (), ())
 
     def __enter__(self) -> MlflowEpochCallback:
         return self
@@ -144,6 +175,9 @@ class MlflowTracker:
     log_environment : bool
         Tag each new run with package versions (nnpipe, numpy, dask, pyarrow, mlflow)
         and the git commit when there is one (``nnpipe.env.*`` tags).
+    background : bool
+        Make the MLflow calls in this process's tracking writer process (default), so
+        logging never blocks training; ``False`` makes them in the calling thread.
     """
 
     def __init__(
@@ -154,13 +188,16 @@ class MlflowTracker:
         artifact_root: str | None = None,
         run_id: str | None = None,
         registered_model_name: str | None = None,
-        flush_seconds: float = 10.0,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
         log_environment: bool = True,
+        background: bool = True,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise ValueError(f"experiment_name must be a non-empty string, got {experiment_name!r}")
+        if not flush_seconds >= 0:
+            raise ValueError(f"flush_seconds must be >= 0, got {flush_seconds!r}")
         self.experiment_name = experiment_name
-        self.tracking_uri = tracking_uri or default_tracking_uri()
+        self.tracking_uri = absolute_tracking_uri(tracking_uri or default_tracking_uri())
         self.artifact_root = (
             artifact_root if artifact_root is not None else default_artifact_root(self.tracking_uri)
         )
@@ -168,35 +205,83 @@ class MlflowTracker:
         self.registered_model_name = registered_model_name
         self.flush_seconds = flush_seconds
         self.log_environment = log_environment
+        self.background = bool(background)
         self.registered_models: list[LoggedModel] = []
-        self._client: MlflowClient | None = None
+        self._client: Any = None
+        self._writer: InlineWriter | ProcessWriter | None = None
         self._experiment_id: str | None = None
         self._callbacks: dict[str, list[MlflowEpochCallback]] = {}
         self._pending_registrations: dict[str, list[tuple[LoggedModel, str]]] = {}
         self._open_runs: set[str] = set()
+        if self.background:
+            self.writer  # noqa: B018  (start the writer now: it imports MLflow meanwhile)
 
     @classmethod
-    def attach(cls, run_id: str, tracking_uri: str | None = None) -> MlflowTracker:
+    def attach(
+        cls, run_id: str, tracking_uri: str | None = None, *, background: bool = True
+    ) -> MlflowTracker:
         """A tracker logging to the existing run ``run_id`` (for other threads/processes)."""
-        tracker = cls(tracking_uri=tracking_uri, run_id=run_id, log_environment=False)
-        run = tracker.client.get_run(run_id)  # fails clearly on an unknown id
-        tracker._experiment_id = run.info.experiment_id
-        tracker.experiment_name = tracker.client.get_experiment(run.info.experiment_id).name
+        tracker = cls(
+            tracking_uri=tracking_uri, run_id=run_id, log_environment=False, background=background
+        )
+        experiment, name = tracker._call("run_experiment", tracker.tracking_uri, run_id)
+        tracker._experiment_id = experiment
+        tracker.experiment_name = name
         return tracker
 
-    # -- pickling: ship the URI and run id, not the client -------------------------
+    # -- pickling: ship the URI and run id, not the client or the writer -------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_client"] = None
+        state["_writer"] = None
         state["_callbacks"] = {}
         state["_pending_registrations"] = {}
         state["_open_runs"] = set()
         return state
 
     @property
-    def client(self) -> MlflowClient:
-        """The ``MlflowClient`` bound to this tracker's URI."""
+    def writer(self) -> InlineWriter | ProcessWriter:
+        """Where the MLflow calls are made (see ``nnpipe.tracking.writer``)."""
+        writer = self._writer
+        if isinstance(writer, ProcessWriter):
+            if writer.owner != os.getpid():  # inherited through a fork
+                writer = None
+            elif not writer.alive():
+                self._writer = None  # the next call gets a new writer
+                raise writer.gone("logging")
+        if writer is None:
+            writer = self._writer = shared_writer() if self.background else InlineWriter()
+        return writer
+
+    def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        writer = self.writer
+        environment = _mlflow_environment()
+        if environment != writer.environment:
+            # MLFLOW_* variables (registry URI, credentials) as the caller has them now.
+            update: dict[str, str | None] = dict.fromkeys(writer.environment)
+            update.update(environment)
+            writer.call("set_environment", update)
+            writer.environment = environment
+        return writer.call(op, *args, **kwargs)
+
+    def _send(self, op: str, *args: Any) -> None:
+        self.writer.send(op, *args)
+
+    def wait(self) -> None:
+        """Block until everything this process queued for MLflow is stored.
+
+        Raises ``TrackingError`` naming each queued write that failed since the last
+        wait (a rejected parameter, an unreachable server, ...).
+        """
+        self.writer.wait()
+
+    @property
+    def client(self) -> Any:
+        """An ``MlflowClient`` bound to this tracker's URI, once queued writes are stored."""
+        self.wait()
         if self._client is None:
+            from mlflow import MlflowClient
+
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 
@@ -204,28 +289,10 @@ class MlflowTracker:
     def experiment_id(self) -> str:
         """Id of the experiment, created (with the artifact root) when missing."""
         if self._experiment_id is None:
-            self._experiment_id = self._get_or_create_experiment()
+            self._experiment_id = self._call(
+                "experiment_id", self.tracking_uri, self.experiment_name, self.artifact_root
+            )
         return self._experiment_id
-
-    def _get_or_create_experiment(self) -> str:
-        found = self.client.get_experiment_by_name(self.experiment_name)
-        if found is not None:
-            if found.lifecycle_stage == "deleted":
-                raise ValueError(
-                    f"experiment {self.experiment_name!r} is deleted in {self.tracking_uri}; "
-                    "restore it in the MLflow UI or choose another experiment_name"
-                )
-            return found.experiment_id
-        location = None
-        if self.artifact_root is not None:
-            location = f"{self.artifact_root.rstrip('/')}/{_slug(self.experiment_name)}"
-        try:
-            return self.client.create_experiment(self.experiment_name, artifact_location=location)
-        except MlflowException as exc:
-            # Another process created it between our lookup and our create.
-            if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
-                raise
-            return self.client.get_experiment_by_name(self.experiment_name).experiment_id
 
     def _rid(self, run_id: str | None) -> str:
         rid = run_id or self.run_id
@@ -253,16 +320,21 @@ class MlflowTracker:
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if parent_run_id is not None:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
-        self.run_id = run.info.run_id
+        self.run_id = self._call(
+            "create_run", self.tracking_uri, self.experiment_id, run_name, all_tags
+        )
         return self.run_id
 
     def end_run(self, status: str = "FINISHED", run_id: str | None = None) -> None:
-        """Flush this run's epoch callbacks and mark it ``status`` (FINISHED/FAILED/KILLED)."""
+        """Flush this run's epoch callbacks and mark it ``status`` (FINISHED/FAILED/KILLED).
+
+        Returns once queued; :meth:`wait` blocks until the run is stored as ended.
+        """
         rid = self._rid(run_id)
-        RunStatus.from_string(status)  # readable error on an unknown status
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}; use one of {list(RUN_STATUSES)}")
         self._flush_callbacks(rid)
-        self.client.set_terminated(rid, status=status)
+        self._send("set_terminated", self.tracking_uri, rid, status)
 
     @contextlib.contextmanager
     def run(
@@ -275,9 +347,10 @@ class MlflowTracker:
 
         On an exception the error (type and message) becomes the ``nnpipe.error``
         tag and the traceback the ``error/traceback.txt`` artifact; metrics already
-        buffered are sent first. A model version requested by :meth:`log_model` is
-        registered only when the run succeeds. ``nested=True`` makes the current run
-        the parent.
+        buffered are sent first, and the exception propagates once all of it is
+        stored. A model version requested by :meth:`log_model` is registered only
+        when the run succeeds. ``nested=True`` makes the current run the parent.
+        A successful run's end is queued like any write (see :meth:`wait`).
         """
         outer = self.run_id
         rid = self.start_run(run_name, tags, parent_run_id=outer if nested else None)
@@ -303,45 +376,38 @@ class MlflowTracker:
     def _record_failure(self, rid: str, exc: BaseException, status: str) -> None:
         # The original exception matters more than a tracking problem while reporting it.
         message = f"{type(exc).__name__}: {exc}"
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         try:
             self._flush_callbacks(rid)
+            self._send("record_failure", self.tracking_uri, rid, message, text, status)
+            self.wait()
         except Exception:
-            _log.exception("could not send buffered metrics of failed run %s", rid)
-        try:
-            self.client.set_tag(rid, ERROR_TAG, message[:_MAX_TAG_VALUE_LENGTH])
-            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            self.client.log_text(rid, text, TRACEBACK_ARTIFACT)
-        except Exception:
-            _log.exception("could not record the error of run %s", rid)
-        try:
-            self.client.set_terminated(rid, status=status)
-        except Exception:
-            _log.exception("could not mark run %s %s", rid, status)
+            _log.exception("could not record the error of run %s (%s)", rid, status)
 
     # -- parameters, tags, metrics ---------------------------------------------------
     def log_params(self, params: Mapping[str, Any], run_id: str | None = None) -> None:
         """Log (nested) parameters flattened to ``a.b.c`` keys, in batches."""
         rid = self._rid(run_id)
-        items = [Param(k, v) for k, v in flatten_params(params).items()]
-        for start in range(0, len(items), _MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(rid, params=items[start : start + _MAX_PARAMS_PER_BATCH])
+        items = list(flatten_params(params).items())
+        if items:
+            self._send("log_batch", self.tracking_uri, rid, (), items, ())
 
     def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
         """Set string tags on the run."""
         rid = self._rid(run_id)
-        items = [RunTag(str(k), str(v)[:_MAX_TAG_VALUE_LENGTH]) for k, v in tags.items()]
+        items = [(str(k), str(v)[:_MAX_TAG_VALUE_LENGTH]) for k, v in tags.items()]
         if items:
-            self.client.log_batch(rid, tags=items)
+            self._send("log_batch", self.tracking_uri, rid, (), (), items)
 
     def log_metrics(
         self, metrics: Mapping[str, Any], step: int | None = None, run_id: str | None = None
     ) -> None:
-        """Log numeric metrics now, in one ``log_batch`` call (non-numbers skipped)."""
+        """Log numeric metrics in one ``log_batch`` call (non-numbers skipped)."""
         rid = self._rid(run_id)
         timestamp = int(time.time() * 1000)
-        items = [Metric(k, v, timestamp, step or 0) for k, v in numeric_metrics(metrics).items()]
-        for start in range(0, len(items), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(rid, metrics=items[start : start + _MAX_METRICS_PER_BATCH])
+        rows = [(k, v, timestamp, step or 0) for k, v in numeric_metrics(metrics).items()]
+        if rows:
+            self._send("log_batch", self.tracking_uri, rid, rows, (), ())
 
     def epoch_callback(
         self, run_id: str | None = None, flush_seconds: float | None = None
@@ -349,7 +415,10 @@ class MlflowTracker:
         """A callable for the training loop: ``callback({"train_loss": ..., ...}, step=epoch)``."""
         rid = self._rid(run_id)
         callback = MlflowEpochCallback(
-            self.client, rid, self.flush_seconds if flush_seconds is None else flush_seconds
+            self.writer,
+            self.tracking_uri,
+            rid,
+            self.flush_seconds if flush_seconds is None else flush_seconds,
         )
         self._callbacks.setdefault(rid, []).append(callback)
         return callback
@@ -365,15 +434,15 @@ class MlflowTracker:
         artifact_path: str | None = None,
         run_id: str | None = None,
     ) -> None:
-        """Upload a file (or a directory's contents) to the run's artifacts."""
+        """Upload a file (or a directory's contents) to the run's artifacts.
+
+        Returns once uploaded: the file may be changed or removed afterwards.
+        """
         rid = self._rid(run_id)
-        path = Path(path)
-        if path.is_dir():
-            self.client.log_artifacts(rid, str(path), artifact_path)
-        elif path.is_file():
-            self.client.log_artifact(rid, str(path), artifact_path)
-        else:
+        local = Path(path).resolve()
+        if not local.exists():
             raise FileNotFoundError(f"artifact {str(path)!r} does not exist")
+        self._call("log_artifact", self.tracking_uri, rid, str(local), artifact_path)
 
     def log_dict(self, data: Any, filename: str, run_id: str | None = None) -> None:
         """Write ``data`` as JSON to the artifact ``filename`` (e.g. ``config.json``)."""
@@ -382,16 +451,27 @@ class MlflowTracker:
 
     def log_text(self, text: str, filename: str, run_id: str | None = None) -> None:
         """Write ``text`` to the artifact ``filename``."""
-        self.client.log_text(self._rid(run_id), text, filename)
+        self._send("log_text", self.tracking_uri, self._rid(run_id), str(text), filename)
 
     def log_figure(self, figure: Any, filename: str, run_id: str | None = None) -> None:
-        """Save a Matplotlib figure as the PNG artifact ``filename`` (e.g. ``plots/loss.png``)."""
+        """Save a Matplotlib figure as the PNG artifact ``filename`` (e.g. ``plots/loss.png``).
+
+        The figure is rendered by the writer; one that cannot be pickled is rendered
+        here first. Changing the figure afterwards does not change what is logged.
+        """
         rid = self._rid(run_id)
-        with tempfile.TemporaryDirectory(prefix="nnpipe-fig-") as tmp:
-            local = Path(tmp) / Path(filename).name
-            figure.savefig(local, dpi=100, format="png")
-            parent = str(Path(filename).parent)
-            self.client.log_artifact(rid, str(local), None if parent == "." else parent)
+        if not isinstance(self.writer, ProcessWriter):
+            self._send("log_figure", self.tracking_uri, rid, figure, filename)
+            return
+        try:
+            # Pickled now: a snapshot, so later edits to the figure stay here.
+            payload = pickle.dumps(figure, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            from .plots import render_png
+
+            self._send("log_figure", self.tracking_uri, rid, render_png(figure), filename)
+            return
+        self._send("log_pickled_figure", self.tracking_uri, rid, payload, filename)
 
     # -- the model -----------------------------------------------------------------
     def log_model(
@@ -411,16 +491,15 @@ class MlflowTracker:
         models-from-code (``nnpipe/tracking/pyfunc_model.py``), so nothing is pickled.
         With a registered model name (argument or the tracker's default) a new model
         version is created: at the end of the run when it succeeds if this is called
-        inside :meth:`run`, otherwise at once.
+        inside :meth:`run`, otherwise at once. Returns once the model is stored.
         """
-        from .model import log_pyfunc_model, register_model
-
         rid = self._rid(run_id)
-        logged = log_pyfunc_model(
+        logged = self._call(
+            "log_model",
             self.tracking_uri,
             rid,
-            model_path,
-            scaler_path=scaler_path,
+            str(Path(model_path).resolve()),
+            scaler_path=None if scaler_path is None else str(Path(scaler_path).resolve()),
             input_example=input_example,
             feature_names=feature_names,
             name=name,
@@ -431,12 +510,11 @@ class MlflowTracker:
         if rid in self._open_runs:
             self._pending_registrations.setdefault(rid, []).append((logged, reg_name))
             return logged
-        registered = register_model(self.tracking_uri, logged, reg_name)
+        registered = self._call("register_model", self.tracking_uri, logged, reg_name)
         self.registered_models.append(registered)
         return registered
 
     def _register_pending(self, rid: str) -> None:
-        from .model import register_model
-
         for logged, reg_name in self._pending_registrations.pop(rid, []):
-            self.registered_models.append(register_model(self.tracking_uri, logged, reg_name))
+            registered = self._call("register_model", self.tracking_uri, logged, reg_name)
+            self.registered_models.append(registered)

@@ -31,6 +31,7 @@ def test_default_store_is_sqlite_in_cwd_with_artifacts_beside_it(store, tmp_path
     tracker = MlflowTracker("nnpipe-train")
     with tracker.run("defaults") as run_id:
         tracker.log_text("hello", "note.txt")
+    tracker.wait()  # the run's end is queued to the writer; wait before reading elsewhere
     run = MlflowClient(tracking_uri=store).get_run(run_id)
     assert run.info.status == "FINISHED"
     # Where `make ui` (--default-artifact-root ./mlartifacts) looks for them.
@@ -124,6 +125,7 @@ def test_epoch_metrics_are_buffered_then_sent_in_batches(store):
         callback.flush()
         assert len(tracker.client.get_metric_history(run_id, "train_loss")) == 30
         callback({"train_loss": 0.01})  # no epoch given: the next step
+    tracker.wait()
     client = MlflowClient(tracking_uri=store)
     got = history(client, run_id, "train_loss")
     assert got[:30] == [(e, 1.0 / (e + 1)) for e in range(30)]

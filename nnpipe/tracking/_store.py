@@ -1,0 +1,204 @@
+"""The MLflow calls behind ``MlflowTracker``, as plain functions of plain arguments.
+
+They run where MLflow is imported: in the tracking writer process (``writer.py``)
+or, with ``background=False``, in the caller's process. Arguments are strings,
+numbers, tuples and paths, so they cross a process boundary as they are. Each
+function takes the tracking URI first; one ``MlflowClient`` per URI is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+from .base import LoggedModel
+
+# MLflow's per-request limits for log_batch.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_PER_BATCH = 100
+MAX_TAGS_PER_BATCH = 100
+MAX_TAG_VALUE_LENGTH = 5000
+ERROR_TAG = "nnpipe.error"
+TRACEBACK_ARTIFACT = "error/traceback.txt"
+
+# (key, value, timestamp_ms, step) / (key, value): what crosses the process boundary.
+MetricRow = tuple[str, float, int, int]
+Pair = tuple[str, str]
+
+_clients: dict[str, MlflowClient] = {}
+
+
+def client(uri: str) -> MlflowClient:
+    """The ``MlflowClient`` of ``uri`` (one per URI and process)."""
+    found = _clients.get(uri)
+    if found is None:
+        found = _clients[uri] = MlflowClient(tracking_uri=uri)
+    return found
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "experiment"
+
+
+def experiment_id(uri: str, name: str, artifact_root: str | None) -> str:
+    """Id of experiment ``name``, created under ``<artifact_root>/<name>`` when missing."""
+    mlflow_client = client(uri)
+    found = mlflow_client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise ValueError(
+                f"experiment {name!r} is deleted in {uri}; "
+                "restore it in the MLflow UI or choose another experiment_name"
+            )
+        return found.experiment_id
+    location = None
+    if artifact_root is not None:
+        location = f"{artifact_root.rstrip('/')}/{_slug(name)}"
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except MlflowException as exc:
+        # Another process created it between our lookup and our create.
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+        return mlflow_client.get_experiment_by_name(name).experiment_id
+
+
+def create_run(uri: str, experiment: str, run_name: str | None, tags: dict[str, str]) -> str:
+    """Create a run (tags included, one round trip) and return its id."""
+    return client(uri).create_run(experiment, run_name=run_name, tags=tags).info.run_id
+
+
+def run_experiment(uri: str, run_id: str) -> tuple[str, str]:
+    """``(experiment_id, experiment_name)`` of an existing run; fails clearly on an unknown id."""
+    mlflow_client = client(uri)
+    experiment = mlflow_client.get_run(run_id).info.experiment_id
+    return experiment, mlflow_client.get_experiment(experiment).name
+
+
+def log_batch(
+    uri: str,
+    run_id: str,
+    metrics: Sequence[MetricRow] = (),
+    params: Sequence[Pair] = (),
+    tags: Sequence[Pair] = (),
+) -> None:
+    """Send metrics, params and tags with ``log_batch``, split at MLflow's request limits."""
+    mlflow_client = client(uri)
+    for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
+        chunk = [Param(k, v) for k, v in params[start : start + MAX_PARAMS_PER_BATCH]]
+        mlflow_client.log_batch(run_id, params=chunk, synchronous=True)
+    for start in range(0, len(tags), MAX_TAGS_PER_BATCH):
+        chunk = [RunTag(k, v) for k, v in tags[start : start + MAX_TAGS_PER_BATCH]]
+        mlflow_client.log_batch(run_id, tags=chunk, synchronous=True)
+    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        chunk = [Metric(*row) for row in metrics[start : start + MAX_METRICS_PER_BATCH]]
+        mlflow_client.log_batch(run_id, metrics=chunk, synchronous=True)
+
+
+def log_text(uri: str, run_id: str, text: str, filename: str) -> None:
+    """Write ``text`` to the artifact ``filename``."""
+    client(uri).log_text(run_id, text, filename)
+
+
+def log_artifact(uri: str, run_id: str, path: str, artifact_path: str | None) -> None:
+    """Upload a file, or a directory's contents, to the run's artifacts."""
+    local = Path(path)
+    if local.is_dir():
+        client(uri).log_artifacts(run_id, path, artifact_path)
+    elif local.is_file():
+        client(uri).log_artifact(run_id, path, artifact_path)
+    else:
+        raise FileNotFoundError(f"artifact {path!r} does not exist")
+
+
+def log_figure(uri: str, run_id: str, figure: Any, filename: str) -> None:
+    """Store a figure (or PNG bytes already rendered) as the PNG artifact ``filename``."""
+    from .plots import render_png
+
+    png = figure if isinstance(figure, bytes) else render_png(figure)
+    with tempfile.TemporaryDirectory(prefix="nnpipe-fig-") as tmp:
+        local = Path(tmp) / Path(filename).name
+        local.write_bytes(png)
+        parent = str(Path(filename).parent)
+        client(uri).log_artifact(run_id, str(local), None if parent == "." else parent)
+
+
+def log_pickled_figure(uri: str, run_id: str, payload: bytes, filename: str) -> None:
+    """``log_figure`` of a figure pickled by the tracker in the parent process."""
+    log_figure(uri, run_id, pickle.loads(payload), filename)
+
+
+def set_terminated(uri: str, run_id: str, status: str) -> None:
+    """Mark the run FINISHED, FAILED or KILLED."""
+    client(uri).set_terminated(run_id, status=status)
+
+
+def record_failure(uri: str, run_id: str, message: str, traceback_text: str, status: str) -> None:
+    """The error as a tag, the traceback as an artifact, then the final status.
+
+    Each step is tried even when an earlier one fails; the first error is raised
+    at the end so the caller hears of it.
+    """
+    steps: list[Callable[[], None]] = [
+        lambda: client(uri).set_tag(run_id, ERROR_TAG, message[:MAX_TAG_VALUE_LENGTH]),
+        lambda: client(uri).log_text(run_id, traceback_text, TRACEBACK_ARTIFACT),
+        lambda: client(uri).set_terminated(run_id, status=status),
+    ]
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:
+            first = first or exc
+    if first is not None:
+        raise first
+
+
+def log_model(uri: str, run_id: str, model_path: str, **kwargs: Any) -> LoggedModel:
+    """Log the network (+ scaler) as a models-from-code pyfunc (see ``model.py``)."""
+    from .model import log_pyfunc_model
+
+    return log_pyfunc_model(uri, run_id, model_path, **kwargs)
+
+
+def register_model(uri: str, logged: LoggedModel, name: str) -> LoggedModel:
+    """A new version of registered model ``name``."""
+    from .model import register_model as register
+
+    return register(uri, logged, name)
+
+
+def set_environment(variables: dict[str, str | None]) -> None:
+    """Mirror the caller's ``MLFLOW_*`` variables (the registry URI and friends)."""
+    for key, value in variables.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "experiment_id": experiment_id,
+    "create_run": create_run,
+    "run_experiment": run_experiment,
+    "log_batch": log_batch,
+    "log_text": log_text,
+    "log_artifact": log_artifact,
+    "log_figure": log_figure,
+    "log_pickled_figure": log_pickled_figure,
+    "set_terminated": set_terminated,
+    "record_failure": record_failure,
+    "log_model": log_model,
+    "register_model": register_model,
+    "set_environment": set_environment,
+}
