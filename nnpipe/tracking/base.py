@@ -236,6 +236,12 @@ def _git_commit(where: str) -> str | None:
 
 def environment_info(path: str | os.PathLike | None = None) -> dict[str, str]:
     """Versions of nnpipe and its main dependencies, and the git commit when there is one."""
+    return dict(_environment_info(str(Path(path).resolve()) if path is not None else None))
+
+
+# Once per process and path, like the commit: a process runs the packages it imported.
+@functools.lru_cache(maxsize=16)
+def _environment_info(path: str | None) -> dict[str, str]:
     info: dict[str, str] = {}
     for package in ENVIRONMENT_PACKAGES:
         try:

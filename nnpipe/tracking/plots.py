@@ -28,6 +28,12 @@ def _figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
     return fig, fig.add_subplot()
 
 
+def _plain_number(value: float, _position: Any) -> str:
+    # A module-level function, not a lambda: the figure stays picklable, so the
+    # tracking writer process can render it.
+    return f"{value:g}"
+
+
 def render_png(figure: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes."""
     buffer = io.BytesIO()
@@ -62,7 +68,7 @@ def loss_curve_figure(
     if log_scale:
         ax.set_yscale("log")
         # Plain "0.01" labels: the default 10^k mathtext labels cost more than the plot.
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_major_formatter(FuncFormatter(_plain_number))
         ax.yaxis.set_minor_locator(NullLocator())  # minor log ticks: most of the drawing time
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 
 import numpy as np
 import pytest
@@ -118,3 +119,19 @@ def test_capacity_curve_names_missing_or_ragged_columns():
         capacity_curve_figure({"load": [0.1]})
     with pytest.raises(ValueError, match="'exact_recall' has 1 rows, not 2"):
         capacity_curve_figure({"load": [0.1, 0.2], "exact_recall": [1.0]})
+
+
+def test_every_figure_pickles_so_the_tracking_writer_renders_it():
+    # An unpicklable figure (a lambda formatter, say) is rendered in the training
+    # process instead: still logged, but no longer off the training thread.
+    table = capacity_curve(32, [0.05, 0.2], [0.0], trials=1, random_state=0)
+    figures = [
+        loss_curve_figure(np.geomspace(10.0, 0.01, 50), np.geomspace(12.0, 0.02, 50)),
+        loss_curve_figure([1.0, 0.9, 0.8], log_scale=False),
+        confusion_matrix_figure([0, 1, 2, 1], [0, 2, 2, 1]),
+        energy_trajectory_figure([np.array([-3.0, -5.0, -6.0]), np.array([-2.0, -2.5])]),
+        capacity_curve_figure(table),
+    ]
+    for fig in figures:
+        again = pickle.loads(pickle.dumps(fig))
+        assert png_bytes(again) == png_bytes(fig)

@@ -241,3 +241,15 @@ def test_relative_store_paths_mean_the_callers_directory(tmp_path):
     assert absolute_tracking_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
     assert absolute_tracking_uri("runs", tmp_path) == str(tmp_path / "runs")
     assert absolute_tracking_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
+
+
+def test_a_figure_that_cannot_be_pickled_is_rendered_here_and_still_logged(store):
+    from matplotlib.ticker import FuncFormatter
+
+    tracker = MlflowTracker("unpicklable")
+    figure = loss_curve_figure([1.0, 0.5, 0.25])
+    figure.axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.1f}"))
+    with tracker.run() as run_id:
+        tracker.log_figure(figure, "plots/lambda.png")
+    png = Path(tracker.client.download_artifacts(run_id, "plots/lambda.png")).read_bytes()
+    assert png.startswith(b"\x89PNG")
