@@ -303,13 +303,18 @@ class ParquetDataset:
         return expr
 
     def _read_table(
-        self, index: int, subset: str = "all", split: TrainValidationSplit | None = None
+        self,
+        index: int,
+        subset: str = "all",
+        split: TrainValidationSplit | None = None,
+        use_threads: bool = True,
     ) -> tuple[pa.Table, np.ndarray | None]:
         """Feature + target columns of partition ``index`` and its validation mask.
 
         A column split is pushed into the read, so for 'train'/'validation' with one
         the mask is None; with a hash split the mask is always given (subset 'both'
-        also reads the split column to build it).
+        also reads the split column to build it). ``use_threads``: decode the
+        columns on Arrow's thread pool, several at once.
         """
         if subset != "both":
             check_subset(subset, split)
@@ -326,7 +331,7 @@ class ParquetDataset:
         expr = self._combined_filter("all" if subset == "both" else subset, split)
         try:
             table = self._fragments[index].to_table(
-                columns=read_cols, filter=expr, schema=self.schema
+                columns=read_cols, filter=expr, schema=self.schema, use_threads=use_threads
             )
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"cannot read Parquet file {part.path!r}: {exc}") from exc
@@ -346,10 +351,11 @@ class ParquetDataset:
         subset: str = "all",
         split: TrainValidationSplit | None = None,
         dtype: Any = np.float64,
+        use_threads: bool = True,
     ) -> tuple[np.ndarray, np.ndarray | None, int]:
         """(block (n, n_features + n_targets), validation mask or None, n_dropped)."""
         dtype = np.dtype(dtype)
-        table, mask = self._read_table(index, subset, split)
+        table, mask = self._read_table(index, subset, split, use_threads)
         part = self.partitions[index]
         columns = self.feature_names + self.target_names
         n = table.num_rows
@@ -390,16 +396,24 @@ class ParquetDataset:
         split: TrainValidationSplit | None = None,
         dtype: Any = np.float64,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """X (n, n_features) and y (n, n_targets) of partition ``index`` (float64 default)."""
-        block, _, _ = self._read_block(index, subset, split, dtype)
+        """X (n, n_features) and y (n, n_targets) of partition ``index`` (float64 default).
+
+        The arrays are new at each call (the caller may modify them). The file is
+        decoded one column at a time: these reads run beside training (the stream's
+        reader), where Arrow's thread pool would take the training thread's core.
+        """
+        block, _, _ = self._read_block(index, subset, split, dtype, use_threads=False)
         nf = self.n_features
         return block[:, :nf], block[:, nf:]
 
     def read_partition_sides(
         self, index: int, split: TrainValidationSplit, dtype: Any = np.float64
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """((X_train, y_train), (X_val, y_val)) of partition ``index`` from one read."""
-        block, mask, _ = self._read_block(index, "both", split, dtype)
+        """((X_train, y_train), (X_val, y_val)) of partition ``index`` from one read.
+
+        New arrays, decoded one column at a time, as :meth:`read_partition`.
+        """
+        block, mask, _ = self._read_block(index, "both", split, dtype, use_threads=False)
         nf = self.n_features
         train, val = block[~mask], block[mask]
         return (train[:, :nf], train[:, nf:]), (val[:, :nf], val[:, nf:])

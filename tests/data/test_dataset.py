@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nnpipe.data import DataError, ParquetDataset
+from nnpipe.data import DataError, ParquetDataset, TrainValidationSplit
 
 from .conftest import write_parts
 
@@ -174,3 +174,24 @@ def test_finite_values_whose_sum_overflows_are_not_taken_for_infinite(tmp_path):
     ds = ParquetDataset(tmp_path, targets="y")
     with pytest.raises(DataError, match=r"column 'x': 1, column 'y': 1"):
         ds.read_partition(0, dtype=np.float32)
+
+
+def test_partition_reads_leave_arrow_threads_to_bulk_reads(parquet_xy):
+    ds = ParquetDataset(parquet_xy[0], targets="y")
+    calls = []
+
+    class Recording:
+        def __init__(self, fragment):
+            self.fragment = fragment
+
+        def to_table(self, **kwargs):
+            calls.append(kwargs["use_threads"])
+            return self.fragment.to_table(**kwargs)
+
+    ds._fragments = [Recording(f) for f in ds._fragments]
+    X, _ = ds.read_partition(0)
+    ds.read_partition_sides(1, TrainValidationSplit(0.2))
+    assert calls == [False, False]  # these run beside training: one thread each
+    ds._read_table(2)
+    assert calls[-1] is True
+    np.testing.assert_array_equal(X, parquet_xy[1][:100])
