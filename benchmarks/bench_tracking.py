@@ -115,9 +115,10 @@ def tracked(data, config, uri, background=True):
     model = train(data, config, watch.wrap(tracker.epoch_callback()))
     _, _, Xv, yv = data
     metrics = watch.wrap(regression_metrics)(yv, model.predict(Xv))
-    figure = watch.wrap(loss_curve_figure)(model.loss_curve_, model.validation_loss_curve_)
     watch.wrap(tracker.log_metrics)(metrics)
-    watch.wrap(tracker.log_figure)(figure, "plots/loss_curve.png")
+    watch.wrap(tracker.log_plot)(
+        "plots/loss_curve.png", loss_curve_figure, model.loss_curve_, model.validation_loss_curve_
+    )
     watch.wrap(tracker.end_run)("FINISHED")  # flushes the epoch metrics
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     tracker.wait()  # everything stored before anything else is measured

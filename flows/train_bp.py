@@ -202,9 +202,11 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         )
         tracker.log_metrics(metrics)
         model_path = save_model(model, x_scaler, dataset, model_dir)
-        tracker.log_figure(
-            loss_curve_figure(model.loss_curve_, model.validation_loss_curve_),
+        tracker.log_plot(
             "plots/loss_curve.png",
+            loss_curve_figure,
+            model.loss_curve_,
+            model.validation_loss_curve_,
         )
         tracker.log_dict(config.model_dump(mode="json"), "config.json")
         logged = tracker.log_model(

@@ -138,6 +138,12 @@ def log_pickled_figure(uri: str, run_id: str, payload: bytes, filename: str) -> 
     log_figure(uri, run_id, pickle.loads(payload), filename)
 
 
+def log_plot(uri: str, run_id: str, payload: bytes, filename: str) -> None:
+    """Build ``make_figure(*args, **kwargs)`` (pickled by the tracker) and store it as PNG."""
+    make_figure, args, kwargs = pickle.loads(payload)
+    log_figure(uri, run_id, make_figure(*args, **kwargs), filename)
+
+
 def set_terminated(uri: str, run_id: str, status: str) -> None:
     """Mark the run FINISHED, FAILED or KILLED."""
     client(uri).set_terminated(run_id, status=status)
@@ -196,6 +202,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "log_artifact": log_artifact,
     "log_figure": log_figure,
     "log_pickled_figure": log_pickled_figure,
+    "log_plot": log_plot,
     "set_terminated": set_terminated,
     "record_failure": record_failure,
     "log_model": log_model,

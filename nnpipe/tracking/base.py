@@ -80,6 +80,10 @@ class Tracker(Protocol):
 
     def log_figure(self, figure: Any, filename: str, run_id: str | None = None) -> None: ...
 
+    def log_plot(
+        self, filename: str, make_figure: Any, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> None: ...
+
     def log_model(
         self,
         model_path: str | os.PathLike,
@@ -147,6 +151,11 @@ class NoopTracker:
 
     def log_figure(self, figure: Any, filename: str, run_id: str | None = None) -> None:
         """Do nothing."""
+
+    def log_plot(
+        self, filename: str, make_figure: Any, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> None:
+        """Do nothing (the figure is not even built)."""
 
     def log_model(self, model_path: str | os.PathLike, **kwargs: Any) -> LoggedModel | None:
         """Do nothing; there is no model URI."""

@@ -473,6 +473,33 @@ class MlflowTracker:
             return
         self._send("log_pickled_figure", self.tracking_uri, rid, payload, filename)
 
+    def log_plot(
+        self,
+        filename: str,
+        make_figure: Any,
+        *args: Any,
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Store ``make_figure(*args, **kwargs)`` as the PNG artifact ``filename``.
+
+        The figure is built and rendered by the writer, so neither costs the caller
+        anything: ``tracker.log_plot("plots/loss_curve.png", loss_curve_figure,
+        model.loss_curve_)``. ``make_figure`` must be a module-level function (it is
+        sent by name, like the plot functions of ``nnpipe.tracking``); otherwise, or
+        with ``background=False``, the figure is built here.
+        """
+        rid = self._rid(run_id)
+        if isinstance(self.writer, ProcessWriter):
+            try:
+                payload = pickle.dumps((make_figure, args, kwargs), pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                payload = None
+            if payload is not None:
+                self._send("log_plot", self.tracking_uri, rid, payload, filename)
+                return
+        self.log_figure(make_figure(*args, **kwargs), filename, run_id=rid)
+
     # -- the model -----------------------------------------------------------------
     def log_model(
         self,

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from mlflow import MlflowClient
 
-from nnpipe.tracking import MlflowTracker, TrackingError, loss_curve_figure
+from nnpipe.tracking import MlflowTracker, TrackingError, loss_curve_figure, render_png
 from nnpipe.tracking.tracker import ERROR_TAG, absolute_tracking_uri
 from nnpipe.tracking.writer import ProcessWriter, _coalesce, shared_writer
 
@@ -253,3 +253,27 @@ def test_a_figure_that_cannot_be_pickled_is_rendered_here_and_still_logged(store
         tracker.log_figure(figure, "plots/lambda.png")
     png = Path(tracker.client.download_artifacts(run_id, "plots/lambda.png")).read_bytes()
     assert png.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_log_plot_builds_the_figure_where_the_writes_happen(store, background):
+    tracker = MlflowTracker(f"plots-{background}", background=background)
+    curve = [1.0, 0.5, 0.25, 0.2]
+    with tracker.run() as run_id:
+        tracker.log_plot("plots/loss.png", loss_curve_figure, curve, [1.1, 0.6, 0.3, 0.3])
+        tracker.log_plot("plots/lin.png", loss_curve_figure, curve, log_scale=False)
+        tracker.log_plot("plots/local.png", lambda c: loss_curve_figure(c), curve)  # built here
+    client = tracker.client
+    for name in ("loss", "lin", "local"):
+        png = Path(client.download_artifacts(run_id, f"plots/{name}.png")).read_bytes()
+        assert png.startswith(b"\x89PNG")
+    expected = render_png(loss_curve_figure(curve, [1.1, 0.6, 0.3, 0.3]))
+    assert Path(client.download_artifacts(run_id, "plots/loss.png")).read_bytes() == expected
+
+
+def test_a_plot_that_fails_in_the_writer_is_reported_by_wait(store):
+    tracker = MlflowTracker("bad-plot")
+    with tracker.run():
+        tracker.log_plot("plots/empty.png", loss_curve_figure, [])
+        with pytest.raises(TrackingError, match="loss_curve must be a non-empty"):
+            tracker.wait()
