@@ -250,8 +250,16 @@ class MlflowTracker:
                 self._writer = None  # the next call gets a new writer
                 raise writer.gone("logging")
         if writer is None:
-            writer = self._writer = shared_writer() if self.background else InlineWriter()
+            writer = self._writer = self._new_writer()
         return writer
+
+    def _new_writer(self) -> InlineWriter | ProcessWriter:
+        if self.background and os.name == "posix":
+            try:
+                return shared_writer()
+            except OSError as exc:  # no process could be started (limits, sandbox)
+                _log.warning("tracking in-process: no writer process could start (%s)", exc)
+        return InlineWriter()
 
     def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
         writer = self.writer
