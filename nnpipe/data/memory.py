@@ -8,6 +8,7 @@ benchmark compare).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -68,20 +69,30 @@ class ArrayDataset:
         subset: str = "all",
         split: TrainValidationSplit | None = None,
         dtype: Any = np.float64,
+        allocate: Callable[[int, np.dtype], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         check_subset(subset, split)
         s, e = self._bounds[index]
-        block = self._block[s:e].astype(dtype)  # a copy, as from a file: callers may modify it
+        # A copy, as from a file: callers may modify it (into ``allocate``'s memory if given).
+        if allocate is None:
+            block = self._block[s:e].astype(dtype)
+        else:
+            block = allocate(self._block[s:e].size, np.dtype(dtype)).reshape(e - s, -1)
+            np.copyto(block, self._block[s:e], casting="unsafe")
         if subset != "all":
             mask = self._mask(index, split, e - s)
             block = block[mask if subset == "validation" else ~mask]
         return block[:, : self.n_features], block[:, self.n_features :]
 
     def read_partition_sides(
-        self, index: int, split: TrainValidationSplit, dtype: Any = np.float64
+        self,
+        index: int,
+        split: TrainValidationSplit,
+        dtype: Any = np.float64,
+        allocate: Callable[[int, np.dtype], np.ndarray] | None = None,
     ):
         s, e = self._bounds[index]
-        block = self._block[s:e].astype(dtype, copy=False)
+        block = self._block[s:e].astype(dtype, copy=False)  # the sides are new arrays anyway
         mask = self._mask(index, split, e - s)
         train, val = block[~mask], block[mask]
         nf = self.n_features

@@ -19,6 +19,7 @@ read while the current epoch's last one trains.
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -81,18 +82,40 @@ def _load(
     split: TrainValidationSplit | None,
     sides: bool,
     scaling: _Scaling,
+    allocate: Callable[[int, np.dtype], np.ndarray] | None,
     index: int,
 ):
-    """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None)."""
+    """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None).
+
+    ``allocate``: memory for the read, given to datasets that take it.
+    """
     # Reading straight into float32 saves a float64 copy; the values are the same
     # as rounding float64 later, which is what the scalers' float32 transform does.
     read = np.float32 if scaling.dtype == scaling.y_dtype == np.float32 else np.float64
+    into = {} if allocate is None else {"allocate": allocate}
     # The datasets hand out arrays of their own for each read, so scaling may overwrite them.
     if sides:
-        train, val = dataset.read_partition_sides(index, split, read)
+        train, val = dataset.read_partition_sides(index, split, read, **into)
         X_val, y_val = scaling(*val)  # handed to on_validation as they are: C-ordered
         return scaling(*train), (np.ascontiguousarray(X_val), np.ascontiguousarray(y_val))
-    return scaling(*dataset.read_partition(index, subset, split, read)), None
+    return scaling(*dataset.read_partition(index, subset, split, read, **into)), None
+
+
+class _ReadMemory:
+    """One 1-D buffer handed out for every read (grown when too small).
+
+    The group builder copies each partition into its pool before the next is read,
+    so one buffer serves them all and no read touches new pages.
+    """
+
+    def __init__(self) -> None:
+        self._array: np.ndarray | None = None
+
+    def allocate(self, size: int, dtype: np.dtype) -> np.ndarray:
+        array = self._array
+        if array is None or array.size < size or array.dtype != dtype:
+            array = self._array = np.empty(size, dtype)
+        return array[:size]
 
 
 @dataclass
@@ -119,38 +142,44 @@ def _gather(A: np.ndarray, index: np.ndarray, rows: int) -> list[np.ndarray]:
 
 
 class _Pool:
-    """Rows of several arrays copied into one C-ordered array: the pool a cut is taken from.
+    """Rows gathered in one C-ordered array as they arrive: the pool a cut is taken from.
 
-    With ``reuse`` the same memory is filled again at the next call (grown when too
-    small), so building a group touches no new pages; the previous result is then
-    overwritten, so only a caller that is done with it may reuse.
+    Each partition is copied in (and so made row-major) as soon as it is read. With
+    ``reuse`` the same buffer serves cut after cut (grown when too small), so
+    building a group touches no new pages; a cut's rows are then overwritten by
+    the next cut's, so only a caller that is done with them may reuse.
     """
 
     def __init__(self, reuse: bool) -> None:
         self.reuse = reuse
+        self.n = 0  # rows added since the last take
         self._buffer: np.ndarray | None = None
 
-    def rows(self, parts: list[np.ndarray], reserve: int = 0) -> np.ndarray:
-        """``np.concatenate(parts)``, C-ordered whatever the parts' layout.
-
-        A new buffer gets room for ``reserve`` rows, if more, so that a group
-        growing partition by partition does not move house at each one.
-        """
+    def add(self, parts: list[np.ndarray], more: int = 0) -> None:
+        """Append the rows of ``parts``; a new buffer gets room for ``more`` rows after them."""
         first = parts[0]
-        n = sum(len(p) for p in parts)
+        end = self.n + sum(len(p) for p in parts)
         buffer = self._buffer
         if (
             buffer is None
-            or len(buffer) < n
+            or len(buffer) < end
             or buffer.shape[1:] != first.shape[1:]
             or buffer.dtype != first.dtype
         ):
-            buffer = np.empty((max(n, reserve), *first.shape[1:]), dtype=first.dtype)
-            if self.reuse:
-                self._buffer = buffer
-        out = buffer[:n]
-        np.concatenate(parts, out=out)
-        return out
+            buffer = np.empty((end + more, *first.shape[1:]), dtype=first.dtype)
+            if self.n:
+                buffer[: self.n] = self._buffer[: self.n]
+            self._buffer = buffer
+        np.concatenate(parts, out=buffer[self.n : end])
+        self.n = end
+
+    def take(self) -> np.ndarray:
+        """The rows added since the last take; the pool is empty again."""
+        rows = self._buffer[: self.n]
+        self.n = 0
+        if not self.reuse:
+            self._buffer = None
+        return rows
 
 
 class _Failure:
@@ -300,6 +329,8 @@ class MinibatchStream:
         self.client = client
         self._ahead: tuple[int, bool, _Producer] | None = None  # next epoch read early
         self._spare_pools: list[tuple[_Pool, _Pool]] = []  # left by the last epoch, reused
+        # nnpipe's datasets read into memory the caller gives (see _ReadMemory).
+        self._reads_into = "allocate" in inspect.signature(dataset.read_partition).parameters
 
     def partition_order(self, epoch: int) -> np.ndarray:
         """The partition order of ``epoch`` (a seeded permutation when shuffling)."""
@@ -362,7 +393,10 @@ class MinibatchStream:
         self._ahead = (epoch, sides, self._start(epoch, sides))
 
     def _start(self, epoch: int, sides: bool) -> _Producer | Iterator[_Group]:
-        load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling)
+        # Read in this process, partitions go one at a time through one buffer.
+        memory = _ReadMemory() if self._reads_into and self.client is None else None
+        allocate = None if memory is None else memory.allocate
+        load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling, allocate)
         groups = partial(self._groups, epoch)
         if self.prefetch:
             return _Producer(groups, load, self.client)
@@ -419,17 +453,22 @@ class MinibatchStream:
             # deterministic. Without shuffling every partition can be cut at once:
             # the batches are the same as for the whole group.
             ramp = start == 0 or not self.shuffle
-            Xs, ys, validation = [], [], []
-            if carry is not None and len(carry[0]):
-                Xs.append(carry[0])
-                ys.append(carry[1])
+            validation = []
+            pending = [carry] if carry is not None and len(carry[0]) else []
             carry = None
             for k, (index, ((X, y), val)) in enumerate(zip(indices, loader(indices), strict=True)):
                 if val is not None and len(val[0]):
                     validation.append((index, *val))
                 if len(X):
-                    Xs.append(X)
-                    ys.append(y[:, 0] if one_target else y)
+                    pending.append((X, y[:, 0] if one_target else y))
+                if pending:
+                    # Pooled at once, so the next read may reuse this one's memory. A new
+                    # pool gets room for the rest of the group (partitions of about this
+                    # one's size) and the next group's carry, so it is allocated once.
+                    more = (len(indices) - k - 1) * len(X) + bs
+                    pool_X.add([p[0] for p in pending], more)
+                    pool_y.add([p[1] for p in pending], more)
+                    pending = []
                 final = k == len(indices) - 1
                 if final or not self.shuffle:
                     n_out = None  # every whole batch
@@ -439,17 +478,12 @@ class MinibatchStream:
                         continue
                 else:
                     continue
-                if not Xs:
+                if not pool_X.n:
                     if validation:
                         yield _Group([], validation)
                         validation = []
                     continue
-                # Room for the rest of the group (partitions of about this one's size)
-                # and the next group's carry, so the pool is allocated once.
-                reserve = (len(indices) - k - 1) * len(X) + bs
-                X = pool_X.rows(Xs, sum(len(p) for p in Xs) + reserve)  # (pool, n_features)
-                y = pool_y.rows(ys, len(X) + reserve)
-                Xs, ys = [], []
+                X, y = pool_X.take(), pool_y.take()  # (pool, n_features), (pool, ...)
                 if n_out is None:
                     n_out = (len(X) // bs) * bs
                 if self.shuffle:
@@ -467,8 +501,7 @@ class MinibatchStream:
                     tail = carry
                 elif not final:
                     if len(carry[0]):
-                        Xs.append(carry[0])
-                        ys.append(carry[1])
+                        pending.append(carry)
                     carry = None
                 yield _Group(pieces, validation, tail)
                 validation = []
