@@ -280,3 +280,14 @@ def test_reads_share_one_buffer_and_datasets_without_one_still_stream(ds, parque
     for (Xa, ya), (Xb, yb) in zip(shared, plain, strict=True):
         np.testing.assert_array_equal(Xa, Xb)
         np.testing.assert_array_equal(ya, yb)
+
+
+def test_batches_kept_over_epochs_stay_as_they_were(ds, monkeypatch):
+    monkeypatch.setattr(stream_module, "_PIECE_BYTES", 2 * 16 * 3 * 4)  # two batches a piece
+    stream = MinibatchStream(ds, 16, random_state=9, buffer_partitions=2)
+    kept = [list(stream.epoch(e)) for e in range(3)]  # pools handed from epoch to epoch
+    for e, batches in enumerate(kept):
+        fresh = list(MinibatchStream(ds, 16, random_state=9, buffer_partitions=2).epoch(e))
+        for (Xa, ya), (Xb, yb) in zip(batches, fresh, strict=True):
+            np.testing.assert_array_equal(Xa, Xb)
+            np.testing.assert_array_equal(ya, yb)
