@@ -204,6 +204,11 @@ def main() -> None:
     print(f"  stored    wall {t_stored:8.3f} s                  (tracker.wait() returns)")
     print(f"  wall ratio {t_wall / p_wall:.4f} ({100 * (t_wall - p_wall) / p_wall:+.2f} %)")
     print(f"  until stored {t_stored / p_wall:.4f} ({100 * (t_stored - p_wall) / p_wall:+.2f} %)")
+    # Each tracked run against the untracked run just before it: slow drifts of a
+    # shared machine cancel out of these.
+    paired = statistics.median(t[0] / p[0] for p, t in zip(plain, logged, strict=True))
+    paired_stored = statistics.median(t[3] / p[0] for p, t in zip(plain, logged, strict=True))
+    print(f"  median of paired ratios {paired:.4f} (run returns), {paired_stored:.4f} (stored)")
     print(f"  cpu  ratio {t_cpu / p_cpu:.4f} ({100 * (t_cpu - p_cpu) / p_cpu:+.2f} %)")
     if background and all(c == c for c in writer_cpu):
         print(f"  writer process cpu per tracked run: {statistics.median(writer_cpu):.3f} s")
