@@ -133,6 +133,6 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         tracker.log_artifact(out / NETWORK_FILE, artifact_path="network")
         if config.update == "async":
             lines = energy_trajectories(network, config.dataset_path)
-            tracker.log_figure(energy_trajectory_figure(list(lines)), "plots/energy.png")
+            tracker.log_plot("plots/energy.png", energy_trajectory_figure, list(lines))
     tracker.wait()  # the run is stored (and any failed write raised) before we report it
     return {"run_ids": {"recall_hopfield": rid}, "summary": summary}

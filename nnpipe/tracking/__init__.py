@@ -1,7 +1,9 @@
 """Experiment tracking behind a small ``Tracker`` protocol; the only package importing mlflow.
 
-``NoopTracker`` and the helpers in ``base`` need no MLflow; ``MlflowTracker``,
-the plots and the pyfunc model load MLflow / Matplotlib on first use.
+``NoopTracker`` and the helpers in ``base`` need no MLflow. ``MlflowTracker`` queues
+its writes to a writer process that makes the MLflow calls (``writer.py``), so the
+process that trains never imports MLflow; the plots load Matplotlib and the pyfunc
+model helpers MLflow, on first use.
 """
 
 from __future__ import annotations

@@ -277,3 +277,18 @@ def test_a_plot_that_fails_in_the_writer_is_reported_by_wait(store):
         tracker.log_plot("plots/empty.png", loss_curve_figure, [])
         with pytest.raises(TrackingError, match="loss_curve must be a non-empty"):
             tracker.wait()
+
+
+def test_wait_for_writes_needs_no_tracker_at_hand(store):
+    from nnpipe.tracking import wait_for_writes
+
+    def train_somewhere() -> str:
+        tracker = MlflowTracker("elsewhere")
+        with tracker.run() as run_id:
+            tracker.log_metrics({"loss": 0.5})
+        return run_id
+
+    run_id = train_somewhere()
+    wait_for_writes()
+    run = MlflowClient(tracking_uri=store).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics == {"loss": 0.5}
