@@ -206,9 +206,13 @@ def main() -> None:
     print(f"  until stored {t_stored / p_wall:.4f} ({100 * (t_stored - p_wall) / p_wall:+.2f} %)")
     # Each tracked run against the untracked run just before it: slow drifts of a
     # shared machine cancel out of these.
-    paired = statistics.median(t[0] / p[0] for p, t in zip(plain, logged, strict=True))
+    ratios = [t[0] / p[0] for p, t in zip(plain, logged, strict=True)]
+    paired = statistics.median(ratios)
     paired_stored = statistics.median(t[3] / p[0] for p, t in zip(plain, logged, strict=True))
     print(f"  median of paired ratios {paired:.4f} (run returns), {paired_stored:.4f} (stored)")
+    if len(ratios) >= 4:
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        print(f"  paired ratios' middle half {q1:.4f} .. {q3:.4f} (the machine's noise)")
     print(f"  cpu  ratio {t_cpu / p_cpu:.4f} ({100 * (t_cpu - p_cpu) / p_cpu:+.2f} %)")
     if background and all(c == c for c in writer_cpu):
         print(f"  writer process cpu per tracked run: {statistics.median(writer_cpu):.3f} s")
