@@ -90,7 +90,7 @@ class InlineWriter:
     def send(self, op: str, *args: Any, **kwargs: Any) -> None:
         self.call(op, *args, **kwargs)
 
-    def wait(self, timeout: float | None = None) -> None:
+    def wait(self) -> None:
         return None
 
 
@@ -157,7 +157,7 @@ class ProcessWriter:
         _, module, qualname, message, remote_tb = reply
         raise _rebuild(module, qualname, message, remote_tb)
 
-    def wait(self, timeout: float | None = None) -> None:
+    def wait(self) -> None:
         """Block until every queued write is stored; raise if any of them failed."""
         errors = self.call(_BARRIER)
         if errors:
