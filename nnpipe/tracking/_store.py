@@ -8,7 +8,6 @@ function takes the tracking URI first; one ``MlflowClient`` per URI is kept.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import tempfile
@@ -21,15 +20,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
-from .base import LoggedModel
+from .base import ERROR_TAG, MAX_TAG_VALUE_LENGTH, TRACEBACK_ARTIFACT, LoggedModel
 
 # MLflow's per-request limits for log_batch.
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 MAX_TAGS_PER_BATCH = 100
-MAX_TAG_VALUE_LENGTH = 5000
-ERROR_TAG = "nnpipe.error"
-TRACEBACK_ARTIFACT = "error/traceback.txt"
 
 # (key, value, timestamp_ms, step) / (key, value): what crosses the process boundary.
 MetricRow = tuple[str, float, int, int]
@@ -184,15 +180,6 @@ def register_model(uri: str, logged: LoggedModel, name: str) -> LoggedModel:
     return register(uri, logged, name)
 
 
-def set_environment(variables: dict[str, str | None]) -> None:
-    """Mirror the caller's ``MLFLOW_*`` variables (the registry URI and friends)."""
-    for key, value in variables.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "experiment_id": experiment_id,
     "create_run": create_run,
@@ -207,5 +194,4 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "record_failure": record_failure,
     "log_model": log_model,
     "register_model": register_model,
-    "set_environment": set_environment,
 }

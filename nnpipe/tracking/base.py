@@ -21,6 +21,10 @@ from typing import Any, Protocol, runtime_checkable
 
 # MLflow refuses longer parameter values; longer ones are cut and marked.
 MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 5000
+# A failed run's error message (tag) and traceback (artifact).
+ERROR_TAG = "nnpipe.error"
+TRACEBACK_ARTIFACT = "error/traceback.txt"
 ENVIRONMENT_PACKAGES = ("nnpipe", "numpy", "dask", "pyarrow", "mlflow")
 
 

@@ -29,24 +29,31 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .base import LoggedModel, environment_info, flatten_params, numeric_metrics
+from .base import (
+    ERROR_TAG,
+    MAX_TAG_VALUE_LENGTH,
+    TRACEBACK_ARTIFACT,
+    LoggedModel,
+    environment_info,
+    flatten_params,
+    numeric_metrics,
+)
 from .writer import InlineWriter, ProcessWriter, TrackingError, shared_writer
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_DB_NAME = "mlflow.db"
 DEFAULT_ARTIFACT_DIR = "mlartifacts"
-_MAX_TAG_VALUE_LENGTH = 5000
 # A run's epoch metrics go out at least this often (the MLflow UI shows them live).
 DEFAULT_FLUSH_SECONDS = 2.0
 _MAX_BUFFERED_METRICS = 1000
-ERROR_TAG = "nnpipe.error"
 # Package versions and the git commit are run tags named nnpipe.env.<name>.
 ENV_TAG_PREFIX = "nnpipe.env."
-TRACEBACK_ARTIFACT = "error/traceback.txt"
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 __all__ = [
+    "ERROR_TAG",
+    "TRACEBACK_ARTIFACT",
     "MlflowEpochCallback",
     "MlflowTracker",
     "TrackingError",
@@ -81,19 +88,14 @@ def absolute_tracking_uri(uri: str, cwd: str | os.PathLike | None = None) -> str
 
 def default_artifact_root(tracking_uri: str, cwd: str | os.PathLike | None = None) -> str | None:
     """Artifact root for new experiments: beside an SQLite store; a server decides its own."""
+    tracking_uri = absolute_tracking_uri(tracking_uri, cwd)
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri[len("sqlite:///") :])
-        if not db.is_absolute():
-            db = (Path(cwd) if cwd is not None else Path.cwd()) / db
         return (db.resolve().parent / DEFAULT_ARTIFACT_DIR).as_uri()
     if tracking_uri.startswith(("http://", "https://", "databricks")):
         return None
     base = Path(cwd) if cwd is not None else Path.cwd()
     return (base.resolve() / DEFAULT_ARTIFACT_DIR).as_uri()
-
-
-def _mlflow_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
 
 
 class MlflowEpochCallback:
@@ -262,15 +264,7 @@ class MlflowTracker:
         return InlineWriter()
 
     def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        writer = self.writer
-        environment = _mlflow_environment()
-        if environment != writer.environment:
-            # MLFLOW_* variables (registry URI, credentials) as the caller has them now.
-            update: dict[str, str | None] = dict.fromkeys(writer.environment)
-            update.update(environment)
-            writer.call("set_environment", update)
-            writer.environment = environment
-        return writer.call(op, *args, **kwargs)
+        return self.writer.call(op, *args, **kwargs)
 
     def _send(self, op: str, *args: Any) -> None:
         self.writer.send(op, *args)
@@ -403,7 +397,7 @@ class MlflowTracker:
     def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
         """Set string tags on the run."""
         rid = self._rid(run_id)
-        items = [(str(k), str(v)[:_MAX_TAG_VALUE_LENGTH]) for k, v in tags.items()]
+        items = [(str(k), str(v)[:MAX_TAG_VALUE_LENGTH]) for k, v in tags.items()]
         if items:
             self._send("log_batch", self.tracking_uri, rid, (), (), items)
 
@@ -502,8 +496,8 @@ class MlflowTracker:
             try:
                 payload = pickle.dumps((make_figure, args, kwargs), pickle.HIGHEST_PROTOCOL)
             except Exception:
-                payload = None
-            if payload is not None:
+                pass  # built here below
+            else:
                 self._send("log_plot", self.tracking_uri, rid, payload, filename)
                 return
         self.log_figure(make_figure(*args, **kwargs), filename, run_id=rid)

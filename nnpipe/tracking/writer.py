@@ -46,6 +46,7 @@ _log = logging.getLogger(__name__)
 EXIT_TIMEOUT_ENV = "NNPIPE_TRACKING_EXIT_TIMEOUT"
 _BARRIER = "_barrier"
 _CLOSE = "_close"
+_ENVIRONMENT = "_environment"
 # Queued metric writes of one run coalesce into log_batch calls of at most this many.
 _COALESCE_METRICS = 1000
 
@@ -81,9 +82,6 @@ class InlineWriter:
 
     background = False
 
-    def __init__(self) -> None:
-        self.environment: dict[str, str] = {}
-
     def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
         return _operations()[op](*args, **kwargs)
 
@@ -118,7 +116,8 @@ class ProcessWriter:
         finally:
             child_end.close()
         self.owner = os.getpid()
-        self.environment: dict[str, str] = {}
+        # The MLFLOW_* variables the writer started with: it inherited this environment.
+        self._environment = {k: v for k, v in env.items() if k.startswith("MLFLOW_")}
         self._conn = Connection(parent_end.detach())
         self._lock = threading.Lock()
         self._closed = False
@@ -145,9 +144,18 @@ class ProcessWriter:
                 raise self.gone(f"sending {op!r}") from exc
 
     def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        """Run ``op`` in the writer after everything queued before it; return its result."""
+        """Run ``op`` in the writer after everything queued before it; return its result.
+
+        First the writer's ``MLFLOW_*`` variables (registry URI, credentials) are
+        made what this process has now, when they differ.
+        """
+        environment = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
         with self._lock:
             try:
+                if environment != self._environment:
+                    update = {**dict.fromkeys(self._environment), **environment}
+                    self._conn.send(("send", _ENVIRONMENT, (update,), {}))
+                    self._environment = environment
                 self._conn.send(("call", op, args, kwargs))
                 reply = self._conn.recv()
             except (BrokenPipeError, ConnectionResetError, EOFError, OSError) as exc:
@@ -267,6 +275,9 @@ def serve(conn: Connection) -> None:
                 if op == _CLOSE:
                     return
                 continue
+            if op == _ENVIRONMENT:
+                _mirror_environment(*args)
+                continue
             try:
                 result = operations[op](*args, **kwargs)
             except Exception as exc:
@@ -281,6 +292,14 @@ def serve(conn: Connection) -> None:
                 continue
             if kind == "call":
                 _reply(conn, ("ok", result))
+
+
+def _mirror_environment(variables: dict[str, str | None]) -> None:
+    for key, value in variables.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _reply(conn: Connection, message: tuple) -> None:

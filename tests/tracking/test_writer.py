@@ -292,3 +292,33 @@ def test_wait_for_writes_needs_no_tracker_at_hand(store):
     wait_for_writes()
     run = MlflowClient(tracking_uri=store).get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.metrics == {"loss": 0.5}
+
+
+def test_mlflow_variables_set_after_the_writer_started_reach_it(
+    store, tmp_path, empty_store_file, monkeypatch
+):
+    import shutil
+
+    import numpy as np
+
+    from nnpipe.core.mlp import MLPRegressor
+
+    tracker = MlflowTracker("registry-elsewhere")
+    tracker.experiment_id  # noqa: B018  (the writer is running before the variable is set)
+    registry_db = tmp_path / "registry.db"
+    shutil.copyfile(empty_store_file, registry_db)
+    registry = f"sqlite:///{registry_db}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry)
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    model = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, X.sum(axis=1))
+    model.save(tmp_path / "net.npz")
+    with tracker.run():
+        tracker.log_model(
+            tmp_path / "net.npz", input_example=X[:2], registered_model_name="elsewhere"
+        )
+    tracker.wait()
+    version = MlflowClient(tracking_uri=store, registry_uri=registry).get_model_version(
+        "elsewhere", "1"
+    )
+    assert version.name == "elsewhere"
+    assert MlflowClient(tracking_uri=store, registry_uri=store).search_registered_models() == []
