@@ -283,6 +283,16 @@ def test_bad_experiment_name_is_refused():
         MlflowTracker("")
 
 
+def test_bad_flush_interval_and_status_are_refused_by_name(store):
+    with pytest.raises(ValueError, match=r"flush_seconds must be >= 0, got -1"):
+        MlflowTracker("x", flush_seconds=-1)
+    tracker = MlflowTracker("status-names")
+    tracker.start_run()
+    with pytest.raises(ValueError, match=r"'DONE'.*\['FINISHED', 'FAILED', 'KILLED'\]"):
+        tracker.end_run("DONE")
+    tracker.end_run("FINISHED")
+
+
 def test_epoch_callback_takes_the_trainer_dict_as_is(store):
     # What nnpipe.data.train_out_of_core passes: epoch from 1, val_loss None without
     # a validation split, samples_per_s inf when an epoch took no measurable time.
