@@ -64,7 +64,8 @@ def _dataset(path: str):
 
 def child_epoch(path: str, mode: str) -> dict:
     """Seconds for one epoch, streamed from Parquet or from batches already in memory."""
-    from nnpipe.data import fit_scalers, iter_minibatches, train_out_of_core
+    from nnpipe.data import fit_scalers, iter_minibatches
+    from nnpipe.training import train_out_of_core
 
     ds = _dataset(path)
     xs, ys = fit_scalers(ds)
@@ -95,7 +96,8 @@ def child_epoch(path: str, mode: str) -> dict:
 def child_steady(path: str, mode: str) -> dict:
     """Seconds of the second of two epochs: the reads of a run's first epoch start cold,
     later ones start while the previous epoch trains."""
-    from nnpipe.data import fit_scalers, iter_minibatches, train_out_of_core
+    from nnpipe.data import fit_scalers, iter_minibatches
+    from nnpipe.training import train_out_of_core
 
     ds = _dataset(path)
     xs, ys = fit_scalers(ds)
@@ -135,7 +137,8 @@ def child_steady(path: str, mode: str) -> dict:
 
 def child_rss(path: str) -> dict:
     """Peak RSS (MB) of fitting scalers + one streamed training epoch."""
-    from nnpipe.data import fit_scalers, train_out_of_core
+    from nnpipe.data import fit_scalers
+    from nnpipe.training import train_out_of_core
 
     ds = _dataset(path)
     xs, ys = fit_scalers(ds)

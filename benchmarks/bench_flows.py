@@ -35,7 +35,7 @@ def direct_training(config) -> float:
     from flows.train_bp import build_model, evaluate, make_split, save_model
     from nnpipe.data.dataset import ParquetDataset
     from nnpipe.data.scaling import fit_scalers
-    from nnpipe.data.training import train_out_of_core
+    from nnpipe.training import train_out_of_core
 
     start = time.perf_counter()
     dataset = ParquetDataset(config.dataset_path, targets=config.target)

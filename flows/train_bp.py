@@ -25,8 +25,8 @@ from nnpipe.core.mlp import MLPRegressor
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
 from nnpipe.data.split import TrainValidationSplit
-from nnpipe.data.training import train_out_of_core
 from nnpipe.tracking import MlflowTracker, loss_curve_figure, regression_metrics
+from nnpipe.training import train_out_of_core
 
 
 def build_model(config: TrainConfig) -> MLPRegressor:

@@ -18,8 +18,6 @@ _EXPORTS = {
     "fit_scalers": "nnpipe.data.scaling",
     "iter_minibatches": "nnpipe.data.stream",
     "MinibatchStream": "nnpipe.data.stream",
-    "train_out_of_core": "nnpipe.data.training",
-    "TrainingResult": "nnpipe.data.training",
     "write_regression_dataset": "nnpipe.data.writers",
     "write_classification_dataset": "nnpipe.data.writers",
     "write_hopfield_dataset": "nnpipe.data.writers",

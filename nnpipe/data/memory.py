@@ -1,9 +1,9 @@
 """In-memory arrays cut into partitions: the streaming path's in-memory twin.
 
 Same partition interface as :class:`ParquetDataset`, so ``iter_minibatches`` and
-``train_out_of_core`` produce the same batches from memory as from Parquet when
-the partition boundaries and names agree (what the equivalence tests and the
-benchmark compare).
+``nnpipe.training.train_out_of_core`` produce the same batches from memory as
+from Parquet when the partition boundaries and names agree (what the
+equivalence tests and the benchmark compare).
 """
 
 from __future__ import annotations

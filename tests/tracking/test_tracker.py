@@ -294,7 +294,7 @@ def test_bad_flush_interval_and_status_are_refused_by_name(store):
 
 
 def test_epoch_callback_takes_the_trainer_dict_as_is(store):
-    # What nnpipe.data.train_out_of_core passes: epoch from 1, val_loss None without
+    # What nnpipe.training.train_out_of_core passes: epoch from 1, val_loss None without
     # a validation split, samples_per_s inf when an epoch took no measurable time.
     tracker = MlflowTracker("trainer-dict")
     with tracker.run() as run_id:

@@ -1,4 +1,4 @@
-"""train_out_of_core with the real MLPRegressor: equivalence, resume, early stop, errors."""
+"""train_out_of_core and the Trainer with the real MLPRegressor: equivalence, resume, errors."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from nnpipe.data import (
     TrainValidationSplit,
     fit_scalers,
     iter_minibatches,
-    train_out_of_core,
 )
+from nnpipe.training import train_out_of_core
 
 from .conftest import write_parts
 
