@@ -55,12 +55,20 @@ def resolve_filesystem(
 
 
 def list_parquet_files(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
-    """Sorted Parquet files under ``path`` (hidden ``.``/``_`` entries skipped)."""
+    """The partition files under ``path``, sorted by path: see :func:`_find_files`."""
     fs, _, root = resolve_filesystem(path, storage_options)
     return [p for p, _ in _find_files(fs, root)]
 
 
+def _is_skipped(part: str) -> bool:
+    # Hidden entries (".x.parquet.1a2b.tmp" temporaries of the atomic writer) never
+    # count; "_" ones (_SUCCESS, _metadata, _temporary/) do not either, unless they
+    # are hive directories ("_fold=3").
+    return part.startswith(".") or (part.startswith("_") and "=" not in part)
+
+
 def _find_files(fs: Any, root: str) -> list[tuple[str, int]]:
+    """(path, size) of each Parquet file (.parquet/.parq/.pq) under ``root``, sorted."""
     if not fs.exists(root):
         raise DataError(f"dataset path {root!r} does not exist")
     if fs.isfile(root):
@@ -69,8 +77,8 @@ def _find_files(fs: Any, root: str) -> list[tuple[str, int]]:
     out = []
     for p, info in found.items():
         rel = p[len(root) :].lstrip("/") if p.startswith(root) else p
-        if any(part.startswith((".", "_")) and "=" not in part for part in rel.split("/")):
-            continue  # _SUCCESS, _metadata, .tmp files written by atomic writers
+        if any(_is_skipped(part) for part in rel.split("/")):
+            continue
         if p.endswith(PARQUET_SUFFIXES) and info.get("type", "file") == "file":
             out.append((p, int(info.get("size") or 0)))
     return sorted(out)
