@@ -20,18 +20,10 @@ _EXPORTS = {
     "MinibatchStream": "nnpipe.data.stream",
     "train_out_of_core": "nnpipe.data.training",
     "TrainingResult": "nnpipe.data.training",
-    "write_regression_dataset": "nnpipe.data.writers",
-    "write_classification_dataset": "nnpipe.data.writers",
-    "write_hopfield_dataset": "nnpipe.data.writers",
-    "WrittenDataset": "nnpipe.data.writers",
-    "list_partitions": "nnpipe.data.partition_io",
-    "list_probe_partitions": "nnpipe.data.partition_io",
-    "read_arrays": "nnpipe.data.partition_io",
-    "write_arrays": "nnpipe.data.partition_io",
-    "read_patterns": "nnpipe.data.partition_io",
-    "read_probe_partition": "nnpipe.data.partition_io",
-    "result_path": "nnpipe.data.partition_io",
-    "pending_partitions": "nnpipe.data.partition_io",
+    "write_regression_dataset": "nnpipe.data.synthetic",
+    "write_classification_dataset": "nnpipe.data.synthetic",
+    "write_hopfield_dataset": "nnpipe.data.synthetic",
+    "WrittenDataset": "nnpipe.data.synthetic",
 }
 
 __all__ = sorted(_EXPORTS)
