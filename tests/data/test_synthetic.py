@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -107,6 +109,13 @@ def test_partition_write_is_atomic_and_2d_arrays_read_back(tmp_path):
     back = {"state": column_to_numpy(read_columns(path, ["state"]), "state", path)}
     np.testing.assert_array_equal(back["state"], states)
     assert info.columns["truth"] == "pattern_id"
+
+
+def test_dataset_files_get_the_mode_of_a_plainly_created_file(tmp_path):
+    # Written atomically through a temp file, yet readable as any new file would be.
+    info = write_regression_dataset(tmp_path / "r", 10)
+    (tmp_path / "plain").write_bytes(b"")
+    assert os.stat(info.files[0]).st_mode == os.stat(tmp_path / "plain").st_mode
 
 
 def test_partition_io_errors_name_file_and_column(tmp_path):
