@@ -1,4 +1,6 @@
-"""Whole-file Parquet I/O: one partition file <-> NumPy arrays, for Hopfield data.
+"""Whole-file Parquet I/O: one partition file <-> NumPy arrays.
+
+Used by the synthetic datasets (writing) and the Hopfield recall job (both ways).
 
 2-D arrays are stored as fixed-size list columns (a Hopfield pattern of
 ``n_units`` int8 values per row). Local files are written through
