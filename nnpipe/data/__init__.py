@@ -10,9 +10,9 @@ from nnpipe._lazy import lazy_attributes
 
 _EXPORTS = {
     "ParquetDataset": "nnpipe.data.dataset",
-    "DataError": "nnpipe.data.dataset",
-    "Partition": "nnpipe.data.dataset",
-    "list_parquet_files": "nnpipe.data.dataset",
+    "DataError": "nnpipe.data.partition_io",
+    "Partition": "nnpipe.data.partition_io",
+    "list_parquet_files": "nnpipe.data.partition_io",
     "ArrayDataset": "nnpipe.data.memory",
     "TrainValidationSplit": "nnpipe.data.split",
     "fit_scalers": "nnpipe.data.scaling",

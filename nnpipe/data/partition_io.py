@@ -1,28 +1,122 @@
-"""Whole-file Parquet I/O: one partition file <-> NumPy arrays.
+"""Parquet files of a partitioned dataset: which files count, their footers, whole-file I/O.
 
-Used by the synthetic datasets (writing) and the Hopfield recall job (both ways).
-
-2-D arrays are stored as fixed-size list columns (a Hopfield pattern of
-``n_units`` int8 values per row). Local files are written through
-:func:`nnpipe.core.serialization.atomic_write` (temp file, fsync, rename), so a
-partition file is either complete or absent: a job that dies half-way leaves
-nothing a rerun would mistake for done work.
+One Parquet file is one partition. :class:`~nnpipe.data.ParquetDataset` lists and
+checks its files here; the synthetic datasets and the Hopfield recall job read
+and write whole files as NumPy arrays here. 2-D arrays are stored as fixed-size
+list columns (a Hopfield pattern of ``n_units`` int8 values per row). Local files
+are written through :func:`nnpipe.core.serialization.atomic_write` (temp file,
+fsync, rename), so a partition file is either complete or absent: a job that
+dies half-way leaves nothing a rerun would mistake for done work.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from nnpipe.core.serialization import atomic_write
 
-from .dataset import DataError, list_parquet_files, resolve_filesystem
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+
+
+class DataError(ValueError):
+    """A dataset problem; the message names the file, column or count at fault."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One Parquet file of a dataset."""
+
+    index: int
+    path: str
+    n_rows: int  # rows in the file, before filters and NaN handling
+    size_bytes: int
+
+
+def resolve_filesystem(
+    path: str | os.PathLike, storage_options: dict | None = None
+) -> tuple[Any, Any, str]:
+    """Return (fsspec filesystem, filesystem for pyarrow, root path) for a path or URL."""
+    fs, root = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
+    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+        return fs, pafs.LocalFileSystem(), root
+    return fs, fs, root  # pyarrow wraps an fsspec filesystem itself
+
+
+def list_parquet_files(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
+    """The partition files under ``path``, sorted: see :func:`find_parquet_files`."""
+    fs, _, root = resolve_filesystem(path, storage_options)
+    return [p for p, _ in find_parquet_files(fs, root)]
+
+
+def _is_skipped(part: str) -> bool:
+    # Hidden entries (".x.parquet.1a2b.tmp" temporaries of the atomic writer) never
+    # count; "_" ones (_SUCCESS, _metadata, _temporary/) do not either, unless they
+    # are hive directories ("_fold=3").
+    return part.startswith(".") or (part.startswith("_") and "=" not in part)
+
+
+def find_parquet_files(fs: Any, root: str) -> list[tuple[str, int]]:
+    """(path, size) of each Parquet file (.parquet/.parq/.pq) under ``root``, sorted by path."""
+    if not fs.exists(root):
+        raise DataError(f"dataset path {root!r} does not exist")
+    if fs.isfile(root):
+        return [(root, int(fs.size(root)))]
+    found = fs.find(root, detail=True)
+    out = []
+    for p, info in found.items():
+        rel = p[len(root) :].lstrip("/") if p.startswith(root) else p
+        if any(_is_skipped(part) for part in rel.split("/")):
+            continue
+        if p.endswith(PARQUET_SUFFIXES) and info.get("type", "file") == "file":
+            out.append((p, int(info.get("size") or 0)))
+    return sorted(out)
+
+
+def read_footers(files: list[tuple[str, int]], filesystem: Any) -> tuple[list[Partition], Any]:
+    """One :class:`Partition` per (path, size) from its footer, and the schema all share.
+
+    A file that is not Parquet, or whose schema differs from the first file's, is
+    refused naming the file (both files, and the difference, for a schema).
+    """
+    parts, first_schema, first_path = [], None, None
+    for i, (path, size) in enumerate(files):
+        try:
+            meta = pq.read_metadata(path, filesystem=filesystem)
+            schema = meta.schema.to_arrow_schema().remove_metadata()
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
+        if first_schema is None:
+            first_schema, first_path = schema, path
+        elif not schema.equals(first_schema):
+            raise DataError(
+                f"Parquet files have different schemas: {first_path!r} and {path!r} "
+                f"({_schema_difference(first_schema, schema)})"
+            )
+        parts.append(Partition(i, path, int(meta.num_rows), size))
+    return parts, first_schema
+
+
+def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
+    fa = {f.name: f.type for f in a}
+    fb = {f.name: f.type for f in b}
+    parts = []
+    if only_a := [n for n in fa if n not in fb]:
+        parts.append(f"columns only in the first: {only_a}")
+    if only_b := [n for n in fb if n not in fa]:
+        parts.append(f"columns only in the second: {only_b}")
+    for n in fa:
+        if n in fb and fa[n] != fb[n]:
+            parts.append(f"column {n!r} is {fa[n]} vs {fb[n]}")
+    return "; ".join(parts) or "column order differs"
 
 
 def read_columns(

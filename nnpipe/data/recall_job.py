@@ -38,8 +38,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .dataset import DataError, list_parquet_files, resolve_filesystem
-from .partition_io import bipolar_column, column_to_numpy, read_columns, write_parquet
+from .partition_io import (
+    DataError,
+    bipolar_column,
+    column_to_numpy,
+    list_parquet_files,
+    read_columns,
+    resolve_filesystem,
+    write_parquet,
+)
 
 _META_PREFIX = b"nnpipe.recall."
 

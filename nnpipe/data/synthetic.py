@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import resolve_filesystem
-from .partition_io import arrays_to_table, write_parquet
+from .partition_io import arrays_to_table, resolve_filesystem, write_parquet
 
 
 @dataclass
