@@ -13,6 +13,7 @@ _EXPORTS = {
     "DataError": "nnpipe.data.partition_io",
     "Partition": "nnpipe.data.partition_io",
     "list_parquet_files": "nnpipe.data.partition_io",
+    "read_patterns": "nnpipe.data.partition_io",
     "ArrayDataset": "nnpipe.data.memory",
     "TrainValidationSplit": "nnpipe.data.split",
     "fit_scalers": "nnpipe.data.scaling",
