@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from nnpipe.data.writers import (
+from nnpipe.data.synthetic import (
     write_classification_dataset,
     write_hopfield_dataset,
     write_regression_dataset,

@@ -21,6 +21,13 @@ import numpy as np
 FORMAT_VERSION = 1
 _META_KEY = "__meta__"
 
+# mkstemp creates its file 0600; a file written atomically gets the mode open()
+# would give it, as other processes (maybe other users: Dask workers, a model
+# server) read it. The umask can only be read by setting it: read once, at import,
+# setting the strictest value meanwhile.
+_UMASK = os.umask(0o077)
+os.umask(_UMASK)
+
 
 class ModelFileError(ValueError):
     """A model or scaler file is missing, corrupt, tampered with or of the wrong kind."""
@@ -53,6 +60,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()

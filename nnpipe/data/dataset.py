@@ -12,68 +12,19 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from .partition_io import DataError, find_parquet_files, read_footers, resolve_filesystem
 from .split import TrainValidationSplit, check_subset
 
 NAN_POLICIES = ("raise", "drop")
-PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
-
-
-class DataError(ValueError):
-    """A dataset problem; the message names the file, column or count at fault."""
-
-
-@dataclass(frozen=True)
-class Partition:
-    """One Parquet file of a dataset."""
-
-    index: int
-    path: str
-    n_rows: int  # rows in the file, before filters and NaN handling
-    size_bytes: int
-
-
-def resolve_filesystem(
-    path: str | os.PathLike, storage_options: dict | None = None
-) -> tuple[Any, Any, str]:
-    """Return (fsspec filesystem, filesystem for pyarrow, root path) for a path or URL."""
-    fs, root = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
-    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
-        return fs, pafs.LocalFileSystem(), root
-    return fs, fs, root  # pyarrow wraps an fsspec filesystem itself
-
-
-def list_parquet_files(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
-    """Sorted Parquet files under ``path`` (hidden ``.``/``_`` entries skipped)."""
-    fs, _, root = resolve_filesystem(path, storage_options)
-    return [p for p, _ in _find_files(fs, root)]
-
-
-def _find_files(fs: Any, root: str) -> list[tuple[str, int]]:
-    if not fs.exists(root):
-        raise DataError(f"dataset path {root!r} does not exist")
-    if fs.isfile(root):
-        return [(root, int(fs.size(root)))]
-    found = fs.find(root, detail=True)
-    out = []
-    for p, info in found.items():
-        rel = p[len(root) :].lstrip("/") if p.startswith(root) else p
-        if any(part.startswith((".", "_")) and "=" not in part for part in rel.split("/")):
-            continue  # _SUCCESS, _metadata, .tmp files written by atomic writers
-        if p.endswith(PARQUET_SUFFIXES) and info.get("type", "file") == "file":
-            out.append((p, int(info.get("size") or 0)))
-    return sorted(out)
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -93,20 +44,6 @@ def _names(value: str | Sequence[str] | None, what: str) -> list[str]:
     if len(set(names)) != len(names):
         raise ValueError(f"{what} lists a column more than once: {names}")
     return names
-
-
-def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
-    fa = {f.name: f.type for f in a}
-    fb = {f.name: f.type for f in b}
-    parts = []
-    if only_a := [n for n in fa if n not in fb]:
-        parts.append(f"columns only in the first: {only_a}")
-    if only_b := [n for n in fb if n not in fa]:
-        parts.append(f"columns only in the second: {only_b}")
-    for n in fa:
-        if n in fb and fa[n] != fb[n]:
-            parts.append(f"column {n!r} is {fa[n]} vs {fb[n]}")
-    return "; ".join(parts) or "column order differs"
 
 
 class ParquetDataset:
@@ -150,10 +87,10 @@ class ParquetDataset:
         self.n_dropped: int | None = 0 if nan_policy == "raise" else None
         self.storage_options = storage_options
         fs, self._filesystem, self._root = resolve_filesystem(path, storage_options)
-        files = _find_files(fs, self._root)
+        files = find_parquet_files(fs, self._root)
         if not files:
             raise DataError(f"dataset {self.path!r} is empty: no Parquet files found")
-        self.partitions = self._read_footers(files)
+        self.partitions, self._file_schema = read_footers(files, self._filesystem)
         base = self._root if fs.isdir(self._root) else None
         self._dataset = ds.dataset(
             [p.path for p in self.partitions],
@@ -192,25 +129,6 @@ class ParquetDataset:
             raise DataError(f"dataset {self.path!r} is empty: its files hold 0 rows")
 
     # -- construction checks ---------------------------------------------------------
-    def _read_footers(self, files: list[tuple[str, int]]) -> list[Partition]:
-        parts, first_schema, first_path = [], None, None
-        for i, (path, size) in enumerate(files):
-            try:
-                meta = pq.read_metadata(path, filesystem=self._filesystem)
-                schema = meta.schema.to_arrow_schema().remove_metadata()
-            except (pa.ArrowException, OSError) as exc:
-                raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
-            if first_schema is None:
-                first_schema, first_path = schema, path
-            elif not schema.equals(first_schema):
-                raise DataError(
-                    f"Parquet files have different schemas: {first_path!r} and {path!r} "
-                    f"({_schema_difference(first_schema, schema)})"
-                )
-            parts.append(Partition(i, path, int(meta.num_rows), size))
-        self._file_schema = first_schema
-        return parts
-
     def _check_columns(self, names: list[str], role: str) -> None:
         for name in names:
             if name not in self.schema.names:

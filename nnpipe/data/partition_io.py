@@ -1,69 +1,205 @@
-"""Whole-partition NumPy I/O: one Parquet file <-> a dict of arrays.
+"""Parquet files of a partitioned dataset: which files count, their footers, whole-file I/O.
 
-2-D arrays are stored as fixed-size list columns (a Hopfield pattern of
-``n_units`` int8 values per row). Writes go to a hidden temp file that is renamed
-into place, so a partition file is either complete or absent: a job that dies
-half-way leaves nothing a rerun would mistake for done work.
+One Parquet file is one partition. :class:`~nnpipe.data.ParquetDataset` lists and
+checks its files here; the synthetic datasets and the Hopfield recall job read
+and write whole files as NumPy arrays here. 2-D arrays are stored as fixed-size
+list columns (a Hopfield pattern of ``n_units`` int8 values per row). Local files
+are written through :func:`nnpipe.core.serialization.atomic_write` (temp file,
+fsync, rename), so a partition file is either complete or absent: a job that
+dies half-way leaves nothing a rerun would mistake for done work.
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
-import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import fsspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from .dataset import DataError, list_parquet_files, resolve_filesystem
+from nnpipe.core.serialization import atomic_write
 
-PROBE_COLUMNS = ("probe_id", "probe", "pattern_id", "n_flipped")
-
-
-def list_partitions(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
-    """Sorted Parquet partition files of a dataset directory (or fsspec URL)."""
-    files = list_parquet_files(path, storage_options)
-    if not files:
-        raise DataError(f"dataset {os.fspath(path)!r} is empty: no Parquet files found")
-    return files
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 
 
-def _column_to_numpy(col: pa.ChunkedArray, name: str, path: str) -> np.ndarray:
-    col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    if pa.types.is_fixed_size_list(col.type):
-        width = col.type.list_size
-        if col.null_count:
-            raise DataError(f"file {path!r} column {name!r} has {col.null_count} null rows")
-        return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
-    if col.null_count:
-        raise DataError(f"file {path!r} column {name!r} has {col.null_count} null values")
-    return col.to_numpy(zero_copy_only=False)
+class DataError(ValueError):
+    """A dataset problem; the message names the file, column or count at fault."""
 
 
-def read_arrays(
-    path: str, columns: Sequence[str] | None = None, storage_options: dict | None = None
-) -> dict[str, np.ndarray]:
-    """Read one partition file as ``{column: ndarray}`` (fixed-size lists -> 2-D)."""
+@dataclass(frozen=True)
+class Partition:
+    """One Parquet file of a dataset."""
+
+    index: int
+    path: str
+    n_rows: int  # rows in the file, before filters and NaN handling
+    size_bytes: int
+
+
+def resolve_filesystem(
+    path: str | os.PathLike, storage_options: dict | None = None
+) -> tuple[Any, Any, str]:
+    """Return (fsspec filesystem, filesystem for pyarrow, root path) for a path or URL."""
+    fs, root = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
+    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+        return fs, pafs.LocalFileSystem(), root
+    return fs, fs, root  # pyarrow wraps an fsspec filesystem itself
+
+
+def list_parquet_files(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
+    """The partition files under ``path``, sorted: see :func:`find_parquet_files`."""
+    fs, _, root = resolve_filesystem(path, storage_options)
+    return [p for p, _ in find_parquet_files(fs, root)]
+
+
+def _is_skipped(part: str) -> bool:
+    # Hidden entries (".x.parquet.1a2b.tmp" temporaries of the atomic writer) never
+    # count; "_" ones (_SUCCESS, _metadata, _temporary/) do not either, unless they
+    # are hive directories ("_fold=3").
+    return part.startswith(".") or (part.startswith("_") and "=" not in part)
+
+
+def find_parquet_files(fs: Any, root: str) -> list[tuple[str, int]]:
+    """(path, size) of each Parquet file (.parquet/.parq/.pq) under ``root``, sorted by path."""
+    if not fs.exists(root):
+        raise DataError(f"dataset path {root!r} does not exist")
+    if fs.isfile(root):
+        return [(root, int(fs.size(root)))]
+    found = fs.find(root, detail=True)
+    out = []
+    for p, info in found.items():
+        rel = p[len(root) :].lstrip("/") if p.startswith(root) else p
+        if any(_is_skipped(part) for part in rel.split("/")):
+            continue
+        if p.endswith(PARQUET_SUFFIXES) and info.get("type", "file") == "file":
+            out.append((p, int(info.get("size") or 0)))
+    return sorted(out)
+
+
+def read_footers(files: list[tuple[str, int]], filesystem: Any) -> tuple[list[Partition], Any]:
+    """One :class:`Partition` per (path, size) from its footer, and the schema all share.
+
+    A file that is not Parquet, or whose schema differs from the first file's, is
+    refused naming the file (both files, and the difference, for a schema).
+    """
+    parts, first_schema, first_path = [], None, None
+    for i, (path, size) in enumerate(files):
+        try:
+            meta = pq.read_metadata(path, filesystem=filesystem)
+            schema = meta.schema.to_arrow_schema().remove_metadata()
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
+        if first_schema is None:
+            first_schema, first_path = schema, path
+        elif not schema.equals(first_schema):
+            raise DataError(
+                f"Parquet files have different schemas: {first_path!r} and {path!r} "
+                f"({_schema_difference(first_schema, schema)})"
+            )
+        parts.append(Partition(i, path, int(meta.num_rows), size))
+    return parts, first_schema
+
+
+def _schema_difference(a: pa.Schema, b: pa.Schema) -> str:
+    fa = {f.name: f.type for f in a}
+    fb = {f.name: f.type for f in b}
+    parts = []
+    if only_a := [n for n in fa if n not in fb]:
+        parts.append(f"columns only in the first: {only_a}")
+    if only_b := [n for n in fb if n not in fa]:
+        parts.append(f"columns only in the second: {only_b}")
+    for n in fa:
+        if n in fb and fa[n] != fb[n]:
+            parts.append(f"column {n!r} is {fa[n]} vs {fb[n]}")
+    return "; ".join(parts) or "column order differs"
+
+
+def read_columns(
+    path: str, columns: Sequence[str], optional: Sequence[str] = (), storage_options=None
+) -> pa.Table:
+    """``columns`` (and those of ``optional`` present) of one Parquet file, as a table.
+
+    An unreadable file or a missing column raises :class:`DataError` naming the file
+    (and the columns present).
+    """
     _, fs, p = resolve_filesystem(path, storage_options)
     try:
-        schema = pq.read_schema(p, filesystem=fs)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
-    if columns is not None:
-        missing = [c for c in columns if c not in schema.names]
+        names = pq.read_schema(p, filesystem=fs).names
+        missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(
-                f"file {path!r} has no column {missing[0]!r}; "
-                f"columns present: {', '.join(schema.names)}"
+                f"file {path!r} has no column {missing[0]!r}; columns present: {', '.join(names)}"
             )
-    try:
-        table = pq.read_table(p, columns=list(columns) if columns else None, filesystem=fs)
+        wanted = [*columns, *(c for c in optional if c in names and c not in columns)]
+        return pq.read_table(p, columns=wanted, filesystem=fs)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
-    return {name: _column_to_numpy(table.column(name), name, path) for name in table.column_names}
+
+
+def column_to_numpy(table: pa.Table, name: str, path: str) -> np.ndarray:
+    """Column ``name`` of ``path`` as an array: 1-D, or (n_rows, width) for a list column.
+
+    Nulls are refused (there is no NaN in an integer or a pattern); so are list rows
+    of different lengths.
+    """
+    col = table.column(name).combine_chunks()
+    if col.null_count:
+        raise DataError(f"file {path!r} column {name!r} has {col.null_count} null rows")
+    if not (pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type)):
+        return col.to_numpy(zero_copy_only=False)
+    if pa.types.is_fixed_size_list(col.type):
+        width = col.type.list_size
+    else:
+        lengths = col.value_lengths().to_numpy(zero_copy_only=False)
+        width = int(lengths[0]) if len(lengths) else 0
+        if (lengths != width).any():
+            raise DataError(
+                f"file {path!r} column {name!r} has rows of different lengths "
+                f"{np.unique(lengths).tolist()}"
+            )
+    values = col.flatten()  # respects the slice of each row
+    if values.null_count:
+        raise DataError(
+            f"file {path!r} column {name!r} has {values.null_count} null values in its rows"
+        )
+    return values.to_numpy(zero_copy_only=False).reshape(len(col), width)
+
+
+def bipolar_column(table: pa.Table, name: str, path: str) -> np.ndarray:
+    """A list column of -1/+1 values as (n_rows, width) int8; the first other value is named."""
+    values = column_to_numpy(table, name, path)
+    if values.ndim != 2:
+        raise DataError(
+            f"file {path!r} column {name!r} must be a list column, got {table.column(name).type}"
+        )
+    # abs() != 1 is 40x faster than np.isin(values, (-1, 1)) and also catches NaN.
+    bad = np.abs(values) != 1
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"file {path!r} column {name!r} must be bipolar (-1/+1); row {row}, "
+            f"position {col} holds {values[row, col].item()!r}"
+        )
+    return values.astype(np.int8, copy=False)
+
+
+def read_patterns(dataset_path: str | os.PathLike) -> np.ndarray:
+    """Stored patterns (n_patterns, n_units) int8 of a Hopfield dataset, by pattern_id."""
+    root = f"{os.fspath(dataset_path)}/patterns"
+    ids, patterns = [], []
+    for path in list_parquet_files(root):
+        table = read_columns(path, ("pattern_id", "pattern"))
+        ids.append(column_to_numpy(table, "pattern_id", path))
+        patterns.append(bipolar_column(table, "pattern", path))
+    if not ids:
+        raise DataError(f"dataset {root!r} is empty: no Parquet files found")
+    order = np.argsort(np.concatenate(ids), kind="stable")
+    return np.concatenate(patterns)[order]
 
 
 def _to_arrow(name: str, value: Any) -> pa.Array:
@@ -85,76 +221,21 @@ def arrays_to_table(columns: Mapping[str, Any]) -> pa.Table:
     return pa.table({name: _to_arrow(name, v) for name, v in columns.items()})
 
 
-def write_table_atomic(
-    table: pa.Table,
-    path: str,
-    storage_options: dict | None = None,
-    compression: str = "snappy",
-    row_group_size: int | None = None,
-    use_dictionary: bool = True,
+def write_parquet(
+    table: pa.Table, path: str, storage_options: dict | None = None, **write_options: Any
 ) -> str:
-    """Write ``table`` to ``path`` via a hidden temp file + rename; return ``path``."""
+    """Write ``table`` to ``path`` (local path or fsspec URL) whole or not at all; return path.
+
+    ``write_options`` go to :func:`pyarrow.parquet.write_table`. Local files use the
+    one atomic writer (temp file + fsync + rename). An object store has no rename
+    (fsspec's ``mv`` is a copy then a delete) but publishes an object only once its
+    upload completes, so a remote file is written under its final name.
+    """
     fs, _, p = resolve_filesystem(path, storage_options)
-    parent = posixpath.dirname(p)
-    fs.makedirs(parent, exist_ok=True)
-    tmp = posixpath.join(parent, f".{posixpath.basename(p)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with fs.open(tmp, "wb") as fh:
-            pq.write_table(
-                table,
-                fh,
-                compression=compression,
-                row_group_size=row_group_size,
-                use_dictionary=use_dictionary,
-            )
-        fs.mv(tmp, p)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
+        atomic_write(p, lambda fh: pq.write_table(table, fh, **write_options))
+    else:
+        fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(p, "wb") as fh:
+            pq.write_table(table, fh, **write_options)
     return path
-
-
-def write_arrays(path: str, columns: Mapping[str, Any], storage_options: dict | None = None) -> str:
-    """Write one partition of arrays atomically (a rerun can skip files that exist)."""
-    return write_table_atomic(arrays_to_table(columns), os.fspath(path), storage_options)
-
-
-def read_patterns(dataset_path: str | os.PathLike) -> np.ndarray:
-    """Stored patterns (n_patterns, n_units) int8 of a Hopfield dataset, by pattern_id."""
-    parts = [
-        read_arrays(p, ("pattern_id", "pattern"))
-        for p in list_partitions(posixpath.join(os.fspath(dataset_path), "patterns"))
-    ]
-    ids = np.concatenate([p["pattern_id"] for p in parts])
-    patterns = np.concatenate([p["pattern"] for p in parts]).astype(np.int8, copy=False)
-    return patterns[np.argsort(ids, kind="stable")]
-
-
-def list_probe_partitions(dataset_path: str | os.PathLike) -> list[str]:
-    """Probe partition files of a Hopfield dataset (``<path>/probes``)."""
-    return list_partitions(posixpath.join(os.fspath(dataset_path), "probes"))
-
-
-def read_probe_partition(path: str) -> dict[str, np.ndarray]:
-    """One probe file: probe_id, probe (n, n_units) int8, pattern_id (truth), n_flipped."""
-    return read_arrays(path, PROBE_COLUMNS)
-
-
-def result_path(output_dir: str | os.PathLike, partition_path: str) -> str:
-    """Where the result of one input partition goes: same file name under ``output_dir``."""
-    return posixpath.join(os.fspath(output_dir), posixpath.basename(partition_path))
-
-
-def pending_partitions(
-    partition_paths: Sequence[str],
-    output_dir: str | os.PathLike,
-    storage_options: dict | None = None,
-) -> list[str]:
-    """Input partitions whose result file does not exist yet (rerun skips done ones)."""
-    fs, _, _ = resolve_filesystem(os.fspath(output_dir), storage_options)
-    return [
-        p
-        for p in partition_paths
-        if not fs.exists(resolve_filesystem(result_path(output_dir, p), storage_options)[2])
-    ]

@@ -38,7 +38,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from nnpipe.core.serialization import atomic_write
+from .partition_io import (
+    DataError,
+    bipolar_column,
+    column_to_numpy,
+    list_parquet_files,
+    read_columns,
+    resolve_filesystem,
+    write_parquet,
+)
 
 _META_PREFIX = b"nnpipe.recall."
 
@@ -102,18 +110,13 @@ def network_fingerprint(network: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def list_probe_files(probes_dir: str | os.PathLike) -> list[Path]:
-    """The dataset's Parquet files in a stable order (hidden and ``_`` files skipped)."""
-    root = Path(probes_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"probe dataset {str(root)!r} is not a directory")
-    files = sorted(
-        p
-        for p in root.rglob("*.parquet")
-        if not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
-    )
+def list_probe_files(probes_dir: str | os.PathLike) -> list[str]:
+    """The probe directory's partition files, by the dataset rules (:func:`list_parquet_files`)."""
+    if not Path(probes_dir).is_dir():
+        raise FileNotFoundError(f"probe dataset {os.fspath(probes_dir)!r} is not a directory")
+    files = list_parquet_files(probes_dir)
     if not files:
-        raise ValueError(f"probe dataset {str(root)!r} holds no .parquet files")
+        raise DataError(f"probe dataset {os.fspath(probes_dir)!r} holds no .parquet files")
     return files
 
 
@@ -121,22 +124,20 @@ def plan_partitions(
     probes_dir: str | os.PathLike, output_dir: str | os.PathLike
 ) -> list[RecallPartition]:
     """One :class:`RecallPartition` per input file; output names follow the input paths."""
-    root = Path(probes_dir)
-    out = Path(output_dir)
+    _, _, root = resolve_filesystem(probes_dir)  # the root the listed paths start with
     plan = []
-    for path in list_probe_files(root):
-        key = path.relative_to(root).as_posix()
+    for path in list_probe_files(probes_dir):
+        key = path[len(root) :].lstrip("/")
         try:
             n_rows = pq.ParquetFile(path).metadata.num_rows
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise ValueError(f"probe file {str(path)!r} is not readable Parquet: {exc}") from exc
-        name = key.replace("/", "__")
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
         plan.append(
             RecallPartition(
-                source=str(path),
-                output=str(out / name),
+                source=path,
+                output=str(Path(output_dir) / key.replace("/", "__")),
                 key=key,
-                source_size=path.stat().st_size,
+                source_size=os.path.getsize(path),
                 n_rows=n_rows,
             )
         )
@@ -176,52 +177,22 @@ def remove_stale_temporaries(output_dir: str | os.PathLike) -> int:
     return len(stale)
 
 
-def read_probes(path: str | os.PathLike, probe_column: str, pattern_column: str | None):
-    """(probes (n, n_neurons) int8, pattern index (n,) or None, probe ids (n,)) of one file."""
+def read_probes(path: str, probe_column: str, pattern_column: str | None):
+    """(probes (n, n_neurons) int8, pattern index (n,) or None, probe ids (n,)) of one file.
+
+    Only these columns are read; ``probe_id`` is optional (row numbers stand in).
+    """
     columns = [probe_column] + ([pattern_column] if pattern_column else [])
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ValueError(f"probe file {str(path)!r} is not readable Parquet: {exc}") from exc
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise ValueError(
-            f"probe file {str(path)!r} has no column {missing[0]!r}; "
-            f"columns present: {', '.join(table.column_names)}"
-        )
-    probes = list_column_to_numpy(table.column(probe_column), path, probe_column)
+    table = read_columns(path, columns, optional=["probe_id"])
+    probes = bipolar_column(table, probe_column, path)
     patterns = None
     if pattern_column:
-        patterns = table.column(pattern_column).to_numpy().astype(np.int64)
+        patterns = column_to_numpy(table, pattern_column, path).astype(np.int64)
     if "probe_id" in table.column_names:
-        ids = table.column("probe_id").to_numpy().astype(np.int64)
+        ids = column_to_numpy(table, "probe_id", path).astype(np.int64)
     else:
         ids = np.arange(table.num_rows, dtype=np.int64)
     return probes, patterns, ids
-
-
-def list_column_to_numpy(column: pa.ChunkedArray, path: Any, name: str) -> np.ndarray:
-    """A (fixed-size) list<int> column as an (n_rows, list_size) int8 array, checked bipolar."""
-    arr = column.combine_chunks()
-    if not (pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type)):
-        raise ValueError(f"column {name!r} of {str(path)!r} must be a list column, got {arr.type}")
-    if arr.null_count:
-        raise ValueError(f"column {name!r} of {str(path)!r} has {arr.null_count} null rows")
-    lengths = np.unique(arr.value_lengths().to_numpy(zero_copy_only=False))
-    if len(lengths) != 1:
-        raise ValueError(
-            f"column {name!r} of {str(path)!r} has rows of different lengths {lengths.tolist()}"
-        )
-    flat = arr.flatten().to_numpy(zero_copy_only=False)
-    bad = ~np.isin(flat, (-1, 1))
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        row, col = divmod(first, int(lengths[0]))
-        raise ValueError(
-            f"column {name!r} of {str(path)!r} must be bipolar (-1/+1); row {row}, "
-            f"position {col} holds {flat[first].item()!r}"
-        )
-    return flat.astype(np.int8).reshape(len(arr), int(lengths[0]))
 
 
 def recall_partition(
@@ -242,9 +213,10 @@ def recall_partition(
         )
     result = network.recall(probes)
     states = np.asarray(result.states, dtype=np.int8)  # (n, n_neurons)
-    kinds, nearest = classify_states(network, states)
+    # The network's own classification: the same exact fields as its recall.
+    found = network.classify(states)
     # A fixed point that is not a stored pattern: reversed, mixture or other spurious state.
-    spurious = np.asarray(result.converged, bool) & (kinds != "stored")
+    spurious = np.asarray(result.converged, bool) & (found.labels != "stored")
     n, n_neurons = states.shape
     columns: dict[str, pa.Array] = {
         "probe_id": pa.array(ids),
@@ -252,8 +224,8 @@ def recall_partition(
         "converged": pa.array(np.asarray(result.converged, bool)),
         "n_sweeps": pa.array(np.asarray(result.n_sweeps, np.int32)),
         "energy": pa.array(np.asarray(result.energy, np.float64)),
-        "kind": pa.array(kinds.tolist(), pa.string()),
-        "nearest": pa.array(nearest.astype(np.int32)),
+        "kind": pa.array(found.labels, pa.string()),
+        "nearest": pa.array(found.nearest.astype(np.int32)),
         "spurious": pa.array(spurious),
     }
     n_exact = 0
@@ -274,7 +246,7 @@ def recall_partition(
         overlap_sum = float(overlap.sum())
     table = pa.table(columns)
     table = table.replace_schema_metadata(_expected_meta(part, fingerprint))
-    atomic_write(part.output, lambda fh: pq.write_table(table, fh))
+    write_parquet(table, part.output)
     return PartitionStats(
         key=part.key,
         n_probes=n,
@@ -286,17 +258,9 @@ def recall_partition(
     )
 
 
-def classify_states(network: Any, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per state: its kind (see ``nnpipe.core.hopfield_states.LABELS``) and nearest pattern."""
-    found = network.classify(states)
-    return np.asarray(found.labels).astype(str), np.asarray(found.nearest, dtype=np.int64)
-
-
 def read_results(output_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
     """Every result file of a job as one table (result files only, in name order)."""
-    files = sorted(
-        p for p in Path(output_dir).glob("*.parquet") if not p.name.startswith((".", "_"))
-    )
+    files = list_parquet_files(output_dir) if Path(output_dir).is_dir() else []
     if not files:
         raise ValueError(f"no recall results in {str(output_dir)!r}")
     return pa.concat_tables([pq.read_table(p, columns=columns) for p in files])

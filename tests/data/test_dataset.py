@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nnpipe.data import DataError, ParquetDataset, TrainValidationSplit
+from nnpipe.data import DataError, ParquetDataset, TrainValidationSplit, list_parquet_files
 
 from .conftest import write_parts
 
@@ -21,6 +21,23 @@ def test_default_features_are_numeric_columns_except_targets_and_hive_keys(tmp_p
     assert ds.feature_names == ["x0", "x1", "x2"]
     assert ds.partition_columns == ["fold"]
     assert ds.n_partitions == 4 and ds.n_rows == 1000
+
+
+def test_partitions_are_parquet_files_outside_hidden_and_underscore_entries(parquet_xy):
+    path, _, _ = parquet_xy
+    (path / "_SUCCESS").write_bytes(b"")
+    (path / ".part-00001.parquet.1a2b.tmp").write_bytes(b"half written")
+    for skipped in (".a=1", "_temporary"):
+        (path / skipped).mkdir()
+        (path / skipped / "part-00000.parquet").write_bytes(
+            (path / "part-00000.parquet").read_bytes()
+        )
+    (path / "_fold=3").mkdir()  # a hive directory, whatever its first letter
+    (path / "_fold=3" / "extra.pq").write_bytes((path / "part-00009.parquet").read_bytes())
+    files = list_parquet_files(path)
+    names = [f[len(str(path)) + 1 :] for f in files]
+    assert names == ["_fold=3/extra.pq"] + [f"part-{i:05d}.parquet" for i in range(10)]
+    assert ParquetDataset(path, targets="y").n_partitions == 11
 
 
 def test_dask_arrays_are_aligned_row_for_row_with_known_chunks(parquet_xy):

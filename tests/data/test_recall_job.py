@@ -18,7 +18,7 @@ from nnpipe.data.recall_job import (
     read_results,
     run_recall_job,
 )
-from nnpipe.data.writers import write_hopfield_dataset
+from nnpipe.data.synthetic import write_hopfield_dataset
 
 N_PROBES = 900
 

@@ -1,6 +1,8 @@
-"""Synthetic writers and partition I/O: content, determinism, layout, atomic writes."""
+"""Synthetic datasets and partition I/O: content, determinism, layout, atomic writes."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -10,23 +12,34 @@ import pytest
 from nnpipe.data import (
     DataError,
     ParquetDataset,
-    list_partitions,
-    list_probe_partitions,
-    pending_partitions,
-    read_arrays,
-    read_patterns,
-    read_probe_partition,
-    result_path,
-    write_arrays,
+    list_parquet_files,
     write_classification_dataset,
     write_hopfield_dataset,
     write_regression_dataset,
 )
+from nnpipe.data.partition_io import (
+    arrays_to_table,
+    bipolar_column,
+    column_to_numpy,
+    read_columns,
+    read_patterns,
+    write_parquet,
+)
+from nnpipe.data.recall_job import list_probe_files
+
+PROBE_COLUMNS = ("probe_id", "probe", "pattern_id", "n_flipped")
+
+
+def read_probe_file(path: str) -> dict[str, np.ndarray]:
+    """One probe file: probe_id, probe (n, n_units) int8, pattern_id (truth), n_flipped."""
+    table = read_columns(path, PROBE_COLUMNS)
+    arrays = {name: column_to_numpy(table, name, path) for name in PROBE_COLUMNS}
+    return {**arrays, "probe": bipolar_column(table, "probe", path)}
 
 
 def test_regression_has_mostly_negative_targets_in_partitions(tmp_path):
     info = write_regression_dataset(tmp_path / "r", 2500, n_features=4, rows_per_partition=1000)
-    assert info.n_partitions == 3 and len(list_partitions(tmp_path / "r")) == 3
+    assert info.n_partitions == 3 and len(list_parquet_files(tmp_path / "r")) == 3
     ds = ParquetDataset(tmp_path / "r", targets="y")
     assert ds.feature_names == ["x0", "x1", "x2", "x3"] and ds.n_rows == 2500
     y = ds.to_dask()[1].compute()
@@ -73,8 +86,8 @@ def test_hopfield_probes_are_patterns_with_exactly_n_flipped_units(tmp_path):
     assert schema.field("probe").type == pa.list_(pa.int8(), 40)
     patterns = read_patterns(tmp_path / "h")
     assert patterns.shape == (3, 40) and set(np.unique(patterns)) == {-1, 1}
-    files = list_probe_partitions(tmp_path / "h")
-    parts = [read_probe_partition(f) for f in files]
+    files = list_probe_files(tmp_path / "h" / "probes")
+    parts = [read_probe_file(f) for f in files]
     ids = np.concatenate([p["probe_id"] for p in parts])
     np.testing.assert_array_equal(ids, np.arange(250))
     for p in parts:
@@ -84,31 +97,38 @@ def test_hopfield_probes_are_patterns_with_exactly_n_flipped_units(tmp_path):
         assert np.all(p["n_flipped"] == 4)
 
 
-def test_result_partition_write_is_atomic_and_reruns_skip_done_ones(tmp_path):
+def test_partition_write_is_atomic_and_2d_arrays_read_back(tmp_path):
+    # Skipping finished partitions on a rerun: test_recall_job.py.
     info = write_hopfield_dataset(tmp_path / "h", n_units=10, n_probes=30, rows_per_partition=10)
-    probes = list_probe_partitions(tmp_path / "h")
     out = tmp_path / "out"
-    assert pending_partitions(probes, out) == probes
     states = np.ones((10, 10), dtype=np.int8)
-    write_arrays(result_path(out, probes[1]), {"probe_id": np.arange(10), "state": states})
-    assert pending_partitions(probes, out) == [probes[0], probes[2]]
+    table = arrays_to_table({"probe_id": np.arange(10), "state": states})
+    write_parquet(table, str(out / "part-00001.parquet"))
     assert [p.name for p in out.iterdir()] == ["part-00001.parquet"]  # no temp file left
-    back = read_arrays(result_path(out, probes[1]))
+    path = str(out / "part-00001.parquet")
+    back = {"state": column_to_numpy(read_columns(path, ["state"]), "state", path)}
     np.testing.assert_array_equal(back["state"], states)
     assert info.columns["truth"] == "pattern_id"
 
 
+def test_dataset_files_get_the_mode_of_a_plainly_created_file(tmp_path):
+    # Written atomically through a temp file, yet readable as any new file would be.
+    info = write_regression_dataset(tmp_path / "r", 10)
+    (tmp_path / "plain").write_bytes(b"")
+    assert os.stat(info.files[0]).st_mode == os.stat(tmp_path / "plain").st_mode
+
+
 def test_partition_io_errors_name_file_and_column(tmp_path):
     with pytest.raises(ValueError, match="different lengths"):
-        write_arrays(tmp_path / "x.parquet", {"a": np.arange(3), "b": np.arange(4)})
-    write_arrays(tmp_path / "x.parquet", {"a": np.arange(3)})
+        arrays_to_table({"a": np.arange(3), "b": np.arange(4)})
+    write_parquet(arrays_to_table({"a": np.arange(3)}), str(tmp_path / "x.parquet"))
     with pytest.raises(
         DataError, match=r"x\.parquet' has no column 'probe_id'; columns present: a"
     ):
-        read_probe_partition(str(tmp_path / "x.parquet"))
+        read_probe_file(str(tmp_path / "x.parquet"))
     (tmp_path / "bad.parquet").write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"cannot read Parquet file .*bad\.parquet"):
-        read_arrays(str(tmp_path / "bad.parquet"))
+        read_columns(str(tmp_path / "bad.parquet"), ["a"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no Parquet files"):
-        list_partitions(tmp_path / "empty")
+        ParquetDataset(tmp_path / "empty")

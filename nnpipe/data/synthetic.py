@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import resolve_filesystem
-from .partition_io import arrays_to_table, write_table_atomic
+from .partition_io import arrays_to_table, resolve_filesystem, write_parquet
 
 
 @dataclass
@@ -47,12 +46,12 @@ def _prepare_dir(path: str, overwrite: bool, storage_options: dict | None) -> No
     fs.makedirs(root, exist_ok=True)
 
 
-def _partition_sizes(n_rows: int, rows_per_partition: int) -> list[int]:
+def _write_partitions(
+    path, n_rows, rows_per_partition, make, storage_options, compression
+) -> list[str]:
+    """Write ``make(i, n)`` as ``part-{i:05d}.parquet`` for each partition size ``n``."""
     full, rest = divmod(n_rows, rows_per_partition)
-    return [rows_per_partition] * full + ([rest] if rest else [])
-
-
-def _write_partitions(path, sizes, make, storage_options, compression) -> list[str]:
+    sizes = [rows_per_partition] * full + ([rest] if rest else [])
     files = []
     for i, n in enumerate(sizes):
         name = posixpath.join(os.fspath(path), f"part-{i:05d}.parquet")
@@ -60,7 +59,9 @@ def _write_partitions(path, sizes, make, storage_options, compression) -> list[s
         # Random floats never repeat: dictionary encoding would only cost time
         # (measured: 14x slower writes, 4x slower reads, 50% larger files).
         files.append(
-            write_table_atomic(table, name, storage_options, compression, use_dictionary=False)
+            write_parquet(
+                table, name, storage_options, compression=compression, use_dictionary=False
+            )
         )
     return files
 
@@ -106,8 +107,7 @@ def write_regression_dataset(
         return cols
 
     _prepare_dir(path, overwrite, storage_options)
-    sizes = _partition_sizes(n_rows, rows_per_partition)
-    files = _write_partitions(path, sizes, make, storage_options, compression)
+    files = _write_partitions(path, n_rows, rows_per_partition, make, storage_options, compression)
     return WrittenDataset(path, n_rows, len(files), files, {"features": feat, "targets": targ})
 
 
@@ -146,8 +146,7 @@ def write_classification_dataset(
         return cols
 
     _prepare_dir(path, overwrite, storage_options)
-    sizes = _partition_sizes(n_rows, rows_per_partition)
-    files = _write_partitions(path, sizes, make, storage_options, compression)
+    files = _write_partitions(path, n_rows, rows_per_partition, make, storage_options, compression)
     return WrittenDataset(path, n_rows, len(files), files, {"features": feat, "targets": ["label"]})
 
 
@@ -201,15 +200,15 @@ def write_hopfield_dataset(
         }
 
     _prepare_dir(path, overwrite, storage_options)
-    pattern_file = write_table_atomic(
+    pattern_file = write_parquet(
         arrays_to_table({"pattern_id": np.arange(n_patterns, dtype=np.int32), "pattern": patterns}),
         posixpath.join(path, "patterns", "part-00000.parquet"),
         storage_options,
-        compression,
+        compression=compression,
     )
-    sizes = _partition_sizes(n_probes, rows_per_partition)
+    probes = posixpath.join(path, "probes")
     files = _write_partitions(
-        posixpath.join(path, "probes"), sizes, make, storage_options, compression
+        probes, n_probes, rows_per_partition, make, storage_options, compression
     )
     return WrittenDataset(
         path,
