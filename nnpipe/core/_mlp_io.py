@@ -23,6 +23,17 @@ class MLPFileMixin:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write weights, optimizer state, scalers, parameters and RNG state to one .npz."""
+        arrays, meta = self.to_arrays()
+        save_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Read a model written by :meth:`save` (no pickle; shapes checked)."""
+        arrays, meta = load_npz(path, kind=cls.__name__)
+        return cls.from_arrays(arrays, meta, path)
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The state :meth:`save` writes, as (arrays, JSON-able meta) to embed in another file."""
         check_is_fitted(self, "_params")
         opt_arrays, opt_meta = self._optimizer.state()
         arrays = {"params": self._params, "best_params": self._best_params}
@@ -43,12 +54,13 @@ class MLPFileMixin:
             "no_improvement_count": self._no_improvement_count,
         }
         self._save_extra(arrays, meta)
-        save_npz(path, arrays, meta)
+        return arrays, meta
 
     @classmethod
-    def load(cls, path: str | os.PathLike):
-        """Read a model written by :meth:`save` (no pickle; shapes checked)."""
-        arrays, meta = load_npz(path, kind=cls.__name__)
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+    ):
+        """Rebuild a model from :meth:`to_arrays` output; ``path`` names the source in errors."""
         try:
             params = dict(meta["params"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])

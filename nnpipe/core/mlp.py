@@ -15,7 +15,7 @@ import numpy as np
 from ._mlp_base import BaseMLP, DivergenceError
 from .activations import ACTIVATIONS, activation_names
 from .losses import regression_losses
-from .scalers import SCALERS, MinMaxScaler, StandardScaler
+from .scalers import SCALERS, MinMaxScaler, StandardScaler, scaler_from_arrays
 from .serialization import load_npz, require
 from .threads import blas_threads
 from .validation import check_array, check_is_fitted, check_n_features, check_option
@@ -263,10 +263,9 @@ class MLPRegressor(BaseMLP):
         s_meta = meta["target_scaler"]
         self.target_scaler_ = None
         if s_meta is not None:
-            kind = {cls.__name__: cls for cls in SCALERS.values()}[s_meta["kind"]]
             prefix = "target_"
             s_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            self.target_scaler_ = kind.from_arrays(s_arrays, s_meta, path)
+            self.target_scaler_ = scaler_from_arrays(s_arrays, s_meta, path)
         if meta["fixed_target_scaler"]:
             self.set_target_scaler(self.target_scaler_)
 

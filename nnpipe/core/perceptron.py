@@ -179,6 +179,17 @@ class Perceptron(Params):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted perceptron to a .npz file atomically."""
+        arrays, meta = self.to_arrays()
+        save_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Perceptron:
+        """Read a perceptron written by :meth:`save`."""
+        arrays, meta = load_npz(path, kind="Perceptron")
+        return cls.from_arrays(arrays, meta, path)
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The state :meth:`save` writes, as (arrays, JSON-able meta) to embed in another file."""
         check_is_fitted(self, "coef_")
         params = {k: v for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], int | None):
@@ -190,12 +201,13 @@ class Perceptron(Params):
             "errors_": self.errors_,
             "converged_": self.converged_,
         }
-        save_npz(path, arrays, meta)
+        return arrays, meta
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Perceptron:
-        """Read a perceptron written by :meth:`save`."""
-        arrays, meta = load_npz(path, kind="Perceptron")
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+    ) -> Perceptron:
+        """Rebuild a perceptron from :meth:`to_arrays` output; ``path`` names it in errors."""
         try:
             model = cls(**meta["params"])
             model.coef_ = require(arrays, "coef_", (None, None), path)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .params import Params
-from .serialization import load_npz, require, save_npz
+from .serialization import ModelFileError, load_npz, require, save_npz
 from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
 
 # Relative threshold under which a variance/range counts as zero (float noise).
@@ -286,3 +286,22 @@ class MinMaxScaler(_Scaler):
 
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler}
+
+
+def scaler_from_arrays(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+) -> StandardScaler | MinMaxScaler:
+    """Rebuild whichever scaler ``meta["kind"]`` names, from :meth:`_Scaler.to_arrays` output."""
+    kinds = {cls.__name__: cls for cls in SCALERS.values()}
+    cls = kinds.get(meta.get("kind"))
+    if cls is None:
+        raise ModelFileError(
+            f"{str(path)!r} holds a {meta.get('kind')!r}, expected one of {sorted(kinds)}"
+        )
+    return cls.from_arrays(arrays, meta, path)
+
+
+def load_scaler(path: str | os.PathLike) -> StandardScaler | MinMaxScaler:
+    """Read a scaler ``.npz`` of any nnpipe scaler kind (no pickle)."""
+    arrays, meta = load_npz(path)
+    return scaler_from_arrays(arrays, meta, path)
