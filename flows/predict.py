@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nnpipe.core.mlp import network_from_arrays
 from nnpipe.core.scalers import load_scaler
 from nnpipe.core.serialization import ModelFileError, load_npz
-from nnpipe.core.trained_model import TrainedModel, network_from_arrays
+from nnpipe.core.trained_model import TrainedModel
 
 # train_bp writes one TrainedModel file per run: models/<run id>/model.npz.
 MODEL_FILE = "model.npz"

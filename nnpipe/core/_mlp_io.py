@@ -9,31 +9,19 @@ bit, as training without the break.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-from .serialization import ModelFileError, load_npz, require, save_npz
+from .serialization import ModelFileError, NpzFileMixin, require
 from .validation import check_is_fitted
 
 
-class MLPFileMixin:
+class MLPFileMixin(NpzFileMixin):
     """``save`` / ``load`` for BaseMLP; subclasses add their target state via the hooks."""
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write weights, optimizer state, scalers, parameters and RNG state to one .npz."""
-        arrays, meta = self.to_arrays()
-        save_npz(path, arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike):
-        """Read a model written by :meth:`save` (no pickle; shapes checked)."""
-        arrays, meta = load_npz(path, kind=cls.__name__)
-        return cls.from_arrays(arrays, meta, path)
-
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """The state :meth:`save` writes, as (arrays, JSON-able meta) to embed in another file."""
+        """What :meth:`save` writes, as (arrays, JSON-able meta): weights, optimizer, RNG."""
         check_is_fitted(self, "_params")
         opt_arrays, opt_meta = self._optimizer.state()
         arrays = {"params": self._params, "best_params": self._best_params}

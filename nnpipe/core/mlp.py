@@ -20,7 +20,7 @@ from .serialization import load_npz, require
 from .threads import blas_threads
 from .validation import check_array, check_is_fitted, check_n_features, check_option
 
-__all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model"]
+__all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model", "network_from_arrays"]
 
 _SHARED_DOC = """
     hidden_layer_sizes : int or tuple of int, default (100,)
@@ -444,14 +444,19 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
 
 def load_model(path: str | os.PathLike):
     """Load whichever nnpipe estimator the .npz at ``path`` holds."""
+    arrays, meta = load_npz(path)
+    return network_from_arrays(arrays, meta, path)
+
+
+def network_from_arrays(arrays: dict, meta: dict, path: Any = "<memory>"):
+    """Rebuild whichever estimator ``meta["kind"]`` names, from its ``to_arrays`` output."""
     from .perceptron import Perceptron
     from .serialization import ModelFileError
 
-    _, meta = load_npz(path)
     kinds = {cls.__name__: cls for cls in (MLPRegressor, MLPClassifier, Perceptron)}
     cls = kinds.get(meta.get("kind"))
     if cls is None:
         raise ModelFileError(
             f"{str(path)!r} holds a {meta.get('kind')!r}; load_model reads {', '.join(kinds)}"
         )
-    return cls.load(path)
+    return cls.from_arrays(arrays, meta, path)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .params import Params
-from .serialization import ModelFileError, load_npz, require, save_npz
+from .serialization import ModelFileError, NpzFileMixin, load_npz, require
 from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
 
 # Relative threshold under which a variance/range counts as zero (float noise).
@@ -30,7 +30,7 @@ def _safe_scale(scale: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     return scale
 
 
-class _Scaler(Params):
+class _Scaler(NpzFileMixin, Params):
     """Shared bookkeeping: parameters, dtype, shape checks, save/load."""
 
     _fitted_attr = "n_samples_seen_"
@@ -89,17 +89,6 @@ class _Scaler(Params):
         obj.n_samples_seen_ = int(require(arrays, "n_samples_seen_", (), path))
         obj.n_features_in_ = int(n_features)
         return obj
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted scaler to a ``.npz`` file atomically."""
-        arrays, meta = self.to_arrays()
-        save_npz(path, arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike):
-        """Read a scaler written by :meth:`save` (no pickle)."""
-        arrays, meta = load_npz(path, kind=cls.__name__)
-        return cls.from_arrays(arrays, meta, path)
 
 
 def _jsonable(value: Any) -> Any:

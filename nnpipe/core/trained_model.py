@@ -26,33 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from .mlp import MLPClassifier, MLPRegressor
+from .mlp import MLPClassifier, MLPRegressor, load_model, network_from_arrays
 from .perceptron import Perceptron
 from .scalers import load_scaler, scaler_from_arrays
-from .serialization import ModelFileError, load_npz, save_npz
+from .serialization import ModelFileError, NpzFileMixin, load_npz
 
-__all__ = ["TrainedModel", "load_network", "network_from_arrays"]
+__all__ = ["TrainedModel", "default_feature_names"]
 
 _KIND = "TrainedModel"
-_NETWORKS = {cls.__name__: cls for cls in (MLPRegressor, MLPClassifier, Perceptron)}
+_NETWORK_KINDS = {cls.__name__ for cls in (MLPRegressor, MLPClassifier, Perceptron)}
 _NETWORK, _SCALER = "network", "feature_scaler"
-
-
-def network_from_arrays(arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any):
-    """Rebuild whichever network ``meta["kind"]`` names, from its ``to_arrays`` output."""
-    cls = _NETWORKS.get(meta.get("kind"))
-    if cls is None:
-        raise ModelFileError(
-            f"{str(path)!r} holds a {meta.get('kind')!r} network; "
-            f"expected one of {', '.join(_NETWORKS)}"
-        )
-    return cls.from_arrays(arrays, meta, path)
-
-
-def load_network(path: str | os.PathLike):
-    """Read a network ``.npz`` written by an estimator's ``save`` (whichever kind it holds)."""
-    arrays, meta = load_npz(path)
-    return network_from_arrays(arrays, meta, path)
 
 
 def default_feature_names(n_features: int) -> list[str]:
@@ -60,7 +43,7 @@ def default_feature_names(n_features: int) -> list[str]:
     return [f"x{i}" for i in range(n_features)]
 
 
-class TrainedModel:
+class TrainedModel(NpzFileMixin):
     """A fitted network with the feature scaler and column names it predicts with.
 
     Parameters
@@ -192,7 +175,7 @@ class TrainedModel:
     ) -> TrainedModel:
         """Rebuild from :meth:`to_arrays` output; ``path`` names the source in errors."""
         kind = meta.get("kind")
-        if kind in _NETWORKS:
+        if kind in _NETWORK_KINDS:
             raise ModelFileError(_bare_network_message(path, kind))
         if kind != _KIND:
             raise ModelFileError(f"{str(path)!r} holds a {kind!r}, expected a {_KIND!r}")
@@ -209,15 +192,10 @@ class TrainedModel:
                 raise
             raise ModelFileError(f"{str(path)!r} is not a valid {_KIND} file: {exc}") from exc
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model to one ``.npz`` atomically (temp file + rename)."""
-        arrays, meta = self.to_arrays()
-        save_npz(path, arrays, meta)
-
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainedModel:
         """Read a file written by :meth:`save` (no pickle; a bare network file is refused)."""
-        arrays, meta = load_npz(path)
+        arrays, meta = load_npz(path)  # kind checked by from_arrays, to explain bare networks
         return cls.from_arrays(arrays, meta, path)
 
     @classmethod
@@ -229,7 +207,7 @@ class TrainedModel:
         target_names: Sequence[str] | None = None,
     ) -> TrainedModel:
         """A model from a network file and (optionally) a feature-scaler file, as saved apart."""
-        network = load_network(network_path)
+        network = load_model(network_path)
         scaler = None if scaler_path is None else load_scaler(scaler_path)
         return cls(network, scaler, feature_names, target_names)
 

@@ -24,14 +24,10 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import Model, infer_signature
 
+from nnpipe.core.mlp import load_model, network_from_arrays
 from nnpipe.core.scalers import load_scaler
 from nnpipe.core.serialization import load_npz
-from nnpipe.core.trained_model import (
-    TrainedModel,
-    default_feature_names,
-    load_network,
-    network_from_arrays,
-)
+from nnpipe.core.trained_model import TrainedModel, default_feature_names
 
 from .base import LoggedModel
 
@@ -59,6 +55,11 @@ __all__ = [
     "trained_model_from_files",
     "use_tracking_uri",
 ]
+
+
+def load_network(path: str | os.PathLike):
+    """Read an nnpipe network ``.npz`` (whichever estimator it holds)."""
+    return load_model(path)
 
 
 def predict_frame(network: Any, scaler: Any, feature_names: list[str], data: Any) -> np.ndarray:
