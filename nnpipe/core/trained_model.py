@@ -175,7 +175,7 @@ class TrainedModel(NpzFileMixin):
     ) -> TrainedModel:
         """Rebuild from :meth:`to_arrays` output; ``path`` names the source in errors."""
         kind = meta.get("kind")
-        if kind in _NETWORK_KINDS:
+        if isinstance(kind, str) and kind in _NETWORK_KINDS:
             raise ModelFileError(_bare_network_message(path, kind))
         if kind != _KIND:
             raise ModelFileError(f"{str(path)!r} holds a {kind!r}, expected a {_KIND!r}")
