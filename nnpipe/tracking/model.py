@@ -81,7 +81,8 @@ def trained_model_from_files(
     trained = TrainedModel.from_arrays(arrays, meta, model_path)
     if scaler_path is not None:
         raise ValueError(
-            f"{str(model_path)!r} already holds its feature scaler; do not pass scaler_path"
+            f"{str(model_path)!r} is a TrainedModel file: it holds its own feature scaler "
+            "(or none); do not pass scaler_path"
         )
     if feature_names is not None and list(feature_names) != trained.feature_names:
         raise ValueError(

@@ -160,7 +160,7 @@ def test_trained_model_file_is_logged_as_it_is(model_store, regressor_files, tmp
     TrainedModel.from_files(network_path, scaler_path, FEATURES).save(path)
     tracker = MlflowTracker("nnpipe-trained-file")
     with tracker.run():
-        with pytest.raises(ValueError, match="already holds its feature scaler"):
+        with pytest.raises(ValueError, match="holds its own feature scaler"):
             tracker.log_model(path, scaler_path=scaler_path)
         with pytest.raises(ValueError, match=r"feature_names \['a', 'b', 'c'\] differ"):
             tracker.log_model(path, feature_names=["a", "b", "c"])
