@@ -1,6 +1,8 @@
-"""``nnpipe predict``: score a CSV or Parquet file with an MLflow model or a local .npz.
+"""``nnpipe predict``: score a CSV or Parquet file with an MLflow model or a local model file.
 
 Plain functions, not a flow: one-shot scoring should not wait for a Prefect server.
+A local model is a :class:`~nnpipe.core.trained_model.TrainedModel` file (what
+``train_bp`` writes); model directories written by earlier versions are read too.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nnpipe.core.mlp import load_model
-from nnpipe.core.scalers import SCALERS
+from nnpipe.core.mlp import network_from_arrays
+from nnpipe.core.scalers import load_scaler
 from nnpipe.core.serialization import ModelFileError, load_npz
+from nnpipe.core.trained_model import TrainedModel
 
-# Files train_bp writes into its model directory (models/<run id>/).
+# train_bp writes one TrainedModel file per run: models/<run id>/model.npz.
 MODEL_FILE = "model.npz"
+# Earlier versions wrote the bare network as model.npz, with the feature scaler and
+# the column names (JSON) in these files beside it.
 SCALER_FILE = "x_scaler.npz"
 MODEL_INFO = "model.json"
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -62,42 +67,41 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_scaler(path: Path):
-    """A feature scaler file of any nnpipe scaler kind (no pickle)."""
+def load_local_model(path: str | Path, frame: pd.DataFrame | None = None) -> TrainedModel:
+    """The model in a file or model directory; ``frame`` names the columns of a bare network."""
+    path = Path(path)
+    path = path / MODEL_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist")
     arrays, meta = load_npz(path)
-    kinds = {cls.__name__: cls for cls in SCALERS.values()}
-    cls = kinds.get(meta.get("kind"))
-    if cls is None:
-        raise ModelFileError(f"{str(path)!r} holds a {meta.get('kind')!r}, not a scaler")
-    return cls.from_arrays(arrays, meta, path)
+    if meta.get("kind") == TrainedModel.__name__:
+        return TrainedModel.from_arrays(arrays, meta, path)
+    return _earlier_layout(network_from_arrays(arrays, meta, path), path, frame)
 
 
-def _local_predictor(model_path: Path, frame: pd.DataFrame):
-    """network.predict(scaler.transform(X)) with the columns saved beside the model."""
-    if not model_path.is_file():
-        raise FileNotFoundError(f"model file {str(model_path)!r} does not exist")
-    network = load_model(model_path)
-    info_path = model_path.with_name(MODEL_INFO)
+def _earlier_layout(network: Any, path: Path, frame: pd.DataFrame | None) -> TrainedModel:
+    """A bare network file, with the scaler and column names saved beside it if present."""
+    scaler_path = path.with_name(SCALER_FILE)
+    scaler = load_scaler(scaler_path) if scaler_path.is_file() else None
+    info_path = path.with_name(MODEL_INFO)
     if info_path.is_file():
-        features = json.loads(info_path.read_text())["features"]
-    else:
-        # No column list saved: the numeric columns, in file order, must match the network.
+        try:
+            info = json.loads(info_path.read_text())
+            return TrainedModel(network, scaler, info["features"], info.get("targets"))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{str(info_path)!r} is not a valid column list: {exc}") from exc
+    # No column list saved: the numeric columns, in file order, must match the network.
+    features = []
+    if frame is not None:
         features = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-        if len(features) != network.n_features_in_:
-            raise ValueError(
-                f"{str(model_path)!r} takes {network.n_features_in_} features but the input has "
-                f"{len(features)} numeric columns {features}; save {MODEL_INFO} beside the model"
-            )
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
+    if len(features) != network.n_features_in_:
         raise ValueError(
-            f"input is missing feature columns {missing}; the model was trained on {features}"
+            f"{str(path)!r} takes {network.n_features_in_} features but the input has "
+            f"{len(features)} numeric columns {features}; save {MODEL_INFO} beside the model "
+            'with {"features": [...]}, or convert it: TrainedModel.from_files(network_path, '
+            "scaler_path, feature_names).save(path) (nnpipe.core.trained_model)"
         )
-    X = frame[features].to_numpy(dtype=np.float64)  # (n, n_features)
-    scaler_path = model_path.with_name(SCALER_FILE)
-    if scaler_path.is_file():
-        X = load_scaler(scaler_path).transform(X)
-    return network.predict(X)
+    return TrainedModel(network, scaler, features)
 
 
 def _mlflow_predictor(uri: str, frame: pd.DataFrame):
@@ -123,7 +127,7 @@ def predict_file(
     if model.startswith(MLFLOW_SCHEMES):
         pred = _mlflow_predictor(model, frame)
     else:
-        pred = _local_predictor(Path(model), frame)
+        pred = load_local_model(model, frame).predict(frame)
     pred = np.asarray(pred, dtype=np.float64)
     pred = pred.reshape(len(frame), -1)  # (n, n_targets)
     out = frame.copy()

@@ -2,12 +2,12 @@
 
 load dataset -> scalers (saved by prepare_data, else fitted on the workers) ->
 train epochs of streamed minibatches (per-epoch metrics to MLflow) -> evaluate on
-the validation rows -> save the .npz files -> log the servable model.
+the validation rows -> save the model file (network + feature scaler + column
+names) -> log the servable model.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,10 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import TrainConfig
-from flows.predict import MODEL_FILE, MODEL_INFO, SCALER_FILE
+from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
 from nnpipe.core.mlp import MLPRegressor
+from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
 from nnpipe.data.split import TrainValidationSplit
@@ -114,7 +115,7 @@ def train(
 
 @task(cache_policy=NO_CACHE)
 def evaluate(
-    model: MLPRegressor, dataset: ParquetDataset, split: TrainValidationSplit, x_scaler: Any
+    model: TrainedModel, dataset: ParquetDataset, split: TrainValidationSplit
 ) -> tuple[dict[str, float], np.ndarray]:
     """R2, RMSE, MAE and the prediction range on the validation rows; a few rows as example."""
     truths, preds, example = [], [], None
@@ -124,7 +125,7 @@ def evaluate(
             continue
         if example is None:
             example = X[:5]
-        preds.append(model.predict(x_scaler.transform(X)).reshape(len(X), -1))
+        preds.append(model.predict(X).reshape(len(X), -1))
         truths.append(y)
     if not preds:
         raise ValueError(f"dataset {dataset.path!r} has no validation rows to evaluate on")
@@ -144,14 +145,11 @@ def evaluate(
     return metrics, example
 
 
-def save_model(model: MLPRegressor, x_scaler: Any, dataset: ParquetDataset, out: Path) -> Path:
-    """model.npz + x_scaler.npz + model.json (columns) in ``out``: what `nnpipe predict` reads."""
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / MODEL_FILE)
-    x_scaler.save(out / SCALER_FILE)
-    info = {"features": dataset.feature_names, "targets": dataset.target_names}
-    (out / MODEL_INFO).write_text(json.dumps(info, indent=2))
-    return out / MODEL_FILE
+def save_model(model: TrainedModel, out: Path) -> Path:
+    """``out``/model.npz: the one file `nnpipe predict` and the logged pyfunc read."""
+    path = out / MODEL_FILE
+    model.save(path)
+    return path
 
 
 # The defaults, shown in the Prefect UI form of a deployment (never mutated).
@@ -191,7 +189,8 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             )
             train_seconds = time.perf_counter() - start
         model = result.model
-        metrics, example = evaluate(model, dataset, split, x_scaler)
+        trained = TrainedModel(model, x_scaler, dataset.feature_names, dataset.target_names)
+        metrics, example = evaluate(trained, dataset, split)
         metrics.update(
             {
                 "epochs": float(result.epochs_done),
@@ -201,7 +200,7 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             }
         )
         tracker.log_metrics(metrics)
-        model_path = save_model(model, x_scaler, dataset, model_dir)
+        model_path = save_model(trained, model_dir)
         tracker.log_plot(
             "plots/loss_curve.png",
             loss_curve_figure,
@@ -209,12 +208,7 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             model.validation_loss_curve_,
         )
         tracker.log_dict(config.model_dump(mode="json"), "config.json")
-        logged = tracker.log_model(
-            model_path,
-            scaler_path=model_dir / SCALER_FILE,
-            input_example=example,
-            feature_names=list(dataset.feature_names),
-        )
+        logged = tracker.log_model(model_path, input_example=example)
     tracker.wait()  # the run is stored (and any failed write raised) before we report it
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     summary = {

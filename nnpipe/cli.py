@@ -362,12 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict",
-        help="predict a CSV or Parquet file with an MLflow model URI or a local .npz",
+        help="predict a CSV or Parquet file with an MLflow model URI or a local model file",
         description="Predict every row of a CSV or Parquet file. MODEL is an MLflow model "
-        "URI (runs:/<id>/model, models:/<name>/<version>) or a local .npz written by nnpipe. "
+        "URI (runs:/<id>/model, models:/<name>/<version>) or a local model file written by "
+        "nnpipe (models/<run id>/model.npz: network, feature scaler and column names; a "
+        "model directory of earlier versions works too). "
         "The output format follows OUTPUT's suffix (.csv or .parquet).",
     )
-    p.add_argument("model", help="runs:/..., models:/... or path/to/model.npz")
+    p.add_argument("model", help="runs:/..., models:/..., path/to/model.npz or its directory")
     p.add_argument("input", help="CSV or Parquet file with the feature columns")
     p.add_argument("output", help="CSV or Parquet file to write (input columns + prediction)")
     p.add_argument("--column", default="prediction", help="name of the prediction column")

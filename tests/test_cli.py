@@ -206,6 +206,42 @@ def test_predict_bad_input_is_named(nnpipe, trained, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_predict_reads_model_directories_of_earlier_versions(nnpipe, trained, data, tmp_path):
+    from nnpipe.core.trained_model import TrainedModel
+
+    saved = TrainedModel.load(next(trained[0].glob("models/*/model.npz")))
+    frame = pd.read_parquet(next((data / "reg").glob("*.parquet"))).head(30)
+    want = saved.predict(frame)
+    # The earlier layout: bare network as model.npz, scaler and column list beside it.
+    old = tmp_path / "old"
+    saved.network.save(old / "model.npz")
+    saved.feature_scaler.save(old / "x_scaler.npz")
+    (old / "model.json").write_text(json.dumps({"features": saved.feature_names}))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    code, _, err = nnpipe("predict", old, tmp_path / "in.csv", tmp_path / "out.csv")
+    assert code == EXIT_OK, err
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "out.csv")["prediction"], want, rtol=1e-6)
+    # No column list saved: the numeric columns in file order, if there are as many.
+    (old / "model.json").unlink()
+    frame[saved.feature_names].to_csv(tmp_path / "x.csv", index=False)
+    code, _, err = nnpipe("predict", old / "model.npz", tmp_path / "x.csv", tmp_path / "o.csv")
+    assert code == EXIT_OK, err
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "o.csv")["prediction"], want, rtol=1e-6)
+    code, _, err = nnpipe("predict", old / "model.npz", tmp_path / "in.csv", tmp_path / "o.csv")
+    assert_clean_error(code, err, "takes 3 features", "model.json", "TrainedModel.from_files")
+
+
+def test_predict_non_numeric_value_is_named(nnpipe, trained, data, tmp_path):
+    model = next(trained[0].glob("models/*/model.npz"))
+    frame = pd.read_parquet(next((data / "reg").glob("*.parquet"))).head(5)
+    frame["x1"] = frame["x1"].astype(object)
+    frame.loc[2, "x1"] = "n/a?"
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    code, _, err = nnpipe("predict", model, tmp_path / "in.csv", tmp_path / "o.csv")
+    assert_clean_error(code, err, "feature column 'x1' is not numeric", "n/a?")
+    assert not (tmp_path / "o.csv").exists()
+
+
 def test_serve_registers_scheduled_deployments(prefect_harness, nnpipe, tmp_path):
     from prefect.client.orchestration import get_client
 

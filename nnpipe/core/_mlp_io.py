@@ -9,20 +9,19 @@ bit, as training without the break.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
-from .serialization import ModelFileError, load_npz, require, save_npz
+from .serialization import ModelFileError, NpzFileMixin, require
 from .validation import check_is_fitted
 
 
-class MLPFileMixin:
+class MLPFileMixin(NpzFileMixin):
     """``save`` / ``load`` for BaseMLP; subclasses add their target state via the hooks."""
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write weights, optimizer state, scalers, parameters and RNG state to one .npz."""
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """What :meth:`save` writes, as (arrays, JSON-able meta): weights, optimizer, RNG."""
         check_is_fitted(self, "_params")
         opt_arrays, opt_meta = self._optimizer.state()
         arrays = {"params": self._params, "best_params": self._best_params}
@@ -43,12 +42,13 @@ class MLPFileMixin:
             "no_improvement_count": self._no_improvement_count,
         }
         self._save_extra(arrays, meta)
-        save_npz(path, arrays, meta)
+        return arrays, meta
 
     @classmethod
-    def load(cls, path: str | os.PathLike):
-        """Read a model written by :meth:`save` (no pickle; shapes checked)."""
-        arrays, meta = load_npz(path, kind=cls.__name__)
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+    ):
+        """Rebuild a model from :meth:`to_arrays` output; ``path`` names the source in errors."""
         try:
             params = dict(meta["params"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])

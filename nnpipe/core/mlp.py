@@ -15,12 +15,12 @@ import numpy as np
 from ._mlp_base import BaseMLP, DivergenceError
 from .activations import ACTIVATIONS, activation_names
 from .losses import regression_losses
-from .scalers import SCALERS, MinMaxScaler, StandardScaler
+from .scalers import SCALERS, MinMaxScaler, StandardScaler, scaler_from_arrays
 from .serialization import load_npz, require
 from .threads import blas_threads
 from .validation import check_array, check_is_fitted, check_n_features, check_option
 
-__all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model"]
+__all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model", "network_from_arrays"]
 
 _SHARED_DOC = """
     hidden_layer_sizes : int or tuple of int, default (100,)
@@ -263,10 +263,9 @@ class MLPRegressor(BaseMLP):
         s_meta = meta["target_scaler"]
         self.target_scaler_ = None
         if s_meta is not None:
-            kind = {cls.__name__: cls for cls in SCALERS.values()}[s_meta["kind"]]
             prefix = "target_"
             s_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            self.target_scaler_ = kind.from_arrays(s_arrays, s_meta, path)
+            self.target_scaler_ = scaler_from_arrays(s_arrays, s_meta, path)
         if meta["fixed_target_scaler"]:
             self.set_target_scaler(self.target_scaler_)
 
@@ -445,14 +444,19 @@ def _r2(y: np.ndarray, p: np.ndarray) -> float:
 
 def load_model(path: str | os.PathLike):
     """Load whichever nnpipe estimator the .npz at ``path`` holds."""
+    arrays, meta = load_npz(path)
+    return network_from_arrays(arrays, meta, path)
+
+
+def network_from_arrays(arrays: dict, meta: dict, path: Any = "<memory>"):
+    """Rebuild whichever estimator ``meta["kind"]`` names, from its ``to_arrays`` output."""
     from .perceptron import Perceptron
     from .serialization import ModelFileError
 
-    _, meta = load_npz(path)
     kinds = {cls.__name__: cls for cls in (MLPRegressor, MLPClassifier, Perceptron)}
     cls = kinds.get(meta.get("kind"))
     if cls is None:
         raise ModelFileError(
             f"{str(path)!r} holds a {meta.get('kind')!r}; load_model reads {', '.join(kinds)}"
         )
-    return cls.load(path)
+    return cls.from_arrays(arrays, meta, path)

@@ -9,7 +9,6 @@ than two classes are handled one-vs-rest, one weight vector per class.
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .params import Params
-from .serialization import ModelFileError, load_npz, require, save_npz
+from .serialization import ModelFileError, NpzFileMixin, require
 from .validation import (
     check_array,
     check_is_fitted,
@@ -32,7 +31,7 @@ class ConvergenceWarning(UserWarning):
     """Training stopped at max_iter without reaching its stopping criterion."""
 
 
-class Perceptron(Params):
+class Perceptron(NpzFileMixin, Params):
     """Binary (or one-vs-rest multiclass) perceptron.
 
     Parameters
@@ -177,8 +176,8 @@ class Perceptron(Params):
             raise ValueError(f"the boundary is vertical (x1 = {-self.intercept_[0] / w1:g})")
         return -w1 / w2, -float(self.intercept_[0]) / w2
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted perceptron to a .npz file atomically."""
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The state :meth:`save` writes, as (arrays, JSON-able meta) to embed in another file."""
         check_is_fitted(self, "coef_")
         params = {k: v for k, v in self.get_params().items()}
         if not isinstance(params["random_state"], int | None):
@@ -190,12 +189,13 @@ class Perceptron(Params):
             "errors_": self.errors_,
             "converged_": self.converged_,
         }
-        save_npz(path, arrays, meta)
+        return arrays, meta
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Perceptron:
-        """Read a perceptron written by :meth:`save`."""
-        arrays, meta = load_npz(path, kind="Perceptron")
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+    ) -> Perceptron:
+        """Rebuild a perceptron from :meth:`to_arrays` output; ``path`` names it in errors."""
         try:
             model = cls(**meta["params"])
             model.coef_ = require(arrays, "coef_", (None, None), path)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .params import Params
-from .serialization import load_npz, require, save_npz
+from .serialization import ModelFileError, NpzFileMixin, load_npz, require
 from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
 
 # Relative threshold under which a variance/range counts as zero (float noise).
@@ -30,7 +30,7 @@ def _safe_scale(scale: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     return scale
 
 
-class _Scaler(Params):
+class _Scaler(NpzFileMixin, Params):
     """Shared bookkeeping: parameters, dtype, shape checks, save/load."""
 
     _fitted_attr = "n_samples_seen_"
@@ -89,17 +89,6 @@ class _Scaler(Params):
         obj.n_samples_seen_ = int(require(arrays, "n_samples_seen_", (), path))
         obj.n_features_in_ = int(n_features)
         return obj
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted scaler to a ``.npz`` file atomically."""
-        arrays, meta = self.to_arrays()
-        save_npz(path, arrays, meta)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike):
-        """Read a scaler written by :meth:`save` (no pickle)."""
-        arrays, meta = load_npz(path, kind=cls.__name__)
-        return cls.from_arrays(arrays, meta, path)
 
 
 def _jsonable(value: Any) -> Any:
@@ -286,3 +275,22 @@ class MinMaxScaler(_Scaler):
 
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler}
+
+
+def scaler_from_arrays(
+    arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+) -> StandardScaler | MinMaxScaler:
+    """Rebuild whichever scaler ``meta["kind"]`` names, from :meth:`_Scaler.to_arrays` output."""
+    kinds = {cls.__name__: cls for cls in SCALERS.values()}
+    cls = kinds.get(meta.get("kind"))
+    if cls is None:
+        raise ModelFileError(
+            f"{str(path)!r} holds a {meta.get('kind')!r}, expected one of {sorted(kinds)}"
+        )
+    return cls.from_arrays(arrays, meta, path)
+
+
+def load_scaler(path: str | os.PathLike) -> StandardScaler | MinMaxScaler:
+    """Read a scaler ``.npz`` of any nnpipe scaler kind (no pickle)."""
+    arrays, meta = load_npz(path)
+    return scaler_from_arrays(arrays, meta, path)

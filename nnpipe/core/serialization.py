@@ -110,6 +110,25 @@ def load_npz(
     return arrays, meta
 
 
+class NpzFileMixin:
+    """``save``/``load`` for a class with ``to_arrays`` and ``from_arrays``: one ``.npz`` each.
+
+    ``to_arrays()`` returns (arrays, JSON-able meta with ``kind`` = the class name);
+    ``from_arrays(arrays, meta, path)`` rebuilds the object (``path`` names it in errors).
+    """
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the fitted object to one ``.npz`` atomically (temp file + rename)."""
+        arrays, meta = self.to_arrays()  # type: ignore[attr-defined]
+        save_npz(path, arrays, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Read a file :meth:`save` wrote (no pickle; its kind and array shapes checked)."""
+        arrays, meta = load_npz(path, kind=cls.__name__)
+        return cls.from_arrays(arrays, meta, path)  # type: ignore[attr-defined]
+
+
 def require(arrays: Mapping[str, np.ndarray], name: str, shape: tuple, path: str | os.PathLike):
     """Return ``arrays[name]`` after checking it exists and has ``shape`` (None = any size)."""
     if name not in arrays:

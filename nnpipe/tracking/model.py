@@ -1,16 +1,18 @@
-"""An nnpipe network (+ feature scaler) as an MLflow pyfunc model, and its registration.
+"""An nnpipe :class:`TrainedModel` as an MLflow pyfunc model, and its registration.
 
 The pyfunc is MLflow's models-from-code: ``pyfunc_model.py`` is copied into the
-model and defines the Python class; the ``.npz`` network and scaler are artifacts
-read with ``allow_pickle=False``. So loading or serving the model runs nnpipe's
-own code on plain arrays and nothing pickled. Serving needs nnpipe installed in
-the serving environment (``mlflow models serve --env-manager local``).
+model and defines the Python class; its one artifact is the TrainedModel ``.npz``
+(network + feature scaler + column names) read with ``allow_pickle=False``. So
+loading or serving the model runs nnpipe's own code on plain arrays and nothing
+pickled. Serving needs nnpipe installed in the serving environment
+(``mlflow models serve --env-manager local``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -22,87 +24,83 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import Model, infer_signature
 
-from nnpipe.core.scalers import SCALERS
-from nnpipe.core.serialization import ModelFileError, load_npz
+from nnpipe.core.mlp import load_model, network_from_arrays
+from nnpipe.core.scalers import load_scaler
+from nnpipe.core.serialization import load_npz
+from nnpipe.core.trained_model import TrainedModel, default_feature_names
 
 from .base import LoggedModel
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+# The logged model's one artifact: the key pyfunc_model.py reads, and its file name.
+MODEL_ARTIFACT = "trained_model"
+MODEL_ARTIFACT_FILE = "model.npz"
+
+# Models logged by earlier versions carry their own pyfunc_model.py, which reads
+# "network" and "feature_scaler" artifacts and imports these names from this module;
+# they stay so those models keep loading and serving.
 NETWORK_ARTIFACT = "network"
 SCALER_ARTIFACT = "feature_scaler"
-_SCALER_KINDS = {cls.__name__: cls for cls in SCALERS.values()}
-
-
-def load_scaler(path: str | os.PathLike):
-    """Read a feature scaler ``.npz`` of any nnpipe scaler kind (no pickle)."""
-    arrays, meta = load_npz(path)
-    cls = _SCALER_KINDS.get(meta.get("kind"))
-    if cls is None:
-        raise ModelFileError(
-            f"{str(path)!r} holds a {meta.get('kind')!r}, expected one of {sorted(_SCALER_KINDS)}"
-        )
-    return cls.from_arrays(arrays, meta, path)
+__all__ = [
+    "MODEL_ARTIFACT",
+    "NETWORK_ARTIFACT",
+    "SCALER_ARTIFACT",
+    "TrainedModel",
+    "default_feature_names",
+    "load_network",
+    "load_scaler",
+    "log_pyfunc_model",
+    "predict_frame",
+    "register_model",
+    "trained_model_from_files",
+    "use_tracking_uri",
+]
 
 
 def load_network(path: str | os.PathLike):
     """Read an nnpipe network ``.npz`` (whichever estimator it holds)."""
-    from nnpipe.core.mlp import load_model
-
     return load_model(path)
 
 
-def default_feature_names(n_features: int) -> list[str]:
-    """``x0, x1, ...``: column names used when none are given."""
-    return [f"x{i}" for i in range(n_features)]
-
-
-def as_feature_matrix(data: Any, feature_names: list[str]) -> np.ndarray:
-    """Pick ``feature_names`` from a DataFrame (or check an array's width) as float64 rows."""
-    if isinstance(data, pd.DataFrame):
-        missing = [name for name in feature_names if name not in data.columns]
-        if missing:
-            raise ValueError(
-                f"input is missing feature columns {missing}; expected {feature_names}"
-            )
-        return data[feature_names].to_numpy(dtype=np.float64)
-    X = np.asarray(data, dtype=np.float64)
-    X = X.reshape(1, -1) if X.ndim == 1 else X
-    if X.ndim != 2 or X.shape[1] != len(feature_names):
-        raise ValueError(
-            f"input has shape {X.shape}; expected (n_samples, {len(feature_names)}) "
-            f"with columns {feature_names}"
-        )
-    return X
-
-
 def predict_frame(network: Any, scaler: Any, feature_names: list[str], data: Any) -> np.ndarray:
-    """What the pyfunc returns: ``network.predict(scaler.transform(X))`` in target units."""
-    X = as_feature_matrix(data, feature_names)  # (n, n_features)
-    if scaler is not None:
-        X = scaler.transform(X)
-    return network.predict(X)
+    """``network.predict(scaler.transform(X))`` for earlier models' pyfunc code."""
+    return TrainedModel(network, scaler, feature_names).predict(data)
 
 
-def _check_parts(network: Any, scaler: Any, feature_names: list[str]) -> None:
-    n = int(network.n_features_in_)
-    if len(feature_names) != n:
-        raise ValueError(f"{len(feature_names)} feature_names given but the network takes {n}")
-    if len(set(feature_names)) != len(feature_names):
-        raise ValueError(f"feature_names has duplicates: {feature_names}")
-    if scaler is not None and int(scaler.n_features_in_) != n:
+def trained_model_from_files(
+    model_path: str | os.PathLike,
+    scaler_path: str | os.PathLike | None = None,
+    feature_names: list[str] | None = None,
+) -> TrainedModel:
+    """A TrainedModel file as it is, or a bare network file + optional scaler file + names."""
+    arrays, meta = load_npz(model_path)
+    if meta.get("kind") != TrainedModel.__name__:
+        network = network_from_arrays(arrays, meta, model_path)
+        scaler = None if scaler_path is None else load_scaler(scaler_path)
+        return TrainedModel(network, scaler, feature_names)
+    trained = TrainedModel.from_arrays(arrays, meta, model_path)
+    if scaler_path is not None:
         raise ValueError(
-            f"the feature scaler has {scaler.n_features_in_} features but the network takes {n}"
+            f"{str(model_path)!r} is a TrainedModel file: it holds its own feature scaler "
+            "(or none); do not pass scaler_path"
         )
+    if feature_names is not None and list(feature_names) != trained.feature_names:
+        raise ValueError(
+            f"feature_names {list(feature_names)} differ from the {trained.feature_names} "
+            f"saved in {str(model_path)!r}"
+        )
+    return trained
 
 
-def _input_frame(input_example: Any, feature_names: list[str], scaler: Any) -> pd.DataFrame:
+def _input_frame(input_example: Any, trained: TrainedModel) -> pd.DataFrame:
     if input_example is None:
+        scaler = trained.feature_scaler
         if scaler is None or not hasattr(scaler, "mean_"):
             raise ValueError("input_example is required unless a StandardScaler is given")
         input_example = np.asarray(scaler.mean_, dtype=np.float64).reshape(1, -1)
-    X = as_feature_matrix(input_example, feature_names)[:5]
+    X = trained.feature_matrix(input_example)[:5]
     # float64 columns: JSON numbers arrive as doubles, and MLflow never narrows types.
-    return pd.DataFrame(X, columns=feature_names)
+    return pd.DataFrame(X, columns=trained.feature_names)
 
 
 def _requirements() -> list[str]:
@@ -152,16 +150,12 @@ def log_pyfunc_model(
     feature_names: list[str] | None = None,
     name: str = "model",
 ) -> LoggedModel:
-    """Log network + scaler files as a models-from-code pyfunc in run ``run_id``."""
-    network = load_network(model_path)  # validates the file before anything is logged
-    scaler = load_scaler(scaler_path) if scaler_path is not None else None
-    names = list(feature_names or default_feature_names(int(network.n_features_in_)))
-    _check_parts(network, scaler, names)
-    example = _input_frame(input_example, names, scaler)
-    signature = infer_signature(example, predict_frame(network, scaler, names, example))
-    artifacts = {NETWORK_ARTIFACT: str(Path(model_path).resolve())}
-    if scaler_path is not None:
-        artifacts[SCALER_ARTIFACT] = str(Path(scaler_path).resolve())
+    """Log a TrainedModel file (or network + scaler files) as a pyfunc in run ``run_id``."""
+    # Read and checked before anything is logged.
+    trained = trained_model_from_files(model_path, scaler_path, feature_names)
+    example = _input_frame(input_example, trained)
+    signature = infer_signature(example, trained.predict(example))
+    estimator = type(trained.network).__name__
     client = MlflowClient(tracking_uri=tracking_uri)
     # Created here in the run's own experiment: left to Model.log, the logged model
     # would land in the fluent API's current experiment (Default, artifacts in ./mlruns).
@@ -169,24 +163,26 @@ def log_pyfunc_model(
         client.get_run(run_id).info.experiment_id,
         name=name,
         source_run_id=run_id,
-        tags={"nnpipe.estimator": type(network).__name__},
+        tags={"nnpipe.estimator": estimator},
         model_type="nnpipe",
     )
-    with use_tracking_uri(tracking_uri):
-        info = Model.log(
-            artifact_path=None,  # deprecated in MLflow 3 but still positional
-            name=name,
-            flavor=mlflow.pyfunc,
-            run_id=run_id,
-            python_model=str(PYFUNC_CODE),
-            artifacts=artifacts,
-            model_config={"feature_names": names},
-            signature=signature,
-            input_example=example,
-            pip_requirements=_requirements(),
-            metadata={"nnpipe_estimator": type(network).__name__},
-            model_id=logged_model.model_id,
-        )
+    with tempfile.TemporaryDirectory(prefix="nnpipe-model-") as tmp:
+        artifact = Path(tmp) / MODEL_ARTIFACT_FILE
+        trained.save(artifact)  # one file, whichever form the model came in
+        with use_tracking_uri(tracking_uri):
+            info = Model.log(
+                artifact_path=None,  # deprecated in MLflow 3 but still positional
+                name=name,
+                flavor=mlflow.pyfunc,
+                run_id=run_id,
+                python_model=str(PYFUNC_CODE),
+                artifacts={MODEL_ARTIFACT: str(artifact)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=_requirements(),
+                metadata={"nnpipe_estimator": estimator},
+                model_id=logged_model.model_id,
+            )
     return LoggedModel(model_uri=info.model_uri, run_id=run_id)
 
 

@@ -1,9 +1,9 @@
-"""The MLflow pyfunc for nnpipe networks (models-from-code: this file is the model's code).
+"""The MLflow pyfunc for nnpipe models (models-from-code: this file is the model's code).
 
-MLflow copies this file into each logged model and runs it on load; the network
-and feature scaler come from the model's ``.npz`` artifacts (no pickle).
-``predict(df)`` returns exactly ``network.predict(scaler.transform(X))``: nnpipe's
-own prediction in the original target units.
+MLflow copies this file into each logged model and runs it on load; the model
+itself is one TrainedModel ``.npz`` artifact (network, feature scaler and column
+names; no pickle). ``predict(df)`` returns exactly ``TrainedModel.predict``:
+nnpipe's own prediction in the original target units.
 """
 
 from __future__ import annotations
@@ -14,28 +14,17 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 from mlflow.pyfunc.model import PythonModelContext
 
-from nnpipe.tracking.model import (
-    NETWORK_ARTIFACT,
-    SCALER_ARTIFACT,
-    default_feature_names,
-    load_network,
-    load_scaler,
-    predict_frame,
-)
+# Imported from nnpipe.tracking.model, not core: logged models keep this copy of the
+# file, so the names it imports must stay where they are.
+from nnpipe.tracking.model import MODEL_ARTIFACT, TrainedModel
 
 
 class NnpipePyfuncModel(PythonModel):
     """Feature columns in, nnpipe predictions out."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        """Read the network and scaler files bundled with the model."""
-        self.network = load_network(context.artifacts[NETWORK_ARTIFACT])
-        scaler_file = context.artifacts.get(SCALER_ARTIFACT)
-        self.scaler = load_scaler(scaler_file) if scaler_file else None
-        config = context.model_config or {}
-        self.feature_names = list(
-            config.get("feature_names") or default_feature_names(self.network.n_features_in_)
-        )
+        """Read the TrainedModel file bundled with the model."""
+        self.model = TrainedModel.load(context.artifacts[MODEL_ARTIFACT])
 
     # A DataFrame hint: MLflow derives no schema from it and keeps the logged signature
     # (named float64 columns) as the schema.
@@ -43,7 +32,7 @@ class NnpipePyfuncModel(PythonModel):
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
     ) -> np.ndarray:
         """Predictions for the rows of ``model_input`` (DataFrame with the feature columns)."""
-        return predict_frame(self.network, self.scaler, self.feature_names, model_input)
+        return self.model.predict(model_input)
 
 
 set_model(NnpipePyfuncModel())

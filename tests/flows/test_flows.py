@@ -12,7 +12,7 @@ from flows.config import PipelineConfig
 from flows.pipeline import pipeline, stage_configs
 from flows.recall_hopfield import recall_hopfield
 from flows.train_bp import train_bp
-from nnpipe.core.mlp import load_model
+from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.recall_job import read_results
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -94,12 +94,10 @@ def test_logged_model_predicts_negative_targets_like_the_local_files(ran):
         np.random.default_rng(0).normal(size=(20, 4)), columns=["x0", "x1", "x2", "x3"]
     )
     served = np.asarray(mlflow.pyfunc.load_model(summary["model_uri"]).predict(X)).ravel()
-    from flows.predict import load_scaler
-
     model_dir = config.workdir / "models" / result["run_ids"]["train_bp"]
-    local = load_model(model_dir / "model.npz").predict(
-        load_scaler(model_dir / "x_scaler.npz").transform(X.to_numpy())
-    )
+    # The saved file's parts, applied by hand: scale the features, then predict.
+    saved = TrainedModel.load(model_dir / "model.npz")
+    local = saved.network.predict(saved.feature_scaler.transform(X.to_numpy()))
     np.testing.assert_allclose(served, np.ravel(local), rtol=1e-6)
 
 

@@ -1,5 +1,8 @@
 """The pyfunc model: a real nnpipe network + scaler logged, loaded and registered.
 
+Also: a TrainedModel file logged as it is, and a model logged by earlier versions
+(network and scaler as separate artifacts, their own pyfunc code) still loading.
+
 Serving it with ``mlflow models serve`` is tested in test_services.py.
 """
 
@@ -16,9 +19,10 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.models import Model
 
-from nnpipe.core.mlp import MLPClassifier
+from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.scalers import StandardScaler
 from nnpipe.core.serialization import ModelFileError, save_npz
+from nnpipe.core.trained_model import TrainedModel
 from nnpipe.tracking import MlflowTracker
 
 from .conftest import FEATURES
@@ -62,8 +66,12 @@ def test_logged_model_has_signature_input_example_and_code_not_pickle(logged_reg
     example = json.loads((local / meta.saved_input_example_info["artifact_path"]).read_text())
     assert example["columns"] == FEATURES and len(example["data"]) == 3
     files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
-    assert any(f.endswith("network.npz") for f in files)
-    assert any(f.endswith("scaler.npz") for f in files)
+    # The network and the feature scaler travel in one .npz, with the column names.
+    (npz,) = [f for f in files if f.endswith(".npz")]
+    trained = TrainedModel.load(local / npz)
+    assert isinstance(trained.network, MLPRegressor)
+    assert isinstance(trained.feature_scaler, StandardScaler)
+    assert trained.feature_names == FEATURES
     assert not any(f.endswith((".pkl", ".pickle", ".cloudpickle")) for f in files)
     assert meta.flavors["python_function"]["model_code_path"].endswith("pyfunc_model.py")
 
@@ -144,3 +152,43 @@ def test_missing_feature_column_is_named(logged_regressor, regressor_files):
     model = mlflow.pyfunc.load_model(logged.model_uri)
     with pytest.raises(Exception, match="humidity"):
         model.predict(pd.DataFrame(X[:2, :2], columns=FEATURES[:2]))
+
+
+def test_trained_model_file_is_logged_as_it_is(model_store, regressor_files, tmp_path):
+    network_path, scaler_path, X, net, scaler = regressor_files
+    path = tmp_path / "model.npz"
+    TrainedModel.from_files(network_path, scaler_path, FEATURES).save(path)
+    tracker = MlflowTracker("nnpipe-trained-file")
+    with tracker.run():
+        with pytest.raises(ValueError, match="holds its own feature scaler"):
+            tracker.log_model(path, scaler_path=scaler_path)
+        with pytest.raises(ValueError, match=r"feature_names \['a', 'b', 'c'\] differ"):
+            tracker.log_model(path, feature_names=["a", "b", "c"])
+        logged = tracker.log_model(path)  # example: the scaler's means, named columns
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == FEATURES
+    got = model.predict(pd.DataFrame(X[:20], columns=FEATURES))
+    np.testing.assert_array_equal(np.asarray(got), net.predict(scaler.transform(X[:20])))
+
+
+def test_model_logged_by_earlier_versions_still_loads(model_store, regressor_files):
+    network_path, scaler_path, X, net, scaler = regressor_files
+    client = MlflowClient()
+    experiment_id = client.create_experiment("nnpipe-earlier-layout")
+    run = client.create_run(experiment_id)
+    # In the run's experiment, as log_model does (else: Default experiment, ./mlruns).
+    logged = client.create_logged_model(experiment_id, name="model", source_run_id=run.info.run_id)
+    frame = pd.DataFrame(X[:20], columns=FEATURES)
+    info = Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=mlflow.pyfunc,
+        run_id=run.info.run_id,
+        python_model=str(Path(__file__).with_name("pyfunc_model_v1.py")),
+        artifacts={"network": str(network_path), "feature_scaler": str(scaler_path)},
+        model_config={"feature_names": FEATURES},
+        model_id=logged.model_id,
+    )
+    client.set_terminated(run.info.run_id)
+    got = mlflow.pyfunc.load_model(info.model_uri).predict(frame)
+    np.testing.assert_array_equal(np.asarray(got), net.predict(scaler.transform(X[:20])))
