@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numbers
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -66,10 +67,42 @@ def _split(flat: np.ndarray, sizes: list[int]) -> tuple[list[np.ndarray], list[n
     return coefs, intercepts
 
 
+# The constructor is generated from the fields below, so the parameters shared by
+# MLPRegressor and MLPClassifier are declared once and each subclass adds only its
+# own; the generated __init__ has an explicit signature, which get_params and
+# scikit-learn's clone read. eq/repr stay off: estimators compare by identity (and
+# stay hashable) and Params provides the repr.
+@dataclass(eq=False, repr=False)
 class BaseMLP(Params, MLPFileMixin):
     """Parameters, training loop, early stopping and persistence; subclasses add targets."""
 
-    _param_names: tuple[str, ...] = ()
+    hidden_layer_sizes: int | tuple[int, ...] = (100,)
+    activation: str = "relu"
+    solver: str = "adam"
+    alpha: float = 0.0001
+    batch_size: int | str = "auto"
+    learning_rate: str = "constant"
+    learning_rate_init: float = 0.001
+    power_t: float = 0.5
+    max_iter: int = 200
+    shuffle: bool = True
+    random_state: Any = None
+    tol: float = 1e-4
+    verbose: bool = False
+    warm_start: bool = False
+    momentum: float = 0.9
+    nesterovs_momentum: bool = True
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    n_iter_no_change: int = 10
+    l1: float = 0.0
+    loss: str = "squared_error"
+    dtype: Any = "float32"
+    n_threads: int | None = None
+
     _task = "regression"
 
     # -- scikit-learn estimator protocol ------------------------------------------

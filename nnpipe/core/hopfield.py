@@ -109,8 +109,6 @@ class HopfieldNetwork(Params):
         Seed of the sweep orders, see :meth:`sweep_orders`.
     """
 
-    _param_names = ("rule", "update", "max_iter", "random_state", "n_threads")
-
     def __init__(
         self,
         rule: str = "hebbian",

@@ -8,6 +8,7 @@ range cannot reach the (scaled) targets is refused with an error saying so.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -62,11 +63,7 @@ _SHARED_DOC = """
 """
 
 
-def _common_init(self, **kwargs: Any) -> None:
-    for key, value in kwargs.items():
-        setattr(self, key, value)
-
-
+@dataclass(eq=False, repr=False)
 class MLPRegressor(BaseMLP):
     __doc__ = (
         """Multi-layer perceptron regressor (back-propagation, NumPy).
@@ -107,47 +104,11 @@ class MLPRegressor(BaseMLP):
     """
     )
 
-    _task = "regression"
-    _param_names = (
-        "hidden_layer_sizes", "activation", "solver", "alpha", "batch_size", "learning_rate",
-        "learning_rate_init", "power_t", "max_iter", "shuffle", "random_state", "tol",
-        "verbose", "warm_start", "momentum", "nesterovs_momentum", "early_stopping",
-        "validation_fraction", "beta_1", "beta_2", "epsilon", "n_iter_no_change", "l1",
-        "loss", "output_activation", "target_scaling", "dtype", "n_threads",
-    )  # fmt: skip
+    loss: str = "squared_error"
+    output_activation: str = "identity"
+    target_scaling: str | None = "standard"
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        solver="adam",
-        alpha=0.0001,
-        batch_size="auto",
-        learning_rate="constant",
-        learning_rate_init=0.001,
-        power_t=0.5,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        n_iter_no_change=10,
-        l1=0.0,
-        loss="squared_error",
-        output_activation="identity",
-        target_scaling="standard",
-        dtype="float32",
-        n_threads=None,
-    ):
-        _common_init(**{k: v for k, v in locals().items() if k != "__class__"})
+    _task = "regression"
 
     @property
     def _output_name(self) -> str:
@@ -271,6 +232,7 @@ class MLPRegressor(BaseMLP):
             self.set_target_scaler(self.target_scaler_)
 
 
+@dataclass(eq=False, repr=False)
 class MLPClassifier(BaseMLP):
     __doc__ = (
         """Multi-layer perceptron classifier: logistic output for two classes, softmax for more.
@@ -288,41 +250,9 @@ class MLPClassifier(BaseMLP):
     """
     )
 
-    _task = "classification"
-    _param_names = tuple(n for n in MLPRegressor._param_names if n not in (
-        "output_activation", "target_scaling"
-    ))  # fmt: skip
+    loss: str = "log_loss"
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        solver="adam",
-        alpha=0.0001,
-        batch_size="auto",
-        learning_rate="constant",
-        learning_rate_init=0.001,
-        power_t=0.5,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        n_iter_no_change=10,
-        l1=0.0,
-        loss="log_loss",
-        dtype="float32",
-        n_threads=None,
-    ):
-        _common_init(**{k: v for k, v in locals().items() if k != "__class__"})
+    _task = "classification"
 
     @property
     def _output_name(self) -> str:

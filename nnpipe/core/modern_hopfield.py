@@ -96,8 +96,6 @@ class ModernHopfield(Params):
     n_features_in_ : int
     """
 
-    _param_names = ("beta", "max_iter", "tol", "dtype")
-
     def __init__(
         self, beta: float = 1.0, max_iter: int = 10, tol: float = 1e-6, dtype: Any = "float32"
     ):

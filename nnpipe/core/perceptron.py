@@ -61,9 +61,6 @@ class Perceptron(Params):
         Passes made. ``converged_``: True when the last pass made no mistake.
     """
 
-    _param_names = ("eta0", "max_iter", "fit_intercept", "shuffle", "random_state", "dtype")
-    _param_names += ("verbose",)
-
     def __init__(
         self,
         eta0=1.0,
