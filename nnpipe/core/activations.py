@@ -80,7 +80,10 @@ def leaky_relu_derivative(A: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise exp(z) / sum(exp(z)), shifted by the row max so exp never overflows."""
+    """Row-wise exp(z) / sum(exp(z)), computed in place in ``Z`` and returned.
+
+    Shifted by the row maximum first so exp never overflows.
+    """
     Z -= Z.max(axis=1, keepdims=True)
     np.exp(Z, out=Z)
     Z /= Z.sum(axis=1, keepdims=True)

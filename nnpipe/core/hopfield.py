@@ -22,7 +22,6 @@ from .hopfield_dynamics import (
     LowRankFields,
     RecallResult,
     empty_result,
-    exact_energy,
     flipping,
     recall_async,
     recall_sync,
@@ -341,7 +340,8 @@ class HopfieldNetwork(Params):
     def energy(self, states: Any) -> np.ndarray:
         """Energy ``-1/2 s W s`` of each state (n_states, n_neurons), computed exactly."""
         S = self._check_states(states, "states")
-        return exact_energy(self._engine(), S, self.weights_scale_)
+        # On the integer grid the products are exact; one division by the scale.
+        return energy(S, self.weights_q_) / self.weights_scale_
 
     def is_fixed_point(self, states: Any) -> np.ndarray:
         """Per state: True when no neuron would flip (a zero field keeps the state)."""

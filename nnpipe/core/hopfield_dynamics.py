@@ -307,9 +307,3 @@ def flipping(fields: Fields, states: np.ndarray) -> np.ndarray:
     S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
     H = fields.fields(fields.start(S), S)
     return (H * S < 0).any(axis=0)
-
-
-def exact_energy(fields: Fields, states: np.ndarray, scale: float) -> np.ndarray:
-    """``-1/2 s W s`` per state (row of ``states``), from exact integer fields."""
-    S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
-    return -0.5 * fields.s_dot_h(fields.start(S), S) / scale

@@ -16,6 +16,7 @@ import numpy as np
 from ._mlp_base import BaseMLP, DivergenceError
 from .activations import ACTIVATIONS, activation_names
 from .losses import regression_losses
+from .metrics import r2_score
 from .scalers import SCALERS, MinMaxScaler, StandardScaler
 from .serialization import load_npz, require
 from .threads import blas_threads
@@ -202,13 +203,13 @@ class MLPRegressor(BaseMLP):
 
     def _score_encoded(self, X: np.ndarray, Y: np.ndarray) -> float:
         # R^2 is unchanged by a per-column affine target transform: score scaled units.
-        return _r2(Y, self._forward(X))
+        return r2_score(Y, self._forward(X))
 
     def score(self, X: Any, y: Any) -> float:
         """Coefficient of determination R^2 (averaged over outputs)."""
         pred = self.predict(X)
         y = np.asarray(y)
-        return _r2(y.reshape(len(y), -1), np.asarray(pred).reshape(len(y), -1))
+        return r2_score(y.reshape(len(y), -1), np.asarray(pred).reshape(len(y), -1))
 
     def _save_extra(self, arrays: dict, meta: dict) -> None:
         meta["y_1d"] = bool(self._y_1d)
@@ -361,16 +362,6 @@ class MLPClassifier(BaseMLP):
 
     def _load_extra(self, arrays: dict, meta: dict, path: Any) -> None:
         self.classes_ = require(arrays, "classes_", (None,), path)
-
-
-def _r2(y: np.ndarray, p: np.ndarray) -> float:
-    y = y.astype(np.float64)
-    p = p.astype(np.float64)
-    ss_res = ((y - p) ** 2).sum(axis=0)
-    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
-    return float(r2.mean())
 
 
 def load_model(path: str | os.PathLike):
