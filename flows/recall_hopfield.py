@@ -18,8 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import RecallConfig
-from nnpipe.core.hopfield import HopfieldNetwork
-from nnpipe.core.hopfield_states import energy_trajectories
+from nnpipe.core.hopfield import HopfieldNetwork, energy_trajectories
 from nnpipe.data.partition_io import read_patterns
 from nnpipe.data.recall_job import (
     PartitionStats,

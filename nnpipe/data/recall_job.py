@@ -287,7 +287,7 @@ def recall_partition(
 
 
 def classify_states(network: Any, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per state: its kind (see ``nnpipe.core.hopfield_states.LABELS``) and nearest pattern."""
+    """Per state: its kind (see ``nnpipe.core.hopfield.LABELS``) and nearest pattern."""
     found = network.classify(states)
     return np.asarray(found.labels).astype(str), np.asarray(found.nearest, dtype=np.int64)
 

@@ -153,7 +153,7 @@ def capacity_curve_figure(
 ) -> Figure:
     """Exact-recall fraction (solid) and mean overlap (dashed) against load P/N.
 
-    ``table`` is the columnar dict of ``nnpipe.core.capacity.capacity_curve`` (needs
+    ``table`` is the columnar dict of ``nnpipe.core.hopfield.capacity_curve`` (needs
     ``load`` and ``exact_recall``; uses ``mean_overlap``, ``noise``, ``rule`` and
     ``n_neurons`` when present): one line per (rule, noise level), and the Hebbian
     limit 0.138 marked.

@@ -2,7 +2,7 @@
 
 States are +-1 in a neuron-major float matrix ``S`` (N, n_probes), one probe per
 column; fields are ``H = q @ S`` for the integer-valued weights ``q`` of
-:mod:`nnpipe.core.hopfield_rules`, so every sum is exact and the result for one
+:mod:`nnpipe.core.hopfield.rules`, so every sum is exact and the result for one
 probe never depends on the rest of the batch.
 
 A neuron flips when its field has the opposite sign of its state; on a zero field it

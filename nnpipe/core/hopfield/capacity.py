@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .hopfield import RULES, UPDATES, HopfieldNetwork
-from .validation import check_option, check_positive, check_rng
+from ..validation import check_option, check_positive, check_rng
+from .network import UPDATES, HopfieldNetwork
+from .rules import RULES
 
 COLUMNS = (
     "rule",

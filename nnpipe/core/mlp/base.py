@@ -16,14 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ._mlp_io import MLPFileMixin
-from .activations import ACTIVATIONS, OUTPUT_ONLY, activation_names, get_activation
-from .initializers import init_layer
-from .losses import CANONICAL_PAIRS, LOSSES
-from .optimizers import BLOCK, OPTIMIZERS
-from .params import Params
-from .threads import blas_threads, choose_n_threads
-from .validation import (
+from ..params import Params
+from ..threads import blas_threads, choose_n_threads
+from ..validation import (
     check_array,
     check_is_fitted,
     check_n_features,
@@ -32,6 +27,11 @@ from .validation import (
     check_rng,
     resolve_dtype,
 )
+from .activations import ACTIVATIONS, OUTPUT_ONLY, activation_names, get_activation
+from .initializers import init_layer
+from .io import MLPFileMixin
+from .losses import CANONICAL_PAIRS, LOSSES
+from .optimizers import BLOCK, OPTIMIZERS
 
 
 class DivergenceError(FloatingPointError):

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .serialization import ModelFileError, load_npz, require, save_npz
-from .validation import check_is_fitted
+from ..serialization import ModelFileError, load_npz, require, save_npz
+from ..validation import check_is_fitted
 
 
 class MLPFileMixin:

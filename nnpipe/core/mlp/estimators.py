@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from ._mlp_base import BaseMLP, DivergenceError
+from ..metrics import r2_score
+from ..scalers import SCALERS, MinMaxScaler, StandardScaler
+from ..serialization import load_npz, require
+from ..threads import blas_threads
+from ..validation import check_array, check_is_fitted, check_n_features, check_option
 from .activations import ACTIVATIONS, activation_names
+from .base import BaseMLP, DivergenceError
 from .losses import regression_losses
-from .metrics import r2_score
-from .scalers import SCALERS, MinMaxScaler, StandardScaler
-from .serialization import load_npz, require
-from .threads import blas_threads
-from .validation import check_array, check_is_fitted, check_n_features, check_option
 
 __all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model"]
 
@@ -366,8 +366,8 @@ class MLPClassifier(BaseMLP):
 
 def load_model(path: str | os.PathLike):
     """Load whichever nnpipe estimator the .npz at ``path`` holds."""
-    from .perceptron import Perceptron
-    from .serialization import ModelFileError
+    from ..perceptron import Perceptron
+    from ..serialization import ModelFileError
 
     _, meta = load_npz(path)
     kinds = {cls.__name__: cls for cls in (MLPRegressor, MLPClassifier, Perceptron)}

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .activations import softmax
-from .params import Params
-from .serialization import ModelFileError, load_npz, require, save_npz
-from .validation import (
+from ..mlp.activations import softmax
+from ..params import Params
+from ..serialization import ModelFileError, load_npz, require, save_npz
+from ..validation import (
     check_array,
     check_is_fitted,
     check_n_features,
