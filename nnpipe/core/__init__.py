@@ -7,7 +7,8 @@
 - ``perceptron``, ``neuron``: the single-layer perceptron and the single sigmoid neuron;
 - ``scalers``: StandardScaler, MinMaxScaler;
 - ``params`` (scikit-learn's get_params/set_params), ``validation``, ``serialization``
-  (``.npz`` without pickle), ``threads`` (BLAS threads), ``metrics``.
+  (``.npz`` without pickle), ``threads`` (BLAS threads), ``metrics``,
+  ``sklearn_compat`` (scikit-learn's tags without importing it).
 
 Nothing here imports dask, pyarrow, pandas, prefect or mlflow (tests/test_layers.py).
 """

@@ -10,7 +10,6 @@ than two classes are handled one-vs-rest, one weight vector per class.
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from .params import Params
 from .serialization import ModelFileError, load_npz, require, save_npz
+from .sklearn_compat import sklearn_tags
 from .validation import (
     check_array,
     check_is_fitted,
@@ -80,12 +80,7 @@ class Perceptron(Params):
         self.verbose = verbose
 
     def __sklearn_tags__(self):
-        tags_mod = sys.modules["sklearn.utils._tags"]
-        return tags_mod.Tags(
-            estimator_type="classifier",
-            target_tags=tags_mod.TargetTags(required=True),
-            classifier_tags=tags_mod.ClassifierTags(),
-        )
+        return sklearn_tags("classifier")
 
     def fit(self, X: Any, y: Any) -> Perceptron:
         """Learn from X (n_samples, n_features) and labels y (n_samples,)."""

@@ -1,7 +1,8 @@
 """Multi-layer perceptrons trained by back-propagation: regression and classification.
 
 - ``estimators``: :class:`MLPRegressor`, :class:`MLPClassifier`, :func:`load_model`;
-- ``base``: the network they share (flat parameters, forward/backward, training loop);
+- ``base``: the network they share (parameters, forward/backward, training loop);
+- ``flat``: the one flat weight vector, its per-layer views and batch buffers;
 - ``activations``, ``losses``, ``optimizers``, ``initializers``: the plain functions
   and tables the network is built from;
 - ``io``: model files (one ``.npz``, no pickle).

@@ -109,7 +109,7 @@ class MLPRegressor(BaseMLP):
     output_activation: str = "identity"
     target_scaling: str | None = "standard"
 
-    _task = "regression"
+    _estimator_type = "regressor"
 
     @property
     def _output_name(self) -> str:
@@ -253,7 +253,7 @@ class MLPClassifier(BaseMLP):
 
     loss: str = "log_loss"
 
-    _task = "classification"
+    _estimator_type = "classifier"
 
     @property
     def _output_name(self) -> str:
