@@ -1,4 +1,4 @@
-"""Bipolar data and the kinds of state a Hopfield network ends in.
+"""Bipolar data, the Hopfield energy, and the kinds of state a network ends in.
 
 A recalled state is one of (Amit, Gutfreund & Sompolinsky 1985):
 

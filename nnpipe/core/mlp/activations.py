@@ -3,8 +3,9 @@
 Every forward function works in place on the pre-activation ``Z`` (so the
 training loop allocates nothing) and returns it. Every derivative takes the
 activation *output* ``A`` (the only thing kept from the forward pass) and writes
-``dA/dZ`` into ``out``. ``RANGES`` gives each function's closed output range, used
-to refuse an output activation that cannot reach the targets.
+``dA/dZ`` into ``out``. ``ACTIVATIONS`` pairs each function with its derivative
+and its closed output range (``low``, ``high``), used to refuse an output
+activation that cannot reach the targets.
 """
 
 from __future__ import annotations

@@ -98,10 +98,9 @@ class MLPRegressor(BaseMLP):
         Current learning rate.
     n_features_in_, n_outputs_ : int
 
-    Methods beyond scikit-learn's: ``loss(X, y)`` (mean data loss in training
-    units; ``loss`` is also the parameter, whose value reads as a string),
-    ``record_epoch``, ``restore_best_weights``, ``set_target_scaler``, ``save``,
-    ``load``.
+    Methods beyond scikit-learn's: ``data_loss(X, y)`` (mean data loss, without
+    the penalty, in training units), ``record_epoch``, ``restore_best_weights``,
+    ``set_target_scaler``, ``save``, ``load``.
     """
     )
 
