@@ -25,6 +25,9 @@ from .losses import regression_losses
 __all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model"]
 
 _SHARED_DOC = """
+
+    Parameters
+    ----------
     hidden_layer_sizes : int or tuple of int, default (100,)
         Units of each hidden layer; the network is n_features -> ... -> n_outputs.
     activation : {'relu', 'tanh', 'logistic' (alias 'sigmoid'), 'leaky_relu', 'identity'}
@@ -67,10 +70,7 @@ _SHARED_DOC = """
 @dataclass(eq=False, repr=False)
 class MLPRegressor(BaseMLP):
     __doc__ = (
-        """Multi-layer perceptron regressor (back-propagation, NumPy).
-
-    Parameters
-    ----------"""
+        "Multi-layer perceptron regressor (back-propagation, NumPy)."
         + _SHARED_DOC
         + """    loss : {'squared_error', 'huber', 'absolute_error'}, default 'squared_error'
         Computed on scaled targets (Huber's threshold is 1 scaled unit).
@@ -235,10 +235,7 @@ class MLPRegressor(BaseMLP):
 @dataclass(eq=False, repr=False)
 class MLPClassifier(BaseMLP):
     __doc__ = (
-        """Multi-layer perceptron classifier: logistic output for two classes, softmax for more.
-
-    Parameters
-    ----------"""
+        "Multi-layer perceptron classifier: logistic output for two classes, softmax for more."
         + _SHARED_DOC
         + """    loss : {'log_loss'}, default 'log_loss'
 
