@@ -15,8 +15,7 @@ import argparse
 import numpy as np
 
 from nnpipe import HopfieldNetwork, ModernHopfield
-from nnpipe.core.capacity import capacity_curve
-from nnpipe.core.hopfield import to_bipolar
+from nnpipe.core.hopfield import capacity_curve, to_bipolar
 
 LETTERS = {
     "H": ["#.....#", "#.....#", "#.....#", "#######", "#.....#", "#.....#", "#.....#"],

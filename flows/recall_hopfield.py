@@ -7,7 +7,6 @@ report, energy plot -> MLflow.
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import RecallConfig
-from nnpipe.core.hopfield import HopfieldNetwork
+from nnpipe.core.hopfield import HopfieldNetwork, energy_trajectories
 from nnpipe.data.partition_io import read_patterns
 from nnpipe.data.recall_job import (
     PartitionStats,
@@ -84,17 +83,12 @@ def recall_partitions(
     return summary.to_dict()
 
 
-def energy_trajectories(network: HopfieldNetwork, dataset: Path, n_probes: int = 8):
-    """Energy after each async sweep for a few probes (sweep by sweep, from the probe)."""
+def probe_energies(network: HopfieldNetwork, dataset: Path, n_probes: int = 8):
+    """Energy after each async sweep (at most 10) for the first few probes of the dataset."""
     first = list_probe_files(dataset / "probes")[0]
     probes, _, _ = read_probes(first, "probe", None)
-    probes = probes[:n_probes]
-    lines = [network.energy(probes)]
-    for sweeps in range(1, 1 + min(network.max_iter, 10)):
-        # Same weights and visiting order, stopped after `sweeps` sweeps.
-        stepped = copy.copy(network).set_params(max_iter=sweeps)
-        lines.append(stepped.recall(probes).energy)
-    return np.stack(lines, axis=1)  # (n_probes, sweeps + 1)
+    sweeps = min(int(network.max_iter), 10)
+    return energy_trajectories(network, probes[:n_probes], max_sweeps=sweeps)
 
 
 # The defaults, shown in the Prefect UI form of a deployment (never mutated).
@@ -132,7 +126,7 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         (out / "recall_report.json").write_text(json.dumps(report, indent=2))
         tracker.log_artifact(out / NETWORK_FILE, artifact_path="network")
         if config.update == "async":
-            lines = energy_trajectories(network, config.dataset_path)
+            lines = probe_energies(network, config.dataset_path)
             tracker.log_plot("plots/energy.png", energy_trajectory_figure, list(lines))
     tracker.wait()  # the run is stored (and any failed write raised) before we report it
     return {"run_ids": {"recall_hopfield": rid}, "summary": summary}

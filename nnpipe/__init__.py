@@ -10,14 +10,14 @@ from nnpipe._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
-# Public name -> module in nnpipe.core that defines it. Resolved on first use so
-# that `import nnpipe` stays cheap.
+# Public name -> the nnpipe.core module or subpackage it is imported from. Resolved
+# on first use so that `import nnpipe` stays cheap.
 _EXPORTS = {
     "MLPRegressor": "nnpipe.core.mlp",
     "MLPClassifier": "nnpipe.core.mlp",
     "Perceptron": "nnpipe.core.perceptron",
     "HopfieldNetwork": "nnpipe.core.hopfield",
-    "ModernHopfield": "nnpipe.core.modern_hopfield",
+    "ModernHopfield": "nnpipe.core.hopfield",
     "StandardScaler": "nnpipe.core.scalers",
     "MinMaxScaler": "nnpipe.core.scalers",
 }

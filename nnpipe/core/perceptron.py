@@ -9,7 +9,6 @@ than two classes are handled one-vs-rest, one weight vector per class.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from .params import Params
 from .serialization import ModelFileError, NpzFileMixin, require
+from .sklearn_compat import sklearn_tags
 from .validation import (
     check_array,
     check_is_fitted,
@@ -60,9 +60,6 @@ class Perceptron(NpzFileMixin, Params):
         Passes made. ``converged_``: True when the last pass made no mistake.
     """
 
-    _param_names = ("eta0", "max_iter", "fit_intercept", "shuffle", "random_state", "dtype")
-    _param_names += ("verbose",)
-
     def __init__(
         self,
         eta0=1.0,
@@ -82,12 +79,7 @@ class Perceptron(NpzFileMixin, Params):
         self.verbose = verbose
 
     def __sklearn_tags__(self):
-        tags_mod = sys.modules["sklearn.utils._tags"]
-        return tags_mod.Tags(
-            estimator_type="classifier",
-            target_tags=tags_mod.TargetTags(required=True),
-            classifier_tags=tags_mod.ClassifierTags(),
-        )
+        return sklearn_tags("classifier")
 
     def fit(self, X: Any, y: Any) -> Perceptron:
         """Learn from X (n_samples, n_features) and labels y (n_samples,)."""

@@ -118,7 +118,6 @@ class StandardScaler(_Scaler):
     n_features_in_ : int
     """
 
-    _param_names = ("with_mean", "with_std", "dtype")
     _state = ("mean_", "var_", "scale_")
 
     def __init__(self, with_mean: bool = True, with_std: bool = True, dtype: Any = "float32"):
@@ -202,7 +201,6 @@ class MinMaxScaler(_Scaler):
     n_features_in_ : int
     """
 
-    _param_names = ("feature_range", "dtype")
     _state = ("data_min_", "data_max_")
 
     def __init__(self, feature_range: tuple[float, float] = (0.0, 1.0), dtype: Any = "float32"):

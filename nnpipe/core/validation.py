@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -142,3 +143,19 @@ def check_is_fitted(estimator: Any, attribute: str) -> None:
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when predict/transform is used before fit."""
+
+
+def check_layer_sizes(name: str, value: Any) -> list[int]:
+    """A positive int or a sequence of positive ints, as a list of ints."""
+    sizes = (value,) if isinstance(value, numbers.Integral) else value
+    try:
+        sizes = tuple(sizes)
+    except TypeError:
+        sizes = None
+    if sizes is None or not all(
+        isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0 for h in sizes
+    ):
+        raise ValueError(
+            f"{name}={value!r} is invalid; expected a positive int or a sequence of positive ints"
+        )
+    return [int(h) for h in sizes]

@@ -39,7 +39,7 @@ _LAZY = {
     "confusion_matrix_figure": "nnpipe.tracking.plots",
     "energy_trajectory_figure": "nnpipe.tracking.plots",
     "capacity_curve_figure": "nnpipe.tracking.plots",
-    "energy_trajectories": "nnpipe.tracking.plots",
+    "energy_trajectories": "nnpipe.core.hopfield",
 }
 
 __all__ = [

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from nnpipe.core.metrics import r2_score
+
 
 def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     """R2, RMSE and MAE over all targets (R2 averaged uniformly over target columns)."""
@@ -18,13 +20,8 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     if t.shape[0] == 0:
         raise ValueError("cannot evaluate on 0 samples")
     err = p - t
-    ss_res = (err**2).sum(axis=0)
-    ss_tot = ((t - t.mean(axis=0)) ** 2).sum(axis=0)
-    # A constant target: R2 is 1 for a perfect fit and 0 otherwise (scikit-learn's rule).
-    r2 = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0), 0.0)
-    r2 = np.where((ss_tot == 0) & (ss_res == 0), 1.0, r2)
     return {
-        "r2": float(r2.mean()),
+        "r2": r2_score(t, p),
         "rmse": float(np.sqrt((err**2).mean())),
         "mae": float(np.abs(err).mean()),
     }

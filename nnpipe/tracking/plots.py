@@ -8,7 +8,6 @@ Each function returns the figure; ``MlflowTracker.log_figure`` stores it as PNG
 
 from __future__ import annotations
 
-import copy
 import io
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -149,31 +148,12 @@ def energy_trajectory_figure(
     return fig
 
 
-def energy_trajectories(network: Any, probes: Any, max_sweeps: int = 10) -> np.ndarray:
-    """Energy of each probe after 0, 1, ..., ``max_sweeps`` sweeps (n_probes, max_sweeps + 1).
-
-    Uses only the network's public ``recall``/``energy``: recall with ``max_iter=k``
-    visits neurons in the same seeded order as any longer recall, so the state after
-    k sweeps is the same whichever run it comes from. Costs O(max_sweeps^2) sweeps:
-    meant for the handful of probes a plot shows.
-    """
-    if not isinstance(max_sweeps, int) or max_sweeps < 1:
-        raise ValueError(f"max_sweeps={max_sweeps!r} must be a positive integer")
-    probes = np.asarray(probes)
-    columns = [np.asarray(network.energy(probes), dtype=np.float64)]
-    stepper = copy.copy(network)  # the caller's network keeps its max_iter
-    for k in range(1, max_sweeps + 1):
-        stepper.max_iter = k
-        columns.append(np.asarray(stepper.recall(probes).energy, dtype=np.float64))
-    return np.stack(columns, axis=1)  # (n_probes, max_sweeps + 1)
-
-
 def capacity_curve_figure(
     table: Mapping[str, Sequence[Any]], title: str = "Hopfield capacity"
 ) -> Figure:
     """Exact-recall fraction (solid) and mean overlap (dashed) against load P/N.
 
-    ``table`` is the columnar dict of ``nnpipe.core.capacity.capacity_curve`` (needs
+    ``table`` is the columnar dict of ``nnpipe.core.hopfield.capacity_curve`` (needs
     ``load`` and ``exact_recall``; uses ``mean_overlap``, ``noise``, ``rule`` and
     ``n_neurons`` when present): one line per (rule, noise level), and the Hebbian
     limit 0.138 marked.

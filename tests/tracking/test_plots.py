@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from nnpipe.core.capacity import capacity_curve
-from nnpipe.core.hopfield import HopfieldNetwork
+from nnpipe.core.hopfield import HopfieldNetwork, capacity_curve, energy_trajectories
 from nnpipe.tracking.plots import (
     capacity_curve_figure,
     confusion_matrix,
     confusion_matrix_figure,
-    energy_trajectories,
     energy_trajectory_figure,
     loss_curve_figure,
 )

@@ -2,7 +2,7 @@
 
 States are +-1 in a neuron-major float matrix ``S`` (N, n_probes), one probe per
 column; fields are ``H = q @ S`` for the integer-valued weights ``q`` of
-:mod:`nnpipe.core.hopfield_rules`, so every sum is exact and the result for one
+:mod:`nnpipe.core.hopfield.rules`, so every sum is exact and the result for one
 probe never depends on the rest of the batch.
 
 A neuron flips when its field has the opposite sign of its state; on a zero field it
@@ -307,9 +307,3 @@ def flipping(fields: Fields, states: np.ndarray) -> np.ndarray:
     S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
     H = fields.fields(fields.start(S), S)
     return (H * S < 0).any(axis=0)
-
-
-def exact_energy(fields: Fields, states: np.ndarray, scale: float) -> np.ndarray:
-    """``-1/2 s W s`` per state (row of ``states``), from exact integer fields."""
-    S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
-    return -0.5 * fields.s_dot_h(fields.start(S), S) / scale

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .hopfield import RULES, UPDATES, HopfieldNetwork
-from .validation import check_option, check_positive, check_rng
+from ..validation import check_option, check_positive, check_rng
+from .network import UPDATES, HopfieldNetwork
+from .rules import RULES
 
 COLUMNS = (
     "rule",
@@ -68,22 +69,13 @@ def capacity_curve(
         One entry per :data:`COLUMNS` name, one row per (load, noise level), in input
         order: JSON-able, and ready for ``plt.plot(table["load"], table["exact_recall"])``.
     """
-    check_positive("n_neurons", n_neurons, integer=True)
-    if n_neurons < 2:
-        raise ValueError(f"n_neurons={n_neurons} is too small; need at least 2")
     check_option("rule", rule, RULES)
     check_option("update", update, UPDATES)
     check_positive("trials", trials, integer=True)
     check_positive("max_iter", max_iter, integer=True)
     if probes_per_trial is not None:
         check_positive("probes_per_trial", probes_per_trial, integer=True)
-    loads = _as_list("loads", loads)
-    noise_levels = _as_list("noise_levels", noise_levels)
-    for alpha in loads:
-        check_positive("load", alpha)
-    for noise in noise_levels:
-        if not (isinstance(noise, (int, float)) and 0 <= noise <= 1):
-            raise ValueError(f"noise level {noise!r} is invalid; expected a number in [0, 1]")
+    loads, noise_levels = _check_grid(n_neurons, loads, noise_levels)
     rng = check_rng(random_state)
 
     table: dict[str, list] = {name: [] for name in COLUMNS}
@@ -97,18 +89,10 @@ def capacity_curve(
             patterns = (2 * rng.integers(0, 2, (n_patterns, n_neurons)) - 1).astype(np.int8)
             net = HopfieldNetwork(rule, update, max_iter, random_state=rng)
             net._fit(patterns)  # overloading it is the point here
-            source = np.arange(n_probes) % n_patterns
-            # All noise levels in one recall call: one batch, one set of sweeps.
-            probes = np.concatenate(
-                [_flip(patterns[source], noise, rng) for noise in noise_levels]
-            )  # (n_levels * n_probes, N)
-            result = net.recall(probes)
-            target = np.tile(patterns[source], (len(noise_levels), 1))
-            ok = (result.states == target).all(axis=1).reshape(len(noise_levels), n_probes)
-            m = np.einsum("ij,ij->i", result.states, target, dtype=np.int64) / n_neurons
-            exact += ok.mean(axis=1)
-            overlap += m.reshape(len(noise_levels), n_probes).mean(axis=1)
-            converged += result.converged.reshape(len(noise_levels), n_probes).mean(axis=1)
+            e, o, c = _trial(net, patterns, n_probes, noise_levels, rng)
+            exact += e
+            overlap += o
+            converged += c
         for i, noise in enumerate(noise_levels):
             row = {
                 "rule": rule,
@@ -126,6 +110,45 @@ def capacity_curve(
             for name in COLUMNS:
                 table[name].append(row[name])
     return table
+
+
+def _trial(
+    net: HopfieldNetwork,
+    patterns: np.ndarray,
+    n_probes: int,
+    noise_levels: list[float],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact-recall fraction, mean overlap and converged fraction per noise level."""
+    n_patterns, n_neurons = patterns.shape
+    source = np.arange(n_probes) % n_patterns
+    # All noise levels in one recall call: one batch, one set of sweeps.
+    probes = np.concatenate(
+        [_flip(patterns[source], noise, rng) for noise in noise_levels]
+    )  # (n_levels * n_probes, N)
+    result = net.recall(probes)
+    target = np.tile(patterns[source], (len(noise_levels), 1))
+    ok = (result.states == target).all(axis=1).reshape(len(noise_levels), n_probes)
+    m = np.einsum("ij,ij->i", result.states, target, dtype=np.int64) / n_neurons
+    return (
+        ok.mean(axis=1),
+        m.reshape(len(noise_levels), n_probes).mean(axis=1),
+        result.converged.reshape(len(noise_levels), n_probes).mean(axis=1),
+    )
+
+
+def _check_grid(n_neurons: int, loads: Any, noise_levels: Any) -> tuple[list[float], list[float]]:
+    check_positive("n_neurons", n_neurons, integer=True)
+    if n_neurons < 2:
+        raise ValueError(f"n_neurons={n_neurons} is too small; need at least 2")
+    loads = _as_list("loads", loads)
+    noise_levels = _as_list("noise_levels", noise_levels)
+    for alpha in loads:
+        check_positive("load", alpha)
+    for noise in noise_levels:
+        if not (isinstance(noise, (int, float)) and 0 <= noise <= 1):
+            raise ValueError(f"noise level {noise!r} is invalid; expected a number in [0, 1]")
+    return loads, noise_levels
 
 
 def _as_list(name: str, values: Any) -> list[float]:

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from nnpipe.core.capacity import COLUMNS, capacity_curve
+from nnpipe.core.hopfield import COLUMNS, capacity_curve
 
 
 def test_table_has_one_row_per_load_and_noise_in_input_order():

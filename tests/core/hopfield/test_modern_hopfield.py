@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import nnpipe
-from nnpipe.core.hopfield import HEBBIAN_CAPACITY
-from nnpipe.core.modern_hopfield import ModernHopfield
+from nnpipe.core.hopfield import HEBBIAN_CAPACITY, ModernHopfield
 from nnpipe.core.serialization import ModelFileError, load_npz, save_npz
 from nnpipe.core.validation import NotFittedError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.core.activations import ACTIVATIONS, LEAKY_SLOPE, get_activation, softmax
+from nnpipe.core.mlp.activations import ACTIVATIONS, LEAKY_SLOPE, get_activation, softmax
 
 REFERENCE = {
     "identity": lambda z: z,
@@ -76,7 +76,7 @@ def test_softmax_rows_sum_to_one_and_survive_huge_logits():
     ],
 )
 def test_initialisation_is_chosen_by_activation(activation, bound):
-    from nnpipe.core.initializers import init_layer
+    from nnpipe.core.mlp.initializers import init_layer
 
     W = init_layer(np.random.default_rng(0), 300, 200, activation)
     assert W.shape == (300, 200)

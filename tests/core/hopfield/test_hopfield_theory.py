@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.core.capacity import capacity_curve
-from nnpipe.core.hopfield import HopfieldNetwork
+from nnpipe.core.hopfield import HopfieldNetwork, capacity_curve
 
 N = 500
 

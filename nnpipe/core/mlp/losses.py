@@ -1,8 +1,9 @@
 """Loss functions, each with its gradient beside it.
 
-``loss(y, p)`` is the mean over samples of the per-sample loss summed over
-outputs. ``gradient(y, p, out)`` writes the per-sample derivative ``dloss/dp``
-into ``out`` (not divided by the sample count; the network does that once).
+``LOSSES[name].value(y, p)`` is the mean over samples of the per-sample loss
+summed over outputs. ``LOSSES[name].gradient(y, p, out)`` writes the per-sample
+derivative ``dloss/dp`` into ``out`` (not divided by the sample count; the
+network does that once).
 Regression losses work on scaled targets, so the Huber threshold of 1 means one
 standard deviation with the default target scaling.
 """

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.core._mlp_base import DivergenceError
-from nnpipe.core.mlp import MLPClassifier, MLPRegressor
+from nnpipe.core.mlp import DivergenceError, MLPClassifier, MLPRegressor
 from nnpipe.core.validation import NotFittedError
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.core.activations import ACTIVATIONS
-from nnpipe.core.losses import LOSSES
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
+from nnpipe.core.mlp.activations import ACTIVATIONS
+from nnpipe.core.mlp.losses import LOSSES
 
 HIDDEN = sorted(ACTIVATIONS)
 REGRESSION_LOSSES = [k for k, v in LOSSES.items() if v.task == "regression"]

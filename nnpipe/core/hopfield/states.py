@@ -1,4 +1,4 @@
-"""Bipolar data and the kinds of state a Hopfield network ends in.
+"""Bipolar data, the Hopfield energy, and the kinds of state a network ends in.
 
 A recalled state is one of (Amit, Gutfreund & Sompolinsky 1985):
 
@@ -13,6 +13,7 @@ A recalled state is one of (Amit, Gutfreund & Sompolinsky 1985):
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,12 +71,35 @@ def _as_2d(data: Any, name: str, *, allow_empty: bool = False) -> np.ndarray:
 
 
 def energy(states: Any, weights: Any) -> np.ndarray:
-    """Hopfield energy ``-1/2 s W s`` of each state (n, N) for weights (N, N), in float64."""
+    """Hopfield energy ``-1/2 s W s`` of each state (n, N) for weights (N, N), in float64.
+
+    A single state (N,) gives a float. With integer-valued weights (a network's
+    ``weights_q_``) every product and sum is an exact integer in float64.
+    """
     S = np.asarray(states, dtype=np.float64)
     W = np.asarray(weights, dtype=np.float64)
     if S.ndim == 1:
         return -0.5 * float(S @ W @ S)
     return -0.5 * np.einsum("ij,ij->i", S @ W, S)
+
+
+def energy_trajectories(network: Any, probes: Any, max_sweeps: int = 10) -> np.ndarray:
+    """Energy of each probe after 0, 1, ..., ``max_sweeps`` sweeps (n_probes, max_sweeps + 1).
+
+    Uses only the network's public ``recall``/``energy``: recall with ``max_iter=k``
+    visits neurons in the same seeded order as any longer recall, so the state after
+    k sweeps is the same whichever run it comes from. Costs O(max_sweeps^2) sweeps:
+    meant for the handful of probes a plot shows.
+    """
+    if not isinstance(max_sweeps, int) or max_sweeps < 1:
+        raise ValueError(f"max_sweeps={max_sweeps!r} must be a positive integer")
+    probes = np.asarray(probes)
+    columns = [np.asarray(network.energy(probes), dtype=np.float64)]
+    stepper = copy.copy(network)  # the caller's network keeps its max_iter
+    for k in range(1, max_sweeps + 1):
+        stepper.max_iter = k
+        columns.append(np.asarray(stepper.recall(probes).energy, dtype=np.float64))
+    return np.stack(columns, axis=1)  # (n_probes, max_sweeps + 1)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Every forward function works in place on the pre-activation ``Z`` (so the
 training loop allocates nothing) and returns it. Every derivative takes the
 activation *output* ``A`` (the only thing kept from the forward pass) and writes
-``dA/dZ`` into ``out``. ``RANGES`` gives each function's closed output range, used
-to refuse an output activation that cannot reach the targets.
+``dA/dZ`` into ``out``. ``ACTIVATIONS`` pairs each function with its derivative
+and its closed output range (``low``, ``high``), used to refuse an output
+activation that cannot reach the targets.
 """
 
 from __future__ import annotations
@@ -80,7 +81,10 @@ def leaky_relu_derivative(A: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def softmax(Z: np.ndarray) -> np.ndarray:
-    """Row-wise exp(z) / sum(exp(z)), shifted by the row max so exp never overflows."""
+    """Row-wise exp(z) / sum(exp(z)), computed in place in ``Z`` and returned.
+
+    Shifted by the row maximum first so exp never overflows.
+    """
     Z -= Z.max(axis=1, keepdims=True)
     np.exp(Z, out=Z)
     Z /= Z.sum(axis=1, keepdims=True)

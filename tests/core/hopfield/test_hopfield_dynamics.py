@@ -192,7 +192,7 @@ def test_max_iter_reached_is_reported_as_not_converged():
 
 @pytest.mark.parametrize("rule,n_patterns", [("hebbian", 6), ("storkey", 6)])
 def test_both_block_strategies_give_the_same_recall(monkeypatch, rule, n_patterns):
-    from nnpipe.core import hopfield_dynamics
+    from nnpipe.core.hopfield import dynamics as hopfield_dynamics
 
     rng = np.random.default_rng(12)
     patterns = random_patterns(rng, n_patterns, 150)  # three blocks, the last one short

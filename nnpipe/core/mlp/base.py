@@ -1,92 +1,84 @@
 """The back-propagation network shared by MLPRegressor and MLPClassifier.
 
-All weights and biases live in one flat array ``_params`` (coefficients first,
-then intercepts) and ``coefs_`` / ``intercepts_`` are views into it; gradients
-likewise. The optimizer then updates everything in a few vector operations, and
-the training loop reuses preallocated activation and delta buffers, so a step
-is the matrix products plus a handful of in-place passes.
+Parameters and their checks, set-up, forward and backward passes, the epoch
+loop, early stopping and the learning-rate schedule. The weights are one flat
+vector with per-layer views (:mod:`.flat`).
 """
 
 from __future__ import annotations
 
 import numbers
-import sys
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._mlp_io import MLPFileMixin
-from .activations import ACTIVATIONS, OUTPUT_ONLY, activation_names, get_activation
-from .initializers import init_layer
-from .losses import CANONICAL_PAIRS, LOSSES
-from .optimizers import BLOCK, OPTIMIZERS
-from .params import Params
-from .threads import blas_threads, choose_n_threads
-from .validation import (
+from ..params import Params
+from ..sklearn_compat import sklearn_tags
+from ..threads import blas_threads, choose_n_threads
+from ..validation import (
     check_array,
     check_is_fitted,
+    check_layer_sizes,
     check_n_features,
     check_option,
     check_positive,
     check_rng,
     resolve_dtype,
 )
+from .activations import ACTIVATIONS, OUTPUT_ONLY, activation_names, get_activation
+from .flat import BatchCache, n_parameters, split_flat
+from .initializers import init_layer
+from .io import MLPFileMixin
+from .losses import CANONICAL_PAIRS, LOSSES
+from .optimizers import BLOCK, OPTIMIZERS
 
 
 class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss or gradient; the weights are the last finite ones."""
 
 
-class _Cache:
-    """Views into the flat parameter/gradient arrays and per-batch work buffers."""
-
-    def __init__(self, net: BaseMLP, rows: int):
-        sizes, dtype = net._layer_sizes, net._params.dtype
-        self.rows = rows
-        self.coefs, self.intercepts = _split(net._params, sizes)
-        self.coef_grads, self.intercept_grads = _split(net._grads, sizes)
-        self.n_coef = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        self.x = np.empty((rows, sizes[0]), dtype=dtype)  # (batch, n_in)
-        self.y = np.empty((rows, sizes[-1]), dtype=dtype)  # (batch, n_out)
-        self.acts = [np.empty((rows, s), dtype=dtype) for s in sizes[1:]]  # (batch, n_i)
-        self.deltas = [np.empty((rows, s), dtype=dtype) for s in sizes[1:]]
-        self.tmps = [np.empty((rows, s), dtype=dtype) for s in sizes[1:]]
-        self.penalty_tmp = np.empty(self.n_coef, dtype=dtype)
-        self.ones = np.ones(rows, dtype=dtype)  # bias gradients as one GEMV: ones @ delta
-
-
-def _split(flat: np.ndarray, sizes: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    coefs, intercepts, pos = [], [], 0
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
-        coefs.append(flat[pos : pos + a * b].reshape(a, b))
-        pos += a * b
-    for b in sizes[1:]:
-        intercepts.append(flat[pos : pos + b])
-        pos += b
-    return coefs, intercepts
-
-
+# The constructor is generated from the fields below, so the parameters shared by
+# MLPRegressor and MLPClassifier are declared once and each subclass adds only its
+# own; the generated __init__ has an explicit signature, which get_params and
+# scikit-learn's clone read. eq/repr stay off: estimators compare by identity (and
+# stay hashable) and Params provides the repr.
+@dataclass(eq=False, repr=False)
 class BaseMLP(Params, MLPFileMixin):
     """Parameters, training loop, early stopping and persistence; subclasses add targets."""
 
-    _param_names: tuple[str, ...] = ()
-    _task = "regression"
+    hidden_layer_sizes: int | tuple[int, ...] = (100,)
+    activation: str = "relu"
+    solver: str = "adam"
+    alpha: float = 0.0001
+    batch_size: int | str = "auto"
+    learning_rate: str = "constant"
+    learning_rate_init: float = 0.001
+    power_t: float = 0.5
+    max_iter: int = 200
+    shuffle: bool = True
+    random_state: Any = None
+    tol: float = 1e-4
+    verbose: bool = False
+    warm_start: bool = False
+    momentum: float = 0.9
+    nesterovs_momentum: bool = True
+    early_stopping: bool = False
+    validation_fraction: float = 0.1
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    n_iter_no_change: int = 10
+    l1: float = 0.0
+    loss: str = "squared_error"
+    dtype: Any = "float32"
+    n_threads: int | None = None
+
+    _estimator_type = "regressor"
 
     # -- scikit-learn estimator protocol ------------------------------------------
     def __sklearn_tags__(self):
-        # Built from the scikit-learn module already loaded by whoever asks (only
-        # scikit-learn calls this), so nnpipe.core never imports it.
-        tags_mod = sys.modules["sklearn.utils._tags"]
-        tags = tags_mod.Tags(
-            estimator_type=self._task.replace("classification", "classifier").replace(
-                "regression", "regressor"
-            ),
-            target_tags=tags_mod.TargetTags(required=True),
-            transformer_tags=None,
-            regressor_tags=tags_mod.RegressorTags() if self._task == "regression" else None,
-            classifier_tags=tags_mod.ClassifierTags() if self._task != "regression" else None,
-        )
-        return tags
+        return sklearn_tags(self._estimator_type)
 
     def __getstate__(self) -> dict[str, Any]:
         # Views do not survive copying or pickling; they are rebuilt on demand.
@@ -96,21 +88,7 @@ class BaseMLP(Params, MLPFileMixin):
 
     # -- parameter validation -----------------------------------------------------
     def _validate_params(self) -> None:
-        hls = self.hidden_layer_sizes
-        if isinstance(hls, numbers.Integral):
-            hls = (hls,)
-        try:
-            hls = tuple(hls)
-        except TypeError:
-            hls = None
-        if hls is None or not all(
-            isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0 for h in hls
-        ):
-            raise ValueError(
-                f"hidden_layer_sizes={self.hidden_layer_sizes!r} is invalid; "
-                "expected a positive int or a sequence of positive ints"
-            )
-        self._hidden = [int(h) for h in hls]
+        self._hidden = check_layer_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
         check_option("activation", self.activation, activation_names())
         check_option("solver", self.solver, list(OPTIMIZERS))
         check_option("learning_rate", self.learning_rate, ["constant", "invscaling", "adaptive"])
@@ -147,10 +125,10 @@ class BaseMLP(Params, MLPFileMixin):
         self._layer_sizes = [n_features, *self._hidden, n_outputs]
         sizes, dtype = self._layer_sizes, self._dtype
         self._rng = check_rng(self.random_state)
-        n_total = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        n_total = n_parameters(sizes)
         self._params = np.zeros(n_total, dtype=dtype)
         self._grads = np.zeros(n_total, dtype=dtype)
-        coefs, _ = _split(self._params, sizes)
+        coefs, _ = split_flat(self._params, sizes)
         layer_acts = [self._hidden_name] * len(self._hidden) + [self._output_name]
         for W, act in zip(coefs, layer_acts, strict=True):
             W[...] = init_layer(self._rng, W.shape[0], W.shape[1], act)
@@ -186,10 +164,10 @@ class BaseMLP(Params, MLPFileMixin):
     def _cache_drop(self) -> None:
         self.__dict__.pop("_cache", None)
 
-    def _get_cache(self, rows: int) -> _Cache:
+    def _get_cache(self, rows: int) -> BatchCache:
         cache = self.__dict__.get("_cache")
         if cache is None or cache.rows < rows:
-            cache = self._cache = _Cache(self, rows)
+            cache = self._cache = BatchCache(self._params, self._grads, self._layer_sizes, rows)
         return cache
 
     def _batch_rows(self, n_samples: int) -> int:
@@ -225,7 +203,7 @@ class BaseMLP(Params, MLPFileMixin):
         return len(self._layer_sizes)
 
     # -- forward and backward -------------------------------------------------------
-    def _forward(self, X: np.ndarray, cache: _Cache | None = None) -> np.ndarray:
+    def _forward(self, X: np.ndarray, cache: BatchCache | None = None) -> np.ndarray:
         """Output activations for ``X``; into the cache buffers when one is given."""
         n = X.shape[0]
         coefs, intercepts = self._get_cache(1).coefs, self._get_cache(1).intercepts
@@ -247,7 +225,7 @@ class BaseMLP(Params, MLPFileMixin):
             return OUTPUT_ONLY[name](Z)
         return ACTIVATIONS[name].forward(Z)
 
-    def _backward(self, X: np.ndarray, y: np.ndarray, cache: _Cache) -> float:
+    def _backward(self, X: np.ndarray, y: np.ndarray, cache: BatchCache) -> float:
         """Fill the flat gradient for batch (X, y) after ``_forward``; return the objective."""
         n = X.shape[0]
         coefs, c_grads, i_grads = cache.coefs, cache.coef_grads, cache.intercept_grads
@@ -281,7 +259,7 @@ class BaseMLP(Params, MLPFileMixin):
                 D = D_prev
         return loss + self._add_penalty(cache, n)
 
-    def _add_penalty(self, cache: _Cache, n: int) -> float:
+    def _add_penalty(self, cache: BatchCache, n: int) -> float:
         """Add the L2/L1 gradient to the coefficient gradients; return the penalty value."""
         penalty = 0.0
         if self.alpha == 0 and self.l1 == 0:

@@ -3,9 +3,9 @@
 One fully connected layer of +-1 neurons, every neuron both input and output, with
 symmetric weights and a zero diagonal. Recall lowers the energy ``-1/2 s W s``
 until no neuron wants to flip (a fixed point: a stored pattern, its reverse, or a
-spurious state such as a 3-mixture). See :mod:`nnpipe.core.hopfield_rules` for the
-learning rules and the exact weight grid, :mod:`nnpipe.core.hopfield_dynamics` for
-recall and :mod:`nnpipe.core.hopfield_states` for classifying states.
+spurious state such as a 3-mixture). See :mod:`nnpipe.core.hopfield.rules` for the
+learning rules and the exact weight grid, :mod:`nnpipe.core.hopfield.dynamics` for
+recall and :mod:`nnpipe.core.hopfield.states` for the energy and classifying states.
 """
 
 from __future__ import annotations
@@ -16,46 +16,29 @@ from typing import Any
 
 import numpy as np
 
-from .hopfield_dynamics import (
+from ..params import Params
+from ..serialization import ModelFileError, load_npz, require, save_npz
+from ..threads import blas_threads, choose_n_threads
+from ..validation import check_is_fitted, check_option, check_positive, check_rng
+from .dynamics import (
     DenseFields,
     Fields,
     LowRankFields,
     RecallResult,
     empty_result,
-    exact_energy,
     flipping,
     recall_async,
     recall_sync,
 )
-from .hopfield_rules import RULES, LearningRule, to_grid
-from .hopfield_states import (
-    LABELS,
+from .rules import RULES, LearningRule, to_grid
+from .states import (
     Classification,
     check_bipolar,
-    classify,
     classify_states,
     energy,
-    to_bipolar,
 )
-from .params import Params
-from .serialization import ModelFileError, load_npz, require, save_npz
-from .threads import blas_threads, choose_n_threads
-from .validation import check_is_fitted, check_option, check_positive, check_rng
 
-__all__ = [
-    "HEBBIAN_CAPACITY",
-    "LABELS",
-    "RULES",
-    "UPDATES",
-    "CapacityWarning",
-    "Classification",
-    "HopfieldNetwork",
-    "LearningRule",
-    "RecallResult",
-    "classify",
-    "energy",
-    "to_bipolar",
-]
+__all__ = ["HEBBIAN_CAPACITY", "UPDATES", "CapacityWarning", "HopfieldNetwork"]
 
 UPDATES = ("async", "sync")
 
@@ -73,6 +56,9 @@ _CHUNK_ELEMENTS = 1 << 24
 
 class CapacityWarning(UserWarning):
     """More patterns are stored than the learning rule can recall reliably."""
+
+    # Named by the package users import it from, as warnings and reprs show it.
+    __module__ = "nnpipe.core.hopfield"
 
 
 class HopfieldNetwork(Params):
@@ -108,8 +94,6 @@ class HopfieldNetwork(Params):
     order_seed_ : int
         Seed of the sweep orders, see :meth:`sweep_orders`.
     """
-
-    _param_names = ("rule", "update", "max_iter", "random_state", "n_threads")
 
     def __init__(
         self,
@@ -343,7 +327,8 @@ class HopfieldNetwork(Params):
     def energy(self, states: Any) -> np.ndarray:
         """Energy ``-1/2 s W s`` of each state (n_states, n_neurons), computed exactly."""
         S = self._check_states(states, "states")
-        return exact_energy(self._engine(), S, self.weights_scale_)
+        # On the integer grid the products are exact; one division by the scale.
+        return energy(S, self.weights_q_) / self.weights_scale_
 
     def is_fixed_point(self, states: Any) -> np.ndarray:
         """Per state: True when no neuron would flip (a zero field keeps the state)."""

@@ -8,21 +8,26 @@ range cannot reach the (scaled) targets is refused with an error saying so.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._mlp_base import BaseMLP, DivergenceError
+from ..metrics import r2_score
+from ..scalers import SCALERS, MinMaxScaler, StandardScaler, scaler_from_arrays
+from ..serialization import load_npz, require
+from ..threads import blas_threads
+from ..validation import check_array, check_is_fitted, check_n_features, check_option
 from .activations import ACTIVATIONS, activation_names
+from .base import BaseMLP, DivergenceError
 from .losses import regression_losses
-from .scalers import SCALERS, MinMaxScaler, StandardScaler, scaler_from_arrays
-from .serialization import load_npz, require
-from .threads import blas_threads
-from .validation import check_array, check_is_fitted, check_n_features, check_option
 
 __all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model", "network_from_arrays"]
 
 _SHARED_DOC = """
+
+    Parameters
+    ----------
     hidden_layer_sizes : int or tuple of int, default (100,)
         Units of each hidden layer; the network is n_features -> ... -> n_outputs.
     activation : {'relu', 'tanh', 'logistic' (alias 'sigmoid'), 'leaky_relu', 'identity'}
@@ -62,17 +67,10 @@ _SHARED_DOC = """
 """
 
 
-def _common_init(self, **kwargs: Any) -> None:
-    for key, value in kwargs.items():
-        setattr(self, key, value)
-
-
+@dataclass(eq=False, repr=False)
 class MLPRegressor(BaseMLP):
     __doc__ = (
-        """Multi-layer perceptron regressor (back-propagation, NumPy).
-
-    Parameters
-    ----------"""
+        "Multi-layer perceptron regressor (back-propagation, NumPy)."
         + _SHARED_DOC
         + """    loss : {'squared_error', 'huber', 'absolute_error'}, default 'squared_error'
         Computed on scaled targets (Huber's threshold is 1 scaled unit).
@@ -100,54 +98,17 @@ class MLPRegressor(BaseMLP):
         Current learning rate.
     n_features_in_, n_outputs_ : int
 
-    Methods beyond scikit-learn's: ``loss(X, y)`` (mean data loss in training
-    units; ``loss`` is also the parameter, whose value reads as a string),
-    ``record_epoch``, ``restore_best_weights``, ``set_target_scaler``, ``save``,
-    ``load``.
+    Methods beyond scikit-learn's: ``data_loss(X, y)`` (mean data loss, without
+    the penalty, in training units), ``record_epoch``, ``restore_best_weights``,
+    ``set_target_scaler``, ``save``, ``load``.
     """
     )
 
-    _task = "regression"
-    _param_names = (
-        "hidden_layer_sizes", "activation", "solver", "alpha", "batch_size", "learning_rate",
-        "learning_rate_init", "power_t", "max_iter", "shuffle", "random_state", "tol",
-        "verbose", "warm_start", "momentum", "nesterovs_momentum", "early_stopping",
-        "validation_fraction", "beta_1", "beta_2", "epsilon", "n_iter_no_change", "l1",
-        "loss", "output_activation", "target_scaling", "dtype", "n_threads",
-    )  # fmt: skip
+    loss: str = "squared_error"
+    output_activation: str = "identity"
+    target_scaling: str | None = "standard"
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        solver="adam",
-        alpha=0.0001,
-        batch_size="auto",
-        learning_rate="constant",
-        learning_rate_init=0.001,
-        power_t=0.5,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        n_iter_no_change=10,
-        l1=0.0,
-        loss="squared_error",
-        output_activation="identity",
-        target_scaling="standard",
-        dtype="float32",
-        n_threads=None,
-    ):
-        _common_init(**{k: v for k, v in locals().items() if k != "__class__"})
+    _estimator_type = "regressor"
 
     @property
     def _output_name(self) -> str:
@@ -241,13 +202,13 @@ class MLPRegressor(BaseMLP):
 
     def _score_encoded(self, X: np.ndarray, Y: np.ndarray) -> float:
         # R^2 is unchanged by a per-column affine target transform: score scaled units.
-        return _r2(Y, self._forward(X))
+        return r2_score(Y, self._forward(X))
 
     def score(self, X: Any, y: Any) -> float:
         """Coefficient of determination R^2 (averaged over outputs)."""
         pred = self.predict(X)
         y = np.asarray(y)
-        return _r2(y.reshape(len(y), -1), np.asarray(pred).reshape(len(y), -1))
+        return r2_score(y.reshape(len(y), -1), np.asarray(pred).reshape(len(y), -1))
 
     def _save_extra(self, arrays: dict, meta: dict) -> None:
         meta["y_1d"] = bool(self._y_1d)
@@ -270,12 +231,10 @@ class MLPRegressor(BaseMLP):
             self.set_target_scaler(self.target_scaler_)
 
 
+@dataclass(eq=False, repr=False)
 class MLPClassifier(BaseMLP):
     __doc__ = (
-        """Multi-layer perceptron classifier: logistic output for two classes, softmax for more.
-
-    Parameters
-    ----------"""
+        "Multi-layer perceptron classifier: logistic output for two classes, softmax for more."
         + _SHARED_DOC
         + """    loss : {'log_loss'}, default 'log_loss'
 
@@ -287,41 +246,9 @@ class MLPClassifier(BaseMLP):
     """
     )
 
-    _task = "classification"
-    _param_names = tuple(n for n in MLPRegressor._param_names if n not in (
-        "output_activation", "target_scaling"
-    ))  # fmt: skip
+    loss: str = "log_loss"
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(100,),
-        activation="relu",
-        solver="adam",
-        alpha=0.0001,
-        batch_size="auto",
-        learning_rate="constant",
-        learning_rate_init=0.001,
-        power_t=0.5,
-        max_iter=200,
-        shuffle=True,
-        random_state=None,
-        tol=1e-4,
-        verbose=False,
-        warm_start=False,
-        momentum=0.9,
-        nesterovs_momentum=True,
-        early_stopping=False,
-        validation_fraction=0.1,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        n_iter_no_change=10,
-        l1=0.0,
-        loss="log_loss",
-        dtype="float32",
-        n_threads=None,
-    ):
-        _common_init(**{k: v for k, v in locals().items() if k != "__class__"})
+    _estimator_type = "classifier"
 
     @property
     def _output_name(self) -> str:
@@ -432,16 +359,6 @@ class MLPClassifier(BaseMLP):
         self.classes_ = require(arrays, "classes_", (None,), path)
 
 
-def _r2(y: np.ndarray, p: np.ndarray) -> float:
-    y = y.astype(np.float64)
-    p = p.astype(np.float64)
-    ss_res = ((y - p) ** 2).sum(axis=0)
-    ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.where(ss_res == 0, 1.0, 0.0))
-    return float(r2.mean())
-
-
 def load_model(path: str | os.PathLike):
     """Load whichever nnpipe estimator the .npz at ``path`` holds."""
     arrays, meta = load_npz(path)
@@ -450,8 +367,8 @@ def load_model(path: str | os.PathLike):
 
 def network_from_arrays(arrays: dict, meta: dict, path: Any = "<memory>"):
     """Rebuild whichever estimator ``meta["kind"]`` names, from its ``to_arrays`` output."""
-    from .perceptron import Perceptron
-    from .serialization import ModelFileError
+    from ..perceptron import Perceptron
+    from ..serialization import ModelFileError
 
     kinds = {cls.__name__: cls for cls in (MLPRegressor, MLPClassifier, Perceptron)}
     cls = kinds.get(meta.get("kind"))

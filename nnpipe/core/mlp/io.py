@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .serialization import ModelFileError, NpzFileMixin, require
-from .validation import check_is_fitted
+from ..serialization import ModelFileError, NpzFileMixin, require
+from ..validation import check_is_fitted
 
 
 class MLPFileMixin(NpzFileMixin):

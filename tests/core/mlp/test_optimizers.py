@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.core.optimizers import SGD, Adam
+from nnpipe.core.mlp.optimizers import SGD, Adam
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_state_round_trip_continues_identically(pg):
 
 @pytest.mark.parametrize("make", [lambda n: Adam(n, np.float64), lambda n: SGD(n, np.float64)])
 def test_blockwise_update_of_a_long_vector_equals_one_whole_vector_pass(make):
-    from nnpipe.core.optimizers import BLOCK
+    from nnpipe.core.mlp.optimizers import BLOCK
 
     n = 4 * BLOCK + 123
     rng = np.random.default_rng(5)

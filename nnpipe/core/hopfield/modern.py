@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .params import Params
-from .serialization import ModelFileError, load_npz, require, save_npz
-from .validation import (
+from ..mlp.activations import softmax
+from ..params import Params
+from ..serialization import ModelFileError, load_npz, require, save_npz
+from ..validation import (
     check_array,
     check_is_fitted,
     check_n_features,
@@ -63,14 +64,6 @@ class ModernRecallResult:
         return int(self.states.shape[0])
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, shifted by the row maximum so exp never overflows."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
-
-
 def _logsumexp(logits: np.ndarray) -> np.ndarray:
     top = logits.max(axis=1)
     return top + np.log(np.exp(logits - top[:, None]).sum(axis=1))
@@ -95,8 +88,6 @@ class ModernHopfield(Params):
     patterns_ : ndarray, shape (n_patterns, n_features)
     n_features_in_ : int
     """
-
-    _param_names = ("beta", "max_iter", "tol", "dtype")
 
     def __init__(
         self, beta: float = 1.0, max_iter: int = 10, tol: float = 1e-6, dtype: Any = "float32"
@@ -140,7 +131,7 @@ class ModernHopfield(Params):
         """Softmax weights over the stored patterns for each query (n_queries, n_patterns)."""
         self._check_params()
         Q = self._check_queries(queries, "queries")
-        return _softmax(self.beta * (Q @ self.patterns_.T))
+        return softmax(self.beta * (Q @ self.patterns_.T))
 
     def recall(self, queries: Any, *, batch_size: int | None = None) -> ModernRecallResult:
         """Update each query (n_queries, n_features) until it stops moving or ``max_iter``."""
@@ -168,7 +159,7 @@ class ModernHopfield(Params):
         xi = Q.copy()  # (B, N)
         active = np.arange(Q.shape[0])
         for _ in range(self.max_iter):
-            new = _softmax(self.beta * (xi @ X.T)) @ X  # (B, P) @ (P, N)
+            new = softmax(self.beta * (xi @ X.T)) @ X  # (B, P) @ (P, N)
             out.n_iter[offset + active] += 1
             step = np.abs(new - xi).max(axis=1)
             done = step <= self.tol * (1.0 + np.abs(new).max(axis=1))

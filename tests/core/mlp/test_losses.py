@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.core.losses import LOSSES
+from nnpipe.core.mlp.losses import LOSSES
 
 
 def data(name, rng):
