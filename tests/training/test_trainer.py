@@ -11,37 +11,12 @@ from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.data import (
     ArrayDataset,
     ParquetDataset,
-    TrainValidationSplit,
     fit_scalers,
     iter_minibatches,
 )
 from nnpipe.training import train_out_of_core
 
-from .conftest import write_parts
-
-
-def small_model(**kw):
-    params = dict(hidden_layer_sizes=(8,), batch_size=50, random_state=0, n_iter_no_change=50)
-    params.update(kw)
-    return MLPRegressor(**params)
-
-
-def weights(model):
-    return [w.copy() for w in model.coefs_ + model.intercepts_]
-
-
-def assert_same_weights(a, b):
-    for wa, wb in zip(weights(a), weights(b), strict=True):
-        np.testing.assert_array_equal(wa, wb)
-
-
-@pytest.fixture
-def setup(parquet_xy):
-    path, X, y = parquet_xy
-    ds = ParquetDataset(path, targets="y")
-    split = TrainValidationSplit(0.2)
-    xs, ys = fit_scalers(ds, subset="train", split=split)
-    return ds, X, y, split, xs, ys
+from .conftest import assert_same_weights, small_model, write_parts
 
 
 def test_streamed_training_equals_in_memory_training(setup):

@@ -9,32 +9,10 @@ import numpy as np
 import pytest
 
 from nnpipe.core.mlp import MLPRegressor
-from nnpipe.data import ParquetDataset, TrainValidationSplit, fit_scalers, iter_minibatches
+from nnpipe.data import iter_minibatches
 from nnpipe.training import Trainer, TrainingState, train_out_of_core
 
-
-def small_model(**kw):
-    params = dict(hidden_layer_sizes=(8,), batch_size=50, random_state=0, n_iter_no_change=50)
-    params.update(kw)
-    return MLPRegressor(**params)
-
-
-def weights(model):
-    return [w.copy() for w in model.coefs_ + model.intercepts_]
-
-
-def assert_same_weights(a, b):
-    for wa, wb in zip(weights(a), weights(b), strict=True):
-        np.testing.assert_array_equal(wa, wb)
-
-
-@pytest.fixture
-def setup(parquet_xy):
-    path, _, _ = parquet_xy
-    ds = ParquetDataset(path, targets="y")
-    split = TrainValidationSplit(0.2)
-    xs, ys = fit_scalers(ds, subset="train", split=split)
-    return ds, split, xs, ys
+from .conftest import assert_same_weights, small_model
 
 
 def epoch_batches(ds, split, xs, epoch, subset="train"):
@@ -44,7 +22,7 @@ def epoch_batches(ds, split, xs, epoch, subset="train"):
 
 
 def test_one_epoch_over_a_plain_list_equals_train_out_of_core(setup):
-    ds, split, xs, ys = setup
+    ds, _, _, split, xs, ys = setup
     streamed = train_out_of_core(
         small_model(),
         ds,
@@ -66,7 +44,7 @@ def test_one_epoch_over_a_plain_list_equals_train_out_of_core(setup):
 
 
 def test_train_epoch_stops_after_the_given_steps(setup):
-    ds, split, xs, ys = setup
+    ds, _, _, split, xs, ys = setup
     batches = epoch_batches(ds, split, xs, 0)
     trainer = Trainer(small_model().set_target_scaler(ys))
     loss_sum, n_samples = trainer.train_epoch(iter(batches), steps=3)
@@ -85,7 +63,7 @@ def run_epoch(trainer, batches, val):
 
 
 def test_state_saves_and_loads_and_training_continues_bitwise(setup, tmp_path):
-    ds, split, xs, ys = setup
+    ds, _, _, split, xs, ys = setup
     val = epoch_batches(ds, split, xs, 0, subset="validation")
     seen = []
     kw = dict(random_state=2, dataset_fingerprint=ds.fingerprint, checkpoint_dir=tmp_path)
@@ -145,7 +123,7 @@ def test_trainer_refuses_a_model_without_the_protocol_or_a_bad_callback():
 
 
 def test_validation_rows_too_big_to_keep_are_streamed_each_epoch(setup):
-    ds, split, xs, ys = setup
+    ds, _, _, split, xs, ys = setup
     kw = dict(epochs=3, split=split, x_scaler=xs, y_scaler=ys, random_state=2)
     cached = train_out_of_core(small_model(), ds, **kw)
     streamed = train_out_of_core(small_model(), ds, validation_cache_bytes=1000, **kw)
