@@ -32,33 +32,27 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 def direct_training(config) -> float:
     """The flow's work as plain library calls; return its wall time."""
     from flows.cluster import dask_client
-    from flows.train_bp import build_model, evaluate, make_split, save_model
+    from flows.train_bp import evaluate, make_split, save_model, train_network
+    from nnpipe.core.trained_model import TrainedModel
     from nnpipe.data.dataset import ParquetDataset
     from nnpipe.data.scaling import fit_scalers
-    from nnpipe.training import train_out_of_core
 
     start = time.perf_counter()
     dataset = ParquetDataset(config.dataset_path, targets=config.target)
     split = make_split(config)
     with dask_client(None) as client:
-        x_scaler, y_scaler = fit_scalers(
+        scalers = fit_scalers(
             dataset, config.scaler, config.scaler, subset="train", split=split, client=client
         )
         with tempfile.TemporaryDirectory() as tmp:
-            result = train_out_of_core(
-                build_model(config),
-                dataset,
-                epochs=config.max_epochs,
-                batch_size=config.batch_size,
-                split=split,
-                x_scaler=x_scaler,
-                y_scaler=y_scaler,
-                random_state=config.random_state,
-                checkpoint_dir=Path(tmp) / "checkpoints",
-                client=client,
+            result = train_network(
+                config, dataset, split, scalers, client, Path(tmp) / "checkpoints"
             )
-            evaluate.fn(result.model, dataset, split, x_scaler)
-            save_model(result.model, x_scaler, dataset, Path(tmp) / "model")
+            trained = TrainedModel(
+                result.model, scalers[0], dataset.feature_names, dataset.target_names
+            )
+            evaluate.fn(trained, dataset, split)
+            save_model(trained, Path(tmp))
     return time.perf_counter() - start
 
 

@@ -27,7 +27,7 @@ from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
 from nnpipe.data.split import TrainValidationSplit
 from nnpipe.tracking import MlflowTracker, loss_curve_figure, regression_metrics
-from nnpipe.training import train_out_of_core
+from nnpipe.training import TrainingResult, train_out_of_core
 
 
 def build_model(config: TrainConfig) -> MLPRegressor:
@@ -77,6 +77,31 @@ def get_scalers(
     return x_scaler, y_scaler, "fitted"
 
 
+def train_network(
+    config: TrainConfig,
+    dataset: ParquetDataset,
+    split: TrainValidationSplit,
+    scalers: tuple[Any, Any],
+    client: Any,
+    checkpoint_dir: Path,
+    callback: Any = None,
+) -> TrainingResult:
+    """The flow's training as one library call: the config's network, epochs and seed."""
+    return train_out_of_core(
+        build_model(config),
+        dataset,
+        epochs=config.max_epochs,
+        batch_size=config.batch_size,
+        split=split,
+        x_scaler=scalers[0],
+        y_scaler=scalers[1],
+        random_state=config.random_state,
+        callback=callback,
+        checkpoint_dir=checkpoint_dir,
+        client=client,
+    )
+
+
 @task(cache_policy=NO_CACHE)
 def train(
     config: TrainConfig,
@@ -96,19 +121,7 @@ def train(
             "train_bp", {"loss": metrics["train_loss"], "val_loss": metrics["val_loss"]}
         )
 
-    result = train_out_of_core(
-        build_model(config),
-        dataset,
-        epochs=config.max_epochs,
-        batch_size=config.batch_size,
-        split=split,
-        x_scaler=scalers[0],
-        y_scaler=scalers[1],
-        random_state=config.random_state,
-        callback=on_epoch,
-        checkpoint_dir=checkpoint_dir,
-        client=client,
-    )
+    result = train_network(config, dataset, split, scalers, client, checkpoint_dir, on_epoch)
     progress.finish("train_bp")
     return result
 
