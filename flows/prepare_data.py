@@ -59,29 +59,25 @@ def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
         )
     if kind == "regression":
         r = config.regression
-        info = write_dataset(
-            kind,
-            path,
-            n_rows=r.n_rows,
-            n_features=r.n_features,
-            rows_per_partition=r.rows_per_partition,
-            noise=r.noise,
-            seed=config.seed,
-            overwrite=True,
-        )
+        sizes = dict(n_rows=r.n_rows, n_features=r.n_features, noise=r.noise)
+        rows_per_partition = r.rows_per_partition
     else:
         h = config.hopfield
-        info = write_dataset(
-            kind,
-            path,
+        sizes = dict(
             n_rows=h.n_probes,
             n_neurons=h.n_neurons,
             n_patterns=h.n_patterns,
             flip_fraction=h.flip_fraction,
-            rows_per_partition=h.rows_per_partition,
-            seed=config.seed,
-            overwrite=True,
         )
+        rows_per_partition = h.rows_per_partition
+    info = write_dataset(
+        kind,
+        path,
+        rows_per_partition=rows_per_partition,
+        seed=config.seed,
+        overwrite=True,
+        **sizes,
+    )
     return {**info, "written": True}
 
 
