@@ -90,15 +90,16 @@ def log_batch(
 ) -> None:
     """Send metrics, params and tags with ``log_batch``, split at MLflow's request limits."""
     mlflow_client = client(uri)
+    # synchronous=None: MLflow's own switch (mlflow.config.enable_async_logging) decides.
     for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
         chunk = [Param(k, v) for k, v in params[start : start + MAX_PARAMS_PER_BATCH]]
-        mlflow_client.log_batch(run_id, params=chunk, synchronous=True)
+        mlflow_client.log_batch(run_id, params=chunk, synchronous=None)
     for start in range(0, len(tags), MAX_TAGS_PER_BATCH):
         chunk = [RunTag(k, v) for k, v in tags[start : start + MAX_TAGS_PER_BATCH]]
-        mlflow_client.log_batch(run_id, tags=chunk, synchronous=True)
+        mlflow_client.log_batch(run_id, tags=chunk, synchronous=None)
     for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         chunk = [Metric(*row) for row in metrics[start : start + MAX_METRICS_PER_BATCH]]
-        mlflow_client.log_batch(run_id, metrics=chunk, synchronous=True)
+        mlflow_client.log_batch(run_id, metrics=chunk, synchronous=None)
 
 
 def log_text(uri: str, run_id: str, text: str, filename: str) -> None:
