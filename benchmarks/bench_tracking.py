@@ -116,21 +116,22 @@ def untracked(data, config):
     t0, c0 = time.perf_counter(), time.process_time()
     train(data, config)
     wall = time.perf_counter() - t0
-    return wall, time.process_time() - c0, 0.0, wall
+    return wall, time.process_time() - c0, 0.0, 0.0, wall
 
 
 def tracked(data, config, uri, variant):
+    """Wall, process cpu, seconds inside epoch callbacks, inside other calls, until stored."""
     background, asynchronous = VARIANTS[variant]
     import mlflow
 
     mlflow.config.enable_async_logging(asynchronous)
     t0, c0 = time.perf_counter(), time.process_time()
-    watch = Stopwatch()
+    watch, epochs = Stopwatch(), Stopwatch()
     tracker = watch.wrap(MlflowTracker)("bench-tracking", tracking_uri=uri, background=background)
     watch.wrap(tracker.start_run)("bench")
     watch.wrap(tracker.log_params)(config)
     watch.wrap(tracker.log_dict)(config, "config.json")
-    model = train(data, config, watch.wrap(tracker.epoch_callback()))
+    model = train(data, config, epochs.wrap(tracker.epoch_callback()))
     _, _, Xv, yv = data
     metrics = watch.wrap(regression_metrics)(yv, model.predict(Xv))
     watch.wrap(tracker.log_metrics)(metrics)
@@ -138,9 +139,22 @@ def tracked(data, config, uri, variant):
         "plots/loss_curve.png", loss_curve_figure, model.loss_curve_, model.validation_loss_curve_
     )
     watch.wrap(tracker.end_run)("FINISHED")  # flushes the epoch metrics
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    wall = time.perf_counter() - t0
     tracker.wait()  # everything stored before anything else is measured
-    return wall, cpu, watch.seconds, time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    return wall, cpu, epochs.seconds, watch.seconds, time.perf_counter() - t0
+
+
+def writer_cpu_seconds() -> float:
+    """CPU seconds used so far by this process's tracking writer (0 without one)."""
+    from nnpipe.tracking import writer
+
+    if writer._shared is None:
+        return 0.0
+    import psutil
+
+    times = psutil.Process(writer._shared.process.pid).cpu_times()
+    return times.user + times.system
 
 
 def model_logging_seconds(data, config, uri, workdir: Path) -> float:
@@ -209,35 +223,46 @@ def main() -> None:
                 if name == "untracked":
                     full[name].append(untracked(data, config))
                 else:
-                    full[name].append(tracked(data, config, uri, name))
+                    before = writer_cpu_seconds()
+                    row = tracked(data, config, uri, name)
+                    full[name].append((*row, writer_cpu_seconds() - before))
             for _ in range(args.fixed_repeats):
                 base = untracked(data, one_epoch)[0]
                 for variant in VARIANTS:
-                    fixed[variant].append(tracked(data, one_epoch, uri, variant)[3] - base)
+                    fixed[variant].append(tracked(data, one_epoch, uri, variant)[4] - base)
         model_seconds = model_logging_seconds(data, config, uri, Path(tmp))
     import_seconds = statistics.median(mlflow_import_seconds() for _ in range(3))
 
     plain = full["untracked"]
     print(f"{args.epochs}-epoch run, {args.rows} rows x 8 features, MLP (32, 32), batch 64;")
     print(f"{args.repeats} rounds (rotating order), medians; ratios paired with the round's")
-    print("untracked run. wall = until the run returns; stored = until tracker.wait() returns.")
+    print("untracked run. wall = until everything is stored (tracker.wait() returned);")
+    print("cpu = this process's cpu time, +writer adds the writer process's.")
     p_wall, p_cpu = (statistics.median(r[k] for r in plain) for k in (0, 1))
     print(f"  untracked      wall {p_wall:7.2f} s  cpu {p_cpu:7.2f} s")
     for variant in VARIANTS:
         runs = full[variant]
-        wall, cpu, inside, stored = (statistics.median(r[k] for r in runs) for k in range(4))
-        ratios = [t[3] / p[0] for p, t in zip(plain, runs, strict=True)]
-        returns = statistics.median(t[0] / p[0] for p, t in zip(plain, runs, strict=True))
+        wall, cpu, in_epochs, in_rest, writer = (
+            statistics.median(r[k] for r in runs) for k in (4, 1, 2, 3, 5)
+        )
+        walls = [t[4] / p[0] for p, t in zip(plain, runs, strict=True)]
+        cpus = [t[1] / p[1] for p, t in zip(plain, runs, strict=True)]
+        totals = [(t[1] + t[5]) / p[1] for p, t in zip(plain, runs, strict=True)]
         print(
-            f"  {variant:<14} wall {wall:7.2f} s  cpu {cpu:7.2f} s  stored {stored:7.2f} s  "
-            f"inside tracking calls {inside:5.2f} s"
+            f"  {variant:<14} wall {wall:7.2f} s  cpu {cpu:7.2f} s (+writer {writer:.2f} s)  "
+            f"blocked in epoch callbacks {in_epochs:.3f} s, in other calls {in_rest:.3f} s"
         )
         print(
-            f"  {'':<14} ratio (stored) {statistics.median(ratios):.4f}  {spread(ratios)}; "
-            f"(returns) {returns:.4f}; fixed cost per run {statistics.median(fixed[variant]):.3f} s"
+            f"  {'':<14} wall ratio {statistics.median(walls):.4f} ({spread(walls)}); "
+            f"cpu ratio {statistics.median(cpus):.4f} ({spread(cpus)}); "
+            f"cpu+writer {statistics.median(totals):.4f}"
+        )
+        print(
+            f"  {'':<14} epoch callbacks {100 * in_epochs / p_wall:.2f} % of the untracked wall; "
+            f"fixed cost per run {statistics.median(fixed[variant]):.3f} s"
         )
     for name in names:
-        print(f"  wall runs {name:<14} " + ", ".join(f"{r[3]:.2f}" for r in full[name]))
+        print(f"  wall runs {name:<14} " + ", ".join(f"{r[4]:.2f}" for r in full[name]))
     print(f"  importing MLflow's client (once per process): {import_seconds:.2f} s")
     print(f"  pyfunc model logging (once per run, not per epoch): {model_seconds:.2f} s")
 
