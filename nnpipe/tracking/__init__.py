@@ -22,11 +22,11 @@ from .base import (
 
 _LAZY = {
     "MlflowTracker": "nnpipe.tracking.tracker",
-    "MlflowEpochCallback": "nnpipe.tracking.tracker",
+    "MlflowEpochCallback": "nnpipe.tracking.epochs",
     "TrackingError": "nnpipe.tracking.writer",
     "wait_for_writes": "nnpipe.tracking.writer",
-    "default_tracking_uri": "nnpipe.tracking.tracker",
-    "default_artifact_root": "nnpipe.tracking.tracker",
+    "default_tracking_uri": "nnpipe.tracking.stores",
+    "default_artifact_root": "nnpipe.tracking.stores",
     "log_pyfunc_model": "nnpipe.tracking.model",
     "register_model": "nnpipe.tracking.model",
     "load_scaler": "nnpipe.tracking.model",
