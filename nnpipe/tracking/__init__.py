@@ -1,9 +1,11 @@
 """Experiment tracking behind a small ``Tracker`` protocol; the only package importing mlflow.
 
-``NoopTracker`` and the helpers in ``base`` need no MLflow. ``MlflowTracker`` queues
-its writes to a writer process that makes the MLflow calls (``writer.py``), so the
-process that trains never imports MLflow; the plots load Matplotlib and the pyfunc
-model helpers MLflow, on first use.
+``NoopTracker``, the helpers in ``base`` and the store defaults in ``stores`` need no
+MLflow. ``MlflowTracker`` queues its writes to a writer process that makes the MLflow
+calls (``writer.py``, which says why a process), so the process that trains never
+imports MLflow; epoch metrics are buffered and queued every couple of seconds
+(``epochs.py``). The plots load Matplotlib and the pyfunc model helpers MLflow, on
+first use.
 """
 
 from __future__ import annotations
