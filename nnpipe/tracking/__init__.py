@@ -1,9 +1,11 @@
 """Experiment tracking behind a small ``Tracker`` protocol; the only package importing mlflow.
 
-``NoopTracker`` and the helpers in ``base`` need no MLflow. ``MlflowTracker`` queues
-its writes to a writer process that makes the MLflow calls (``writer.py``), so the
-process that trains never imports MLflow; the plots load Matplotlib and the pyfunc
-model helpers MLflow, on first use.
+``NoopTracker``, the helpers in ``base`` and the store defaults in ``stores`` need no
+MLflow. ``MlflowTracker`` queues its writes to a writer process that makes the MLflow
+calls (``writer.py``, which says why a process), so the process that trains never
+imports MLflow; epoch metrics are buffered and queued every couple of seconds
+(``epochs.py``). The plots load Matplotlib and the pyfunc model helpers MLflow, on
+first use.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from .base import (
 
 _LAZY = {
     "MlflowTracker": "nnpipe.tracking.tracker",
-    "MlflowEpochCallback": "nnpipe.tracking.tracker",
+    "MlflowEpochCallback": "nnpipe.tracking.epochs",
     "TrackingError": "nnpipe.tracking.writer",
     "wait_for_writes": "nnpipe.tracking.writer",
-    "default_tracking_uri": "nnpipe.tracking.tracker",
-    "default_artifact_root": "nnpipe.tracking.tracker",
+    "default_tracking_uri": "nnpipe.tracking.stores",
+    "default_artifact_root": "nnpipe.tracking.stores",
     "log_pyfunc_model": "nnpipe.tracking.model",
     "register_model": "nnpipe.tracking.model",
     "load_scaler": "nnpipe.tracking.model",

@@ -22,11 +22,6 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from .base import ERROR_TAG, MAX_TAG_VALUE_LENGTH, TRACEBACK_ARTIFACT, LoggedModel
 
-# MLflow's per-request limits for log_batch.
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_PER_BATCH = 100
-MAX_TAGS_PER_BATCH = 100
-
 # (key, value, timestamp_ms, step) / (key, value): what crosses the process boundary.
 MetricRow = tuple[str, float, int, int]
 Pair = tuple[str, str]
@@ -88,17 +83,16 @@ def log_batch(
     params: Sequence[Pair] = (),
     tags: Sequence[Pair] = (),
 ) -> None:
-    """Send metrics, params and tags with ``log_batch``, split at MLflow's request limits."""
-    mlflow_client = client(uri)
-    for start in range(0, len(params), MAX_PARAMS_PER_BATCH):
-        chunk = [Param(k, v) for k, v in params[start : start + MAX_PARAMS_PER_BATCH]]
-        mlflow_client.log_batch(run_id, params=chunk, synchronous=True)
-    for start in range(0, len(tags), MAX_TAGS_PER_BATCH):
-        chunk = [RunTag(k, v) for k, v in tags[start : start + MAX_TAGS_PER_BATCH]]
-        mlflow_client.log_batch(run_id, tags=chunk, synchronous=True)
-    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-        chunk = [Metric(*row) for row in metrics[start : start + MAX_METRICS_PER_BATCH]]
-        mlflow_client.log_batch(run_id, metrics=chunk, synchronous=True)
+    """Send metrics, params and tags in one ``log_batch`` (MLflow splits it at its limits)."""
+    client(uri).log_batch(
+        run_id,
+        metrics=[Metric(*row) for row in metrics],
+        params=[Param(k, v) for k, v in params],
+        tags=[RunTag(k, v) for k, v in tags],
+        # Stored when the call returns, whatever mlflow.config.enable_async_logging
+        # says: wait() promises that everything queued is in the store.
+        synchronous=True,
+    )
 
 
 def log_text(uri: str, run_id: str, text: str, filename: str) -> None:

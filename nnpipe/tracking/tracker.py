@@ -5,15 +5,16 @@ active run, so a tracker (or just its ``run_id``) can be handed to other threads
 processes or Dask workers: ``MlflowTracker.attach(run_id, tracking_uri)`` logs to a
 run started elsewhere.
 
-The MLflow calls themselves are made by a background writer process (``writer.py``):
-logging returns as soon as the write is queued, so training never waits for MLflow.
-``tracker.wait()`` blocks until everything is stored; ``tracker.client`` waits
-before it hands out a client; a failing run waits until its error is recorded; the
-interpreter waits at exit. ``background=False`` makes every call in-process instead.
+The MLflow calls are made by a background writer process (``writer.py``): logging
+returns once the write is queued, so training does not wait for MLflow. Making them
+in the training process instead, synchronously or with MLflow's own asynchronous
+logging (worker threads sharing the training thread's GIL), blocked the training
+thread 4-9x longer (``benchmarks/bench_tracking.py``). ``tracker.wait()`` blocks
+until everything is stored; ``tracker.client`` and a failing run wait first, the
+interpreter waits at exit. ``background=False`` makes every call in-process.
 
 Defaults: ``MLFLOW_TRACKING_URI`` when set, otherwise an SQLite store
-``<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts`` (what ``make ui`` opens).
-"""
+``<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts`` (what ``make ui`` opens)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ import json
 import logging
 import os
 import pickle
-import threading
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -38,15 +38,12 @@ from .base import (
     flatten_params,
     numeric_metrics,
 )
+from .epochs import DEFAULT_FLUSH_SECONDS, MlflowEpochCallback
+from .stores import absolute_tracking_uri, default_artifact_root, default_tracking_uri
 from .writer import InlineWriter, ProcessWriter, TrackingError, shared_writer
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_DB_NAME = "mlflow.db"
-DEFAULT_ARTIFACT_DIR = "mlartifacts"
-# A run's epoch metrics go out at least this often (the MLflow UI shows them live).
-DEFAULT_FLUSH_SECONDS = 2.0
-_MAX_BUFFERED_METRICS = 1000
 # Package versions and the git commit are run tags named nnpipe.env.<name>.
 ENV_TAG_PREFIX = "nnpipe.env."
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
@@ -60,100 +57,6 @@ __all__ = [
     "default_artifact_root",
     "default_tracking_uri",
 ]
-
-
-def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<cwd>/mlflow.db``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
-        return env
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    return f"sqlite:///{(base / DEFAULT_DB_NAME).resolve()}"
-
-
-def absolute_tracking_uri(uri: str, cwd: str | os.PathLike | None = None) -> str:
-    """``uri`` with a relative SQLite file or local directory made absolute.
-
-    The writer process keeps the working directory it started in, so a relative
-    store path must mean the caller's directory at the time the tracker was made.
-    """
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    if uri.startswith("sqlite:///"):
-        db = Path(uri[len("sqlite:///") :])
-        return uri if db.is_absolute() else f"sqlite:///{(base / db).resolve()}"
-    if "://" not in uri and not uri.startswith(("databricks", "file:")):
-        return str((base / uri).resolve())  # a plain directory: MLflow's file store
-    return uri
-
-
-def default_artifact_root(tracking_uri: str, cwd: str | os.PathLike | None = None) -> str | None:
-    """Artifact root for new experiments: beside an SQLite store; a server decides its own."""
-    tracking_uri = absolute_tracking_uri(tracking_uri, cwd)
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///") :])
-        return (db.resolve().parent / DEFAULT_ARTIFACT_DIR).as_uri()
-    if tracking_uri.startswith(("http://", "https://", "databricks")):
-        return None
-    base = Path(cwd) if cwd is not None else Path.cwd()
-    return (base.resolve() / DEFAULT_ARTIFACT_DIR).as_uri()
-
-
-class MlflowEpochCallback:
-    """Buffers per-epoch metrics and queues them for ``MlflowClient.log_batch``.
-
-    Call it once per epoch with a dict of numbers; the step is ``step`` when given,
-    else ``metrics["epoch"]``, else one more than the previous call. Non-numeric
-    values are skipped. The buffer goes out every ``flush_seconds`` seconds, when it
-    holds 1000 values, and on :meth:`flush` (the run's end flushes it, also when the
-    run fails, so a failing run keeps what it had logged).
-    """
-
-    def __init__(
-        self,
-        writer: InlineWriter | ProcessWriter,
-        tracking_uri: str,
-        run_id: str,
-        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
-    ) -> None:
-        self.writer = writer
-        self.tracking_uri = tracking_uri
-        self.run_id = run_id
-        self.flush_seconds = flush_seconds
-        self._buffer: list[tuple[str, float, int, int]] = []
-        self._next_step = 0
-        self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
-
-    def __call__(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Record one epoch's metrics."""
-        if step is None:
-            step = int(metrics["epoch"]) if "epoch" in metrics else self._next_step
-        timestamp = int(time.time() * 1000)
-        values = numeric_metrics(metrics)
-        values.pop("epoch", None)
-        with self._lock:
-            self._buffer.extend((k, v, timestamp, int(step)) for k, v in values.items())
-            self._next_step = int(step) + 1
-            due = (
-                len(self._buffer) >= _MAX_BUFFERED_METRICS
-                or time.monotonic() - self._last_flush >= self.flush_seconds
-            )
-        if due:
-            self.flush()
-
-    def flush(self) -> None:
-        """Queue everything buffered now."""
-        with self._lock:
-            pending, self._buffer = self._buffer, []
-            self._last_flush = time.monotonic()
-        if pending:
-            self.writer.send("log_batch", self.tracking_uri, self.run_id, pending, (), ())
-
-    def __enter__(self) -> MlflowEpochCallback:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.flush()
 
 
 class MlflowTracker:
@@ -476,12 +379,7 @@ class MlflowTracker:
         self._send("log_pickled_figure", self.tracking_uri, rid, payload, filename)
 
     def log_plot(
-        self,
-        filename: str,
-        make_figure: Any,
-        *args: Any,
-        run_id: str | None = None,
-        **kwargs: Any,
+        self, filename: str, make_figure: Any, *args: Any, run_id: str | None = None, **kwargs: Any
     ) -> None:
         """Store ``make_figure(*args, **kwargs)`` as the PNG artifact ``filename``.
 

@@ -74,6 +74,37 @@ def test_the_training_process_never_imports_mlflow(store):
     assert {a.path for a in client.list_artifacts(result["run_id"])} == {"plots", "note.txt"}
 
 
+def test_a_script_that_exits_without_waiting_loses_no_write(store):
+    # Normal interpreter exit, no wait(), epoch metrics still buffered
+    # (flush_seconds=3600): one run ended by its `with` block, one never ended.
+    proc = run_script(
+        """
+        from nnpipe.tracking import MlflowTracker
+        tracker = MlflowTracker("exits", flush_seconds=3600)
+        with tracker.run("ended") as ended:
+            callback = tracker.epoch_callback()
+            for epoch in range(1, 51):
+                callback({"epoch": epoch, "train_loss": 1.0 / epoch})
+        still_open = tracker.start_run("never ended")
+        callback = tracker.epoch_callback()
+        for epoch in range(1, 51):
+            callback({"epoch": epoch, "train_loss": 2.0 / epoch})
+        tracker.log_metrics({"r2": 0.5})
+        print(ended, still_open, flush=True)
+        """,
+        store,
+    )
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    ended, still_open = out.split()
+    client = MlflowClient(tracking_uri=store)
+    assert client.get_run(ended).info.status == "FINISHED"
+    for run_id, scale in ((ended, 1.0), (still_open, 2.0)):
+        got = [(m.step, m.value) for m in client.get_metric_history(run_id, "train_loss")]
+        assert sorted(got) == [(e, scale / e) for e in range(1, 51)]
+    assert client.get_run(still_open).data.metrics["r2"] == 0.5
+
+
 def test_writes_queued_before_the_caller_dies_are_stored(store):
     # os._exit skips every exit handler: the writer sees its socket close and still
     # stores what it had been sent.
