@@ -17,14 +17,13 @@ training thread only slices batches. On request the next epoch's first group is
 read while the current epoch's last one trains.
 
 That thread shares the machine with training, so it touches as little new memory
-as it can: every read of an epoch lands in one buffer, is scaled there in place
-and copied into a pool buffer kept from cut to cut (and epoch to epoch); only the
-gathered batches themselves are new arrays.
+as it can: each read is scaled in place and copied into a pool buffer kept from
+cut to cut (and epoch to epoch); only the reads and the gathered batches are new
+arrays.
 """
 
 from __future__ import annotations
 
-import inspect
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -87,40 +86,18 @@ def _load(
     split: TrainValidationSplit | None,
     sides: bool,
     scaling: _Scaling,
-    allocate: Callable[[int, np.dtype], np.ndarray] | None,
     index: int,
 ):
-    """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None).
-
-    ``allocate``: memory for the read, given to datasets that take it.
-    """
+    """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None)."""
     # Reading straight into float32 saves a float64 copy; the values are the same
     # as rounding float64 later, which is what the scalers' float32 transform does.
     read = np.float32 if scaling.dtype == scaling.y_dtype == np.float32 else np.float64
-    into = {} if allocate is None else {"allocate": allocate}
     # The datasets hand out arrays of their own for each read, so scaling may overwrite them.
     if sides:
-        train, val = dataset.read_partition_sides(index, split, read, **into)
+        train, val = dataset.read_partition_sides(index, split, read)
         X_val, y_val = scaling(*val)  # handed to on_validation as they are: C-ordered
         return scaling(*train), (np.ascontiguousarray(X_val), np.ascontiguousarray(y_val))
-    return scaling(*dataset.read_partition(index, subset, split, read, **into)), None
-
-
-class _ReadMemory:
-    """One 1-D buffer handed out for every read (grown when too small).
-
-    The group builder copies each partition into its pool before the next is read,
-    so one buffer serves them all and no read touches new pages.
-    """
-
-    def __init__(self) -> None:
-        self._array: np.ndarray | None = None
-
-    def allocate(self, size: int, dtype: np.dtype) -> np.ndarray:
-        array = self._array
-        if array is None or array.size < size or array.dtype != dtype:
-            array = self._array = np.empty(size, dtype)
-        return array[:size]
+    return scaling(*dataset.read_partition(index, subset, split, read)), None
 
 
 @dataclass
@@ -335,12 +312,6 @@ class MinibatchStream:
         self.client = client
         self._ahead: tuple[int, bool, _Producer] | None = None  # next epoch read early
         self._spare_pools: list[tuple[_Pool, _Pool]] = []  # left by the last epoch, reused
-        # nnpipe's datasets read into memory the caller gives (see _ReadMemory).
-        self._reads_into = all(
-            "allocate" in inspect.signature(getattr(dataset, name)).parameters
-            for name in ("read_partition", "read_partition_sides")
-            if hasattr(dataset, name)
-        )
 
     def partition_order(self, epoch: int) -> np.ndarray:
         """The partition order of ``epoch`` (a seeded permutation when shuffling)."""
@@ -403,10 +374,7 @@ class MinibatchStream:
         self._ahead = (epoch, sides, self._start(epoch, sides))
 
     def _start(self, epoch: int, sides: bool) -> _Producer | Iterator[_Group]:
-        # Read in this process, partitions go one at a time through one buffer.
-        memory = _ReadMemory() if self._reads_into and self.client is None else None
-        allocate = None if memory is None else memory.allocate
-        load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling, allocate)
+        load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling)
         groups = partial(self._groups, epoch)
         if self.prefetch:
             return _Producer(groups, load, self.client)
