@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -270,22 +270,15 @@ class ParquetDataset:
         split: TrainValidationSplit | None = None,
         dtype: Any = np.float64,
         use_threads: bool = True,
-        allocate: Callable[[int, np.dtype], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """(block (n, n_features + n_targets), validation mask or None, n_dropped).
-
-        ``allocate(size, dtype)`` gives the 1-D memory the block is read into
-        (default: new memory).
-        """
+        """(block (n, n_features + n_targets), validation mask or None, n_dropped)."""
         dtype = np.dtype(dtype)
         table, mask = self._read_table(index, subset, split, use_threads)
         part = self.partitions[index]
         columns = self.feature_names + self.target_names
         n = table.num_rows
-        size = len(columns) * n
-        memory = np.empty(size, dtype) if allocate is None else allocate(size, dtype)
         # Column-major: each column is written (and later reduced) contiguously.
-        block = memory.reshape(len(columns), n).T  # (n, n_columns)
+        block = np.empty((len(columns), n), dtype).T  # (n, n_columns)
         for j, name in enumerate(columns):
             _column_into(table.column(name), block[:, j])
         n_dropped = 0
@@ -320,19 +313,14 @@ class ParquetDataset:
         subset: str = "all",
         split: TrainValidationSplit | None = None,
         dtype: Any = np.float64,
-        allocate: Callable[[int, np.dtype], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """X (n, n_features) and y (n, n_targets) of partition ``index`` (float64 default).
 
-        The arrays are the caller's (it may modify them): new memory, or the 1-D
-        array ``allocate(size, dtype)`` returns, for a caller that reuses memory
-        from read to read. The file is decoded one column at a time: these reads
-        run beside training (the stream's reader), where Arrow's thread pool would
-        take the training thread's core.
+        The arrays are new memory, the caller's to modify. The file is decoded one
+        column at a time: these reads run beside training (the stream's reader),
+        where Arrow's thread pool would take the training thread's core.
         """
-        block, _, _ = self._read_block(
-            index, subset, split, dtype, use_threads=False, allocate=allocate
-        )
+        block, _, _ = self._read_block(index, subset, split, dtype, use_threads=False)
         nf = self.n_features
         return block[:, :nf], block[:, nf:]
 
@@ -341,16 +329,12 @@ class ParquetDataset:
         index: int,
         split: TrainValidationSplit,
         dtype: Any = np.float64,
-        allocate: Callable[[int, np.dtype], np.ndarray] | None = None,
     ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """((X_train, y_train), (X_val, y_val)) of partition ``index`` from one read.
 
-        New arrays, decoded one column at a time, as :meth:`read_partition`
-        (``allocate`` only holds the read before it is split).
+        New arrays, decoded one column at a time, as :meth:`read_partition`.
         """
-        block, mask, _ = self._read_block(
-            index, "both", split, dtype, use_threads=False, allocate=allocate
-        )
+        block, mask, _ = self._read_block(index, "both", split, dtype, use_threads=False)
         nf = self.n_features
         train, val = block[~mask], block[mask]
         return (train[:, :nf], train[:, nf:]), (val[:, :nf], val[:, nf:])

@@ -8,7 +8,6 @@ equivalence tests and the benchmark compare).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -69,16 +68,10 @@ class ArrayDataset:
         subset: str = "all",
         split: TrainValidationSplit | None = None,
         dtype: Any = np.float64,
-        allocate: Callable[[int, np.dtype], np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         check_subset(subset, split)
         s, e = self._bounds[index]
-        # A copy, as from a file: callers may modify it (into ``allocate``'s memory if given).
-        if allocate is None:
-            block = self._block[s:e].astype(dtype)
-        else:
-            block = allocate(self._block[s:e].size, np.dtype(dtype)).reshape(e - s, -1)
-            np.copyto(block, self._block[s:e], casting="unsafe")
+        block = self._block[s:e].astype(dtype)  # a copy, as from a file: callers may modify it
         if subset != "all":
             mask = self._mask(index, split, e - s)
             block = block[mask if subset == "validation" else ~mask]
@@ -89,7 +82,6 @@ class ArrayDataset:
         index: int,
         split: TrainValidationSplit,
         dtype: Any = np.float64,
-        allocate: Callable[[int, np.dtype], np.ndarray] | None = None,
     ):
         s, e = self._bounds[index]
         block = self._block[s:e].astype(dtype, copy=False)  # the sides are new arrays anyway

@@ -1,30 +1,28 @@
 """Shuffled, prefetched minibatches from a partitioned dataset.
 
-Per epoch: the partition order is a seeded permutation; partitions are taken
-``buffer_partitions`` at a time, scaled, pooled with the rows left over from the
-previous group and shuffled together; full batches are cut from the pool and
-the remainder carries over, so only the epoch's last batch can be short and each
-row is yielded exactly once. The epoch's first group ramps up: each of its
-partitions, as it arrives, lets a fixed share of the pool so far out as batches,
-so training starts after one read instead of a whole group's (the share depends
-on row counts only, so batches stay the same run after run).
+Per epoch: the partition order is a seeded permutation; partitions are read
+``buffer_partitions`` at a time (a group), scaled, stacked with the rows left
+over from the previous group and shuffled together; full batches are cut from
+the group and the remainder carries over, so only the epoch's last batch can be
+short and each row is yielded exactly once.
 
 A background thread builds each group (reads, scaling, the shuffle gather) while
 the previous one trains (with a ``distributed.Client`` the reads run on its
-workers, a group's partitions at once), staying at most one group ahead, so
-memory stays at about two groups of partitions whatever the dataset size. The
+workers, a group's partitions at once), staying at most one group ahead. The
 training thread only slices batches. On request the next epoch's first group is
 read while the current epoch's last one trains.
 
-That thread shares the machine with training, so it touches as little new memory
-as it can: every read of an epoch lands in one buffer, is scaled there in place
-and copied into a pool buffer kept from cut to cut (and epoch to epoch); only the
-gathered batches themselves are new arrays.
+Where the memory goes: the group training (its batches) plus the group being
+built (its reads, their stacked copy, the gathered batches), so a few groups of
+partitions whatever the dataset size. Each of these is a new NumPy array, and
+training starts once the epoch's first group is built: reading into a reused
+buffer, gathering in small pieces, keeping buffers from epoch to epoch and
+letting the first group out partition by partition each changed a streamed
+epoch of ``benchmarks/bench_data.py`` by less than 5%, so none is done.
 """
 
 from __future__ import annotations
 
-import inspect
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -38,6 +36,8 @@ from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.core.validation import check_positive, resolve_dtype
 
 from .split import TrainValidationSplit, check_subset
+
+# -- one partition: read, scale, cast (on the reader thread) ------------------------------
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def _apply(scaler: Any, A: np.ndarray, dtype: np.dtype) -> np.ndarray:
     ``A`` is a partition just read (the loader's own array, checked finite, often
     column-major). For nnpipe's own scalers the same float operations as their
     ``transform`` (so the same bits) run in place, in ``A``'s layout, where they
-    stream through memory and need no new pages; the group builder makes the rows
-    C-ordered when it pools them. Anything else goes through ``transform``.
+    stream through memory and need no scaled copy; the group is made C-ordered
+    when it is stacked. Anything else goes through ``transform``.
     """
     if scaler is None:
         return A if A.dtype == dtype else A.astype(dtype)
@@ -87,105 +87,75 @@ def _load(
     split: TrainValidationSplit | None,
     sides: bool,
     scaling: _Scaling,
-    allocate: Callable[[int, np.dtype], np.ndarray] | None,
     index: int,
 ):
-    """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None).
-
-    ``allocate``: memory for the read, given to datasets that take it.
-    """
+    """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None)."""
     # Reading straight into float32 saves a float64 copy; the values are the same
     # as rounding float64 later, which is what the scalers' float32 transform does.
     read = np.float32 if scaling.dtype == scaling.y_dtype == np.float32 else np.float64
-    into = {} if allocate is None else {"allocate": allocate}
     # The datasets hand out arrays of their own for each read, so scaling may overwrite them.
     if sides:
-        train, val = dataset.read_partition_sides(index, split, read, **into)
+        train, val = dataset.read_partition_sides(index, split, read)
         X_val, y_val = scaling(*val)  # handed to on_validation as they are: C-ordered
         return scaling(*train), (np.ascontiguousarray(X_val), np.ascontiguousarray(y_val))
-    return scaling(*dataset.read_partition(index, subset, split, read, **into)), None
+    return scaling(*dataset.read_partition(index, subset, split, read)), None
 
 
-class _ReadMemory:
-    """One 1-D buffer handed out for every read (grown when too small).
+def _loader(client: Any, load: Callable) -> Callable[[list[int]], Iterator[Any]]:
+    """``load`` over a group's partition indices, in order: here one at a time, or on
+    the workers of ``client`` all at once (only the arrays travel back)."""
+    if client is None:
+        return lambda indices: map(load, indices)
 
-    The group builder copies each partition into its pool before the next is read,
-    so one buffer serves them all and no read touches new pages.
-    """
+    def on_workers(indices: list[int]) -> Iterator[Any]:
+        futures = [client.submit(load, i, pure=False) for i in indices]
+        return (f.result() for f in futures)
 
-    def __init__(self) -> None:
-        self._array: np.ndarray | None = None
+    return on_workers
 
-    def allocate(self, size: int, dtype: np.dtype) -> np.ndarray:
-        array = self._array
-        if array is None or array.size < size or array.dtype != dtype:
-            array = self._array = np.empty(size, dtype)
-        return array[:size]
+
+# -- one group: stack, shuffle, cut ---------------------------------------------------------
 
 
 @dataclass
 class _Group:
-    """One shuffled group, ready to cut: full batches, the epoch's short tail, validation parts."""
+    """One group, ready to slice: its whole batches, the epoch's short tail, validation parts."""
 
-    # [(X (n, n_features), y (n,) or (n, n_targets))]: rows in batch order, in pieces
-    # of whole batches
-    pieces: list[tuple[np.ndarray, np.ndarray]]
+    X: np.ndarray  # (n, n_features), rows in batch order; n a multiple of the batch size
+    y: np.ndarray  # (n,) with one target, else (n, n_targets)
     validation: list  # [(partition index, X_val, y_val)] in read order
     tail: tuple[np.ndarray, np.ndarray] | None = None  # last, short batch of the epoch
 
 
-# Rows of a group are gathered into pieces of about this many bytes. A whole group
-# in one array (tens of MB) is mapped fresh from the OS every time, and faulting its
-# pages in cost about half as much as the gather itself; pieces this size are served
-# from the allocator's heap, which can hand out memory of groups already trained on
-# (measured here: a fifth of the kernel time per group).
-_PIECE_BYTES = 8 * 2**20
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+    """``arrays`` joined along axis 0 in one new C-ordered array.
 
-
-def _gather(A: np.ndarray, index: np.ndarray, rows: int) -> list[np.ndarray]:
-    """``A[index]`` (rows along axis 0) in pieces of ``rows`` rows."""
-    return [np.take(A, index[s : s + rows], axis=0) for s in range(0, len(index), rows)]
-
-
-class _Pool:
-    """Rows gathered in one C-ordered array as they arrive: the pool a cut is taken from.
-
-    Each partition is copied in (and so made row-major) as soon as it is read. With
-    ``reuse`` the same buffer serves cut after cut (grown when too small), so
-    building a group touches no new pages; a cut's rows are then overwritten by
-    the next cut's, so only a caller that is done with them may reuse.
+    Reads arrive column-major; in rows, the shuffle gathers whole rows and each
+    batch is one contiguous slice.
     """
+    first = arrays[0]
+    out = np.empty((sum(len(a) for a in arrays), *first.shape[1:]), first.dtype)
+    return np.concatenate(arrays, out=out)
 
-    def __init__(self, reuse: bool) -> None:
-        self.reuse = reuse
-        self.n = 0  # rows added since the last take
-        self._buffer: np.ndarray | None = None
 
-    def add(self, parts: list[np.ndarray], more: int = 0) -> None:
-        """Append the rows of ``parts``; a new buffer gets room for ``more`` rows after them."""
-        first = parts[0]
-        end = self.n + sum(len(p) for p in parts)
-        buffer = self._buffer
-        if (
-            buffer is None
-            or len(buffer) < end
-            or buffer.shape[1:] != first.shape[1:]
-            or buffer.dtype != first.dtype
-        ):
-            buffer = np.empty((end + more, *first.shape[1:]), dtype=first.dtype)
-            if self.n:
-                buffer[: self.n] = self._buffer[: self.n]
-            self._buffer = buffer
-        np.concatenate(parts, out=buffer[self.n : end])
-        self.n = end
+def _cut(X: np.ndarray, y: np.ndarray, batch_size: int, rng: np.random.Generator | None):
+    """((X, y) of the whole batches, in batch order), ((X, y) of the rows left over).
 
-    def take(self) -> np.ndarray:
-        """The rows added since the last take; the pool is empty again."""
-        rows = self._buffer[: self.n]
-        self.n = 0
-        if not self.reuse:
-            self._buffer = None
-        return rows
+    With ``rng`` the rows are shuffled by one gather, here off the training thread,
+    so batches are slices; without, the batches are views of ``X`` and ``y``.
+    """
+    n_out = len(X) // batch_size * batch_size
+    if rng is None:
+        return (X[:n_out], y[:n_out]), (X[n_out:].copy(), y[n_out:].copy())
+    perm = rng.permutation(len(X))
+
+    def rows(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.take(X, index, axis=0), np.take(y, index, axis=0)
+
+    return rows(perm[:n_out]), rows(perm[n_out:])
+
+
+# -- the background thread ------------------------------------------------------------------
 
 
 class _Failure:
@@ -198,57 +168,34 @@ class _Failure:
 _END = object()
 
 
-def _inline_loader(load: Callable) -> Callable[[list[int]], Iterator[Any]]:
-    return lambda indices: (load(i) for i in indices)
-
-
-def _client_loader(client: Any, load: Callable) -> Callable[[list[int]], Iterator[Any]]:
-    def loader(indices: list[int]) -> Iterator[Any]:
-        # Partitions are read on the workers, all of a group at once; only arrays travel back.
-        futures = [client.submit(load, i, pure=False) for i in indices]
-        return (f.result() for f in futures)
-
-    return loader
-
-
 class _Producer:
     """Build groups on a background thread, at most one finished group ahead of the consumer.
 
     The consumer takes a group and thereby lets the producer build the next one, so
-    memory holds the group being trained on plus the one being read, whatever the
+    memory holds the group being trained on plus the one being built, whatever the
     dataset size. Reads run one at a time on this thread (on a loaded two-core
     machine more reader threads cost the training thread more than they save), or
     on the workers of a ``distributed.Client``. ``then`` runs once the epoch's last
-    group has been taken (to start reading the next epoch).
+    group has been built (to start reading the next epoch).
     """
 
-    def __init__(
-        self,
-        groups: Callable[[Callable], Iterator[_Group]],
-        load: Callable,
-        client: Any,
-    ) -> None:
+    def __init__(self, groups: Iterator[_Group]) -> None:
         self._items: queue.SimpleQueue = queue.SimpleQueue()
         self._slot = threading.Semaphore(1)
         self._stop = threading.Event()
         self.then: Callable[[], None] | None = None  # set before the last group is taken
         self._thread = threading.Thread(
-            target=self._run,
-            args=(groups, load, client),
-            daemon=True,
-            name="nnpipe-prefetch",
+            target=self._run, args=(groups,), daemon=True, name="nnpipe-prefetch"
         )
         self._thread.start()
 
-    def _run(self, groups: Callable, load: Callable, client: Any) -> None:
+    def _run(self, groups: Iterator[_Group]) -> None:
         try:
-            loader = _inline_loader(load) if client is None else _client_loader(client, load)
-            it = groups(loader)
             while True:
                 self._slot.acquire()
                 if self._stop.is_set():
                     return
-                group = next(it, _END)
+                group = next(groups, _END)
                 if group is _END:
                     if self.then is not None and not self._stop.is_set():
                         self.then()
@@ -273,6 +220,40 @@ class _Producer:
         self._stop.set()
         self._slot.release()
         self._thread.join()
+
+
+# -- the stream -----------------------------------------------------------------------------
+
+
+def _check_arguments(
+    dataset: Any,
+    batch_size: int,
+    buffer_partitions: int,
+    subset: str,
+    split: TrainValidationSplit | None,
+    random_state: Any,
+    scalers: dict[str, Any],
+) -> None:
+    check_positive("batch_size", batch_size, integer=True)
+    check_positive("buffer_partitions", buffer_partitions, integer=True)
+    check_subset(subset, split)
+    if (
+        isinstance(random_state, bool)
+        or not isinstance(random_state, (int, np.integer))
+        or random_state < 0
+    ):
+        raise ValueError(f"random_state={random_state!r} is invalid; expected an int >= 0")
+    widths = {"x_scaler": dataset.n_features, "y_scaler": dataset.n_targets}
+    for name, scaler in scalers.items():
+        if scaler is None:
+            continue
+        if not hasattr(scaler, "n_features_in_"):
+            raise ValueError(f"{name} is not fitted; fit it first (e.g. fit_scalers)")
+        if scaler.n_features_in_ != widths[name]:
+            raise ValueError(
+                f"{name} was fitted on {scaler.n_features_in_} columns but the dataset "
+                f"has {widths[name]}"
+            )
 
 
 class MinibatchStream:
@@ -301,26 +282,10 @@ class MinibatchStream:
         drop_last: bool = False,
         client: Any = None,
     ) -> None:
-        check_positive("batch_size", batch_size, integer=True)
-        check_positive("buffer_partitions", buffer_partitions, integer=True)
-        check_subset(subset, split)
-        if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)):
-            raise ValueError(f"random_state={random_state!r} is invalid; expected an int >= 0")
-        if random_state < 0:
-            raise ValueError(f"random_state={random_state!r} is invalid; expected an int >= 0")
-        for name, scaler, width in (
-            ("x_scaler", x_scaler, dataset.n_features),
-            ("y_scaler", y_scaler, dataset.n_targets),
-        ):
-            if scaler is None:
-                continue
-            if not hasattr(scaler, "n_features_in_"):
-                raise ValueError(f"{name} is not fitted; fit it first (e.g. fit_scalers)")
-            if scaler.n_features_in_ != width:
-                raise ValueError(
-                    f"{name} was fitted on {scaler.n_features_in_} columns but the dataset "
-                    f"has {width}"
-                )
+        scalers = {"x_scaler": x_scaler, "y_scaler": y_scaler}
+        _check_arguments(
+            dataset, batch_size, buffer_partitions, subset, split, random_state, scalers
+        )
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.subset, self.split = subset, split
@@ -334,13 +299,6 @@ class MinibatchStream:
         self.drop_last = drop_last
         self.client = client
         self._ahead: tuple[int, bool, _Producer] | None = None  # next epoch read early
-        self._spare_pools: list[tuple[_Pool, _Pool]] = []  # left by the last epoch, reused
-        # nnpipe's datasets read into memory the caller gives (see _ReadMemory).
-        self._reads_into = all(
-            "allocate" in inspect.signature(getattr(dataset, name)).parameters
-            for name in ("read_partition", "read_partition_sides")
-            if hasattr(dataset, name)
-        )
 
     def partition_order(self, epoch: int) -> np.ndarray:
         """The partition order of ``epoch`` (a seeded permutation when shuffling)."""
@@ -387,7 +345,6 @@ class MinibatchStream:
         ahead, self._ahead = self._ahead, None
         if ahead is not None:
             ahead[2].close()
-        self._spare_pools.clear()
 
     def _take_ahead(self, epoch: int, sides: bool) -> _Producer | None:
         ahead, self._ahead = self._ahead, None
@@ -403,118 +360,29 @@ class MinibatchStream:
         self._ahead = (epoch, sides, self._start(epoch, sides))
 
     def _start(self, epoch: int, sides: bool) -> _Producer | Iterator[_Group]:
-        # Read in this process, partitions go one at a time through one buffer.
-        memory = _ReadMemory() if self._reads_into and self.client is None else None
-        allocate = None if memory is None else memory.allocate
-        load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling, allocate)
-        groups = partial(self._groups, epoch)
-        if self.prefetch:
-            return _Producer(groups, load, self.client)
-        return groups(_client_loader(self.client, load) if self.client else _inline_loader(load))
+        load = partial(_load, self.dataset, self.subset, self.split, sides, self.scaling)
+        groups = self._groups(epoch, _loader(self.client, load))
+        return _Producer(groups) if self.prefetch else groups
 
     def _groups(self, epoch: int, loader: Callable) -> Iterator[_Group]:
-        """The epoch's groups in order: read, pool with the carry, shuffle, cut."""
+        """The epoch's groups in order: read, stack with the carry, shuffle, cut."""
         order = [int(i) for i in self.partition_order(epoch)]
-        rng = np.random.default_rng([self.random_state, epoch, 1])
-        bs = self.batch_size
-        row_bytes = self.dtype.itemsize * max(1, self.dataset.n_features)
-        piece = bs * max(1, _PIECE_BYTES // (bs * row_bytes))  # rows per gathered piece
-        # Shuffled, the pool is only read by the gather, so one buffer serves every
-        # cut, and the next epoch takes it over; unshuffled, batches are slices of it,
-        # so each cut gets its own.
-        pools = self._take_pools()
-        try:
-            yield from self._cut(order, rng, loader, pools, piece)
-        finally:
-            if self.shuffle:
-                self._spare_pools.append(pools)
-
-    def _take_pools(self) -> tuple[_Pool, _Pool]:
-        # Epochs read ahead run on their own threads: each takes the spare pools or
-        # makes new ones, so two producers never share one.
-        try:
-            return self._spare_pools.pop() if self.shuffle else (_Pool(False), _Pool(False))
-        except IndexError:
-            return _Pool(True), _Pool(True)
-
-    def _cut(
-        self,
-        order: list[int],
-        rng: np.random.Generator,
-        loader: Callable,
-        pools: tuple[_Pool, _Pool],
-        piece: int,
-    ) -> Iterator[_Group]:
-        """Read, pool with the carry, shuffle, cut (see :meth:`_groups`)."""
-        bs, size = self.batch_size, self.buffer_partitions
-        one_target = self.dataset.n_targets == 1
-        pool_X, pool_y = pools
-        carry: tuple[np.ndarray, np.ndarray] | None = None
+        rng = np.random.default_rng([self.random_state, epoch, 1]) if self.shuffle else None
+        size, one_target = self.buffer_partitions, self.dataset.n_targets == 1
+        carry: list[tuple[np.ndarray, np.ndarray]] = []  # rows left by the previous group
         for start in range(0, len(order), size):
-            last_group = start + size >= len(order)
             indices = order[start : start + size]
-            # The epoch's first group ramps up: training starts from the first
-            # partition while the others load, each partition letting out a fixed
-            # share of rows, in whole batches, from the pool so far: 1/buffer_partitions
-            # of its own rows for the first (those batches hold one partition only),
-            # half for the next ones (the pool is mixed by then, and training that
-            # many rows takes about as long as reading the next partition). The share
-            # depends on row counts only, never on timing, so the batches stay
-            # deterministic. Without shuffling every partition can be cut at once:
-            # the batches are the same as for the whole group.
-            ramp = start == 0 or not self.shuffle
-            validation = []
-            pending = [carry] if carry is not None and len(carry[0]) else []
-            carry = None
-            for k, (index, ((X, y), val)) in enumerate(zip(indices, loader(indices), strict=True)):
+            parts, validation = carry, []
+            for index, ((X, y), val) in zip(indices, loader(indices), strict=True):
+                parts.append((X, y[:, 0] if one_target else y))
                 if val is not None and len(val[0]):
                     validation.append((index, *val))
-                if len(X):
-                    pending.append((X, y[:, 0] if one_target else y))
-                if pending:
-                    # Pooled at once, so the next read may reuse this one's memory. A new
-                    # pool gets room for the rest of the group (partitions of about this
-                    # one's size) and the next group's carry, so it is allocated once.
-                    more = (len(indices) - k - 1) * len(X) + bs
-                    pool_X.add([p[0] for p in pending], more)
-                    pool_y.add([p[1] for p in pending], more)
-                    pending = []
-                final = k == len(indices) - 1
-                if final or not self.shuffle:
-                    n_out = None  # every whole batch
-                elif ramp:
-                    n_out = bs * (len(X) // ((size if k == 0 else 2) * bs))
-                    if n_out == 0:
-                        continue
-                else:
-                    continue
-                if not pool_X.n:
-                    if validation:
-                        yield _Group([], validation)
-                        validation = []
-                    continue
-                X, y = pool_X.take(), pool_y.take()  # (pool, n_features), (pool, ...)
-                if n_out is None:
-                    n_out = (len(X) // bs) * bs
-                if self.shuffle:
-                    # One gather into batch order, here off the training thread, so
-                    # batches are slices; the pool is then free for the next cut.
-                    perm = rng.permutation(len(X))
-                    carry = (np.take(X, perm[n_out:], axis=0), np.take(y, perm[n_out:], axis=0))
-                    out = perm[:n_out]
-                    pieces = list(zip(_gather(X, out, piece), _gather(y, out, piece), strict=True))
-                else:
-                    carry = (X[n_out:].copy(), y[n_out:].copy())
-                    pieces = [(X[:n_out], y[:n_out])]
-                tail = None
-                if final and last_group and len(carry[0]) and not self.drop_last:
-                    tail = carry
-                elif not final:
-                    if len(carry[0]):
-                        pending.append(carry)
-                    carry = None
-                yield _Group(pieces, validation, tail)
-                validation = []
+            X, y = _stack([X for X, _ in parts]), _stack([y for _, y in parts])
+            (X, y), rest = _cut(X, y, self.batch_size, rng)
+            carry = [rest]
+            last = start + size >= len(order)
+            tail = rest if last and len(rest[0]) and not self.drop_last else None
+            yield _Group(X, y, validation, tail)
 
     def _batches(
         self, source: _Producer | Iterator[_Group], on_validation: Callable | None
@@ -525,9 +393,8 @@ class MinibatchStream:
                 if on_validation is not None:
                     for index, X_val, y_val in group.validation:
                         on_validation(index, X_val, y_val)
-                for X, y in group.pieces:  # each a whole number of batches
-                    for s in range(0, len(X), bs):
-                        yield X[s : s + bs], y[s : s + bs]
+                for s in range(0, len(group.X), bs):
+                    yield group.X[s : s + bs], group.y[s : s + bs]
                 if group.tail is not None:
                     yield group.tail
         finally:

@@ -212,26 +212,3 @@ def test_partition_reads_leave_arrow_threads_to_bulk_reads(parquet_xy):
     ds._read_table(2)
     assert calls[-1] is True
     np.testing.assert_array_equal(X, parquet_xy[1][:100])
-
-
-def test_a_read_goes_into_the_memory_the_caller_allocates(parquet_xy):
-    ds = ParquetDataset(parquet_xy[0], targets="y")
-    memory = np.full(1000, -1.0, np.float32)
-    asked = []
-
-    def allocate(size, dtype):
-        asked.append((size, dtype))
-        return memory[:size]
-
-    X, y = ds.read_partition(2, dtype=np.float32, allocate=allocate)
-    assert asked == [(400, np.dtype(np.float32))]  # 100 rows x (3 features + 1 target)
-    assert np.shares_memory(X, memory) and np.shares_memory(y, memory)
-    X_new, y_new = ds.read_partition(2, dtype=np.float32)
-    np.testing.assert_array_equal(X, X_new)
-    np.testing.assert_array_equal(y, y_new)
-    split = TrainValidationSplit(0.3)
-    (Xt, _), (Xv, _) = ds.read_partition_sides(2, split, np.float32, allocate=allocate)
-    (Xt_new, _), (Xv_new, _) = ds.read_partition_sides(2, split, np.float32)
-    np.testing.assert_array_equal(Xt, Xt_new)
-    np.testing.assert_array_equal(Xv, Xv_new)
-    assert not np.shares_memory(Xt, memory)  # the sides are arrays of their own

@@ -10,7 +10,6 @@ import pytest
 
 from nnpipe.core.scalers import MinMaxScaler, StandardScaler
 from nnpipe.data import ArrayDataset, ParquetDataset, TrainValidationSplit, iter_minibatches
-from nnpipe.data import stream as stream_module
 from nnpipe.data.dataset import DataError
 from nnpipe.data.stream import MinibatchStream
 
@@ -141,21 +140,6 @@ def test_stream_reads_partitions_on_a_distributed_client(ds, local_client):
         np.testing.assert_array_equal(Xa, Xb)
 
 
-def test_epoch_starts_from_the_first_partition_and_then_mixes_the_group(ds):
-    # 100-row partitions, batches of 10, groups of 4: the first partition lets out
-    # 20 rows as it arrives (training starts after one read), the next two 50 each.
-    batches = list(iter_minibatches(ds, 10, epoch=1, buffer_partitions=4))
-    order = MinibatchStream(ds, 10).partition_order(1)
-    part = [np.unique(X[:, 2].astype(int) // 100) for X, _ in batches]
-    assert [p.tolist() for p in part[:2]] == [[order[0]], [order[0]]]
-    group = set(order[:4].tolist())
-    assert set().union(*(set(p.tolist()) for p in part[:40])) == group  # no row held back
-    assert set().union(*(set(p.tolist()) for p in part[6:40])) == group  # mixed after the ramp
-    assert sorted(row_ids(batches)) == list(range(1000))
-    again = list(iter_minibatches(ds, 10, epoch=1, buffer_partitions=4, prefetch=False))
-    np.testing.assert_array_equal(row_ids(batches), row_ids(again))
-
-
 def test_next_epoch_read_ahead_gives_the_same_batches(ds):
     stream = MinibatchStream(ds, 64, random_state=3)
     first = list(stream.epoch(0, prefetch_next=False))
@@ -222,35 +206,20 @@ def test_validation_rows_are_scaled_and_c_ordered(ds, parquet_xy):
     np.testing.assert_array_equal(np.sort(rows[:, 2]), np.sort(xs.transform(X)[:, 2]))
 
 
-def test_groups_gathered_in_pieces_give_the_same_batches(ds, monkeypatch):
-    whole = list(iter_minibatches(ds, 32, random_state=2, buffer_partitions=3))
-    monkeypatch.setattr(stream_module, "_PIECE_BYTES", 2 * 32 * 3 * 4)  # two batches a piece
-    pieces = list(iter_minibatches(ds, 32, random_state=2, buffer_partitions=3))
-    assert [len(X) for X, _ in pieces] == [len(X) for X, _ in whole]
-    for (Xa, ya), (Xb, yb) in zip(whole, pieces, strict=True):
-        np.testing.assert_array_equal(Xa, Xb)
-        np.testing.assert_array_equal(ya, yb)
-
-
-def test_epochs_read_at_the_same_time_do_not_share_a_pool(ds):
+def test_epochs_read_at_the_same_time_give_their_own_batches(ds):
     stream = MinibatchStream(ds, 32, random_state=6, buffer_partitions=2, prefetch=False)
     list(stream.epoch(0))
-    assert len(stream._spare_pools) == 1  # left for the next epoch
     a, b = stream.epoch(1), stream.epoch(2)
     next(a), next(b)
-    assert stream._spare_pools == []  # one took it over, the other made its own
     list(a)
     rest_b = list(b)
-    first, second = stream._spare_pools
-    assert first[0] is not second[0] and first[1] is not second[1]
     fresh = list(MinibatchStream(ds, 32, random_state=6, buffer_partitions=2).epoch(2))
     np.testing.assert_array_equal(row_ids(rest_b), row_ids(fresh[1:]))
     stream.close()
-    assert stream._spare_pools == []
 
 
 class _PlainReads:
-    """A dataset with the partition interface but reads that take no caller memory."""
+    """A dataset with the partition interface but no read_partition_sides."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -261,31 +230,20 @@ class _PlainReads:
         return self.dataset.read_partition(index, subset, split, dtype)
 
 
-def test_reads_share_one_buffer_and_datasets_without_one_still_stream(ds, parquet_xy, monkeypatch):
+def test_a_dataset_with_only_read_partition_streams_the_same_batches(ds, parquet_xy):
     _, X, _ = parquet_xy
     xs = StandardScaler().fit(X)
-    addresses = []
-    real = stream_module._ReadMemory.allocate
-
-    def allocate(self, size, dtype):
-        out = real(self, size, dtype)
-        addresses.append(out.__array_interface__["data"][0])
-        return out
-
-    monkeypatch.setattr(stream_module._ReadMemory, "allocate", allocate)
-    shared = list(iter_minibatches(ds, 32, random_state=8, x_scaler=xs))
-    assert len(addresses) == 10 and len(set(addresses)) == 1  # ten reads, one buffer
+    direct = list(iter_minibatches(ds, 32, random_state=8, x_scaler=xs))
     plain = list(iter_minibatches(_PlainReads(ds), 32, random_state=8, x_scaler=xs))
-    assert len(plain) == len(shared)
-    for (Xa, ya), (Xb, yb) in zip(shared, plain, strict=True):
+    assert len(plain) == len(direct)
+    for (Xa, ya), (Xb, yb) in zip(direct, plain, strict=True):
         np.testing.assert_array_equal(Xa, Xb)
         np.testing.assert_array_equal(ya, yb)
 
 
-def test_batches_kept_over_epochs_stay_as_they_were(ds, monkeypatch):
-    monkeypatch.setattr(stream_module, "_PIECE_BYTES", 2 * 16 * 3 * 4)  # two batches a piece
+def test_batches_kept_over_epochs_stay_as_they_were(ds):
     stream = MinibatchStream(ds, 16, random_state=9, buffer_partitions=2)
-    kept = [list(stream.epoch(e)) for e in range(3)]  # pools handed from epoch to epoch
+    kept = [list(stream.epoch(e)) for e in range(3)]
     for e, batches in enumerate(kept):
         fresh = list(MinibatchStream(ds, 16, random_state=9, buffer_partitions=2).epoch(e))
         for (Xa, ya), (Xb, yb) in zip(batches, fresh, strict=True):
