@@ -412,10 +412,13 @@ class MlflowTracker:
         name: str = "model",
         run_id: str | None = None,
     ) -> LoggedModel:
-        """Log the ``.npz`` network (+ feature scaler) as a servable MLflow pyfunc model.
+        """Log a model file as a servable MLflow pyfunc model.
 
-        The network and scaler files are copied in as artifacts; the pyfunc is MLflow
-        models-from-code (``nnpipe/tracking/pyfunc_model.py``), so nothing is pickled.
+        ``model_path`` is a :class:`~nnpipe.core.trained_model.TrainedModel` file
+        (network, feature scaler and column names), or a bare network file with an
+        optional ``scaler_path`` and ``feature_names``; either way the model is
+        logged as one TrainedModel artifact. The pyfunc is MLflow models-from-code
+        (``nnpipe/tracking/pyfunc_model.py``), so nothing is pickled.
         With a registered model name (argument or the tracker's default) a new model
         version is created: at the end of the run when it succeeds if this is called
         inside :meth:`run`, otherwise at once. Returns once the model is stored.
