@@ -317,7 +317,7 @@ class MinibatchStream:
         epoch: int = 0,
         on_validation: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
         *,
-        prefetch_next: bool | None = None,
+        prefetch_next: bool = False,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (X, y) batches of one epoch; y is 1-D when there is one target.
 
@@ -325,10 +325,10 @@ class MinibatchStream:
         ``on_validation(partition_index, X_val, y_val)`` (scaled, subset 'train'
         only) receives each partition's validation rows from the read of its
         training rows, so a training pass can keep them without a second read.
-        ``prefetch_next`` (with ``prefetch``): start reading epoch ``epoch + 1``
-        while this epoch's last group trains; True if that epoch will be asked for
-        with ``on_validation``. A later ``epoch(epoch + 1)`` with the same setting
-        uses what was read; anything else discards it. :meth:`close` drops it.
+        ``prefetch_next`` (with ``prefetch``): start reading epoch ``epoch + 1``'s
+        training rows while this epoch's last group trains. A later
+        ``epoch(epoch + 1)`` without ``on_validation`` uses what was read; anything
+        else discards it. :meth:`close` drops it.
         """
         sides = on_validation is not None
         if sides and self.subset != "train":
@@ -336,8 +336,8 @@ class MinibatchStream:
         source = self._take_ahead(epoch, sides)
         if source is None:
             source = self._start(epoch, sides)
-        if isinstance(source, _Producer) and prefetch_next is not None:
-            source.then = partial(self._start_ahead, epoch + 1, bool(prefetch_next))
+        if isinstance(source, _Producer) and prefetch_next:
+            source.then = partial(self._start_ahead, epoch + 1, False)
         return self._batches(source, on_validation)
 
     def close(self) -> None:

@@ -15,14 +15,6 @@ import numpy as np
 from nnpipe.data.split import TrainValidationSplit
 from nnpipe.data.stream import MinibatchStream
 
-# MinibatchStream.epoch(prefetch_next=...): None reads nothing ahead; a bool reads the
-# next epoch's first group while this epoch's last one trains, True when that next
-# epoch collects validation rows too. Only the first epoch of a run collects them
-# (kept, or found too big to keep and streamed from then on), so an epoch read
-# ahead is always the second or a later one and never needs them.
-_READ_NOTHING_AHEAD = None
-_READ_AHEAD_TRAINING_ROWS = False
-
 
 class _ValidationRows:
     """Validation rows of one epoch's read, kept while they fit in ``max_bytes``."""
@@ -99,9 +91,11 @@ class EpochStreams:
         if self.validation is not None and self.cache_bytes > 0 and not self._tried_cache:
             self._tried_cache = True
             self._collector = _ValidationRows(self.cache_bytes)
-        ahead = _READ_AHEAD_TRAINING_ROWS if another_follows else _READ_NOTHING_AHEAD
         collect = None if self._collector is None else self._collector.add
-        return self.train.epoch(epoch, collect, prefetch_next=ahead)
+        # Only the first epoch of a run collects validation rows (kept, or found too
+        # big to keep and streamed from then on), so the epoch read ahead while this
+        # one trains never needs them: the stream reads its training rows only.
+        return self.train.epoch(epoch, collect, prefetch_next=another_follows)
 
     def validation_batches(self) -> Iterable[tuple[np.ndarray, np.ndarray]] | None:
         """Validation batches after an epoch's training: kept rows if they fit, else a stream."""

@@ -142,18 +142,18 @@ def test_stream_reads_partitions_on_a_distributed_client(ds, local_client):
 
 def test_next_epoch_read_ahead_gives_the_same_batches(ds):
     stream = MinibatchStream(ds, 64, random_state=3)
-    first = list(stream.epoch(0, prefetch_next=False))
+    first = list(stream.epoch(0, prefetch_next=True))
     assert stream._ahead is not None and stream._ahead[:2] == (1, False)
     second = list(stream.epoch(1))
     fresh = list(MinibatchStream(ds, 64, random_state=3).epoch(1))
     np.testing.assert_array_equal(row_ids(second), row_ids(fresh))
     assert sorted(row_ids(first)) == list(range(1000))
-    list(stream.epoch(1, prefetch_next=False))
+    list(stream.epoch(1, prefetch_next=True))
     other = list(stream.epoch(4))  # not the epoch read ahead: that read is dropped
     np.testing.assert_array_equal(
         row_ids(other), row_ids(MinibatchStream(ds, 64, random_state=3).epoch(4))
     )
-    list(stream.epoch(2, prefetch_next=False))
+    list(stream.epoch(2, prefetch_next=True))
     stream.close()
     assert stream._ahead is None
     assert not [t for t in threading.enumerate() if t.name.startswith("nnpipe-")]
