@@ -3,7 +3,7 @@
 One Parquet file is one partition. Every read takes the feature and target
 columns of the *same* file in one go and splits them afterwards, so X and y are
 aligned row for row by construction (converting the two column sets separately
-can chunk them differently: DESIGN.md, dask#12411).
+can chunk them differently: docs/ARCHITECTURE.md, dask#12411).
 """
 
 from __future__ import annotations
