@@ -1,9 +1,10 @@
 """The layer rule: imports point down only.
 
-flows -> nnpipe.cli -> nnpipe.training / nnpipe.tracking -> nnpipe.data ->
-nnpipe.core. Checked twice: at run time (import a package in a fresh interpreter
-and look at ``sys.modules``) and statically (every ``import`` statement in the
-package's files, including ones inside functions that a run-time check would miss).
+nnpipe.cli -> flows -> nnpipe.training / nnpipe.tracking -> nnpipe.data ->
+nnpipe.core (docs/ARCHITECTURE.md). Checked twice: at run time (import a package
+in a fresh interpreter and look at ``sys.modules``) and statically (every
+``import`` statement in the package's files, including ones inside functions that
+a run-time check would miss).
 """
 
 from __future__ import annotations
