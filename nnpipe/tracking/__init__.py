@@ -1,11 +1,10 @@
 """Experiment tracking behind a small ``Tracker`` protocol; the only package importing mlflow.
 
 ``NoopTracker``, the helpers in ``base`` and the store defaults in ``stores`` need no
-MLflow. ``MlflowTracker`` queues its writes to a writer process that makes the MLflow
-calls (``writer.py``, which says why a process), so the process that trains never
-imports MLflow; epoch metrics are buffered and queued every couple of seconds
-(``epochs.py``). The plots load Matplotlib and the pyfunc model helpers MLflow, on
-first use.
+MLflow. ``MlflowTracker`` makes the MLflow calls (``_store.py``, which imports MLflow
+on the first call) in the calling thread, synchronously; epoch metrics are buffered
+and sent as one ``log_batch`` every couple of seconds (``epochs.py``). The plots
+load Matplotlib and the pyfunc model helpers MLflow, on first use.
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ from .base import (
 _LAZY = {
     "MlflowTracker": "nnpipe.tracking.tracker",
     "MlflowEpochCallback": "nnpipe.tracking.epochs",
-    "TrackingError": "nnpipe.tracking.writer",
-    "wait_for_writes": "nnpipe.tracking.writer",
     "default_tracking_uri": "nnpipe.tracking.stores",
     "default_artifact_root": "nnpipe.tracking.stores",
     "log_pyfunc_model": "nnpipe.tracking.model",

@@ -1,14 +1,13 @@
 """The MLflow calls behind ``MlflowTracker``, as plain functions of plain arguments.
 
-They run where MLflow is imported: in the tracking writer process (``writer.py``)
-or, with ``background=False``, in the caller's process. Arguments are strings,
-numbers, tuples and paths, so they cross a process boundary as they are. Each
-function takes the tracking URI first; one ``MlflowClient`` per URI is kept.
+``MlflowTracker`` calls them in the caller's process, synchronously; this is the
+only module of the tracker that imports MLflow, so importing the tracker stays
+cheap until the first call. Each function takes the tracking URI first; one
+``MlflowClient`` per URI and process is kept.
 """
 
 from __future__ import annotations
 
-import pickle
 import re
 import tempfile
 from collections.abc import Callable, Sequence
@@ -22,7 +21,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from .base import ERROR_TAG, MAX_TAG_VALUE_LENGTH, TRACEBACK_ARTIFACT, LoggedModel
 
-# (key, value, timestamp_ms, step) / (key, value): what crosses the process boundary.
+# (key, value, timestamp_ms, step) / (key, value): metric rows and param/tag pairs.
 MetricRow = tuple[str, float, int, int]
 Pair = tuple[str, str]
 
@@ -90,7 +89,7 @@ def log_batch(
         params=[Param(k, v) for k, v in params],
         tags=[RunTag(k, v) for k, v in tags],
         # Stored when the call returns, whatever mlflow.config.enable_async_logging
-        # says: wait() promises that everything queued is in the store.
+        # says: a run ends only after its metrics are in the store.
         synchronous=True,
     )
 
@@ -121,17 +120,6 @@ def log_figure(uri: str, run_id: str, figure: Any, filename: str) -> None:
         local.write_bytes(png)
         parent = str(Path(filename).parent)
         client(uri).log_artifact(run_id, str(local), None if parent == "." else parent)
-
-
-def log_pickled_figure(uri: str, run_id: str, payload: bytes, filename: str) -> None:
-    """``log_figure`` of a figure pickled by the tracker in the parent process."""
-    log_figure(uri, run_id, pickle.loads(payload), filename)
-
-
-def log_plot(uri: str, run_id: str, payload: bytes, filename: str) -> None:
-    """Build ``make_figure(*args, **kwargs)`` (pickled by the tracker) and store it as PNG."""
-    make_figure, args, kwargs = pickle.loads(payload)
-    log_figure(uri, run_id, make_figure(*args, **kwargs), filename)
 
 
 def set_terminated(uri: str, run_id: str, status: str) -> None:
@@ -172,20 +160,3 @@ def register_model(uri: str, logged: LoggedModel, name: str) -> LoggedModel:
     from .model import register_model as register
 
     return register(uri, logged, name)
-
-
-OPERATIONS: dict[str, Callable[..., Any]] = {
-    "experiment_id": experiment_id,
-    "create_run": create_run,
-    "run_experiment": run_experiment,
-    "log_batch": log_batch,
-    "log_text": log_text,
-    "log_artifact": log_artifact,
-    "log_figure": log_figure,
-    "log_pickled_figure": log_pickled_figure,
-    "log_plot": log_plot,
-    "set_terminated": set_terminated,
-    "record_failure": record_failure,
-    "log_model": log_model,
-    "register_model": register_model,
-}

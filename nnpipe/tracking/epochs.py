@@ -1,8 +1,8 @@
-"""``MlflowEpochCallback``: per-epoch metrics buffered, then queued as one ``log_batch``.
+"""``MlflowEpochCallback``: per-epoch metrics buffered, then sent as one ``log_batch``.
 
-One queued write per ``flush_seconds`` instead of one per epoch. Whatever is still
-buffered when the interpreter exits is queued then, before the tracking writer is
-closed, so a script that never ends its run keeps its metrics.
+One MLflow call per ``flush_seconds`` (or per 1000 values) instead of one per epoch,
+made in the training thread. Whatever is still buffered when the interpreter exits
+is sent then, so a script that never ends its run keeps its metrics.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .base import numeric_metrics
-
-if TYPE_CHECKING:
-    from .writer import InlineWriter, ProcessWriter
 
 _log = logging.getLogger(__name__)
 
@@ -27,7 +24,7 @@ DEFAULT_FLUSH_SECONDS = 2.0
 _MAX_BUFFERED_METRICS = 1000
 
 
-# Epoch callbacks still holding metrics at interpreter exit queue them then.
+# Epoch callbacks still holding metrics at interpreter exit send them then.
 _live_callbacks: weakref.WeakSet[MlflowEpochCallback] = weakref.WeakSet()
 _exit_flush_registered = False
 
@@ -44,14 +41,14 @@ def _flush_callbacks_at_exit(callback: MlflowEpochCallback) -> None:
     global _exit_flush_registered
     _live_callbacks.add(callback)
     if not _exit_flush_registered:
-        # Registered after the writer's own exit handler (the callback's writer exists
-        # by now), so it runs first: atexit runs handlers last-in, first-out.
+        # Registered once MLflow is imported (the run exists by now), so it runs before
+        # MLflow's own exit handlers: atexit runs handlers last-in, first-out.
         atexit.register(_flush_at_exit)
         _exit_flush_registered = True
 
 
 class MlflowEpochCallback:
-    """Buffers per-epoch metrics and queues them for ``MlflowClient.log_batch``.
+    """Buffers per-epoch metrics and sends them with ``MlflowClient.log_batch``.
 
     Call it once per epoch with a dict of numbers; the step is ``step`` when given,
     else ``metrics["epoch"]``, else one more than the previous call. Non-numeric
@@ -62,12 +59,10 @@ class MlflowEpochCallback:
 
     def __init__(
         self,
-        writer: InlineWriter | ProcessWriter,
         tracking_uri: str,
         run_id: str,
         flush_seconds: float = DEFAULT_FLUSH_SECONDS,
     ) -> None:
-        self.writer = writer
         self.tracking_uri = tracking_uri
         self.run_id = run_id
         self.flush_seconds = flush_seconds
@@ -95,12 +90,14 @@ class MlflowEpochCallback:
             self.flush()
 
     def flush(self) -> None:
-        """Queue everything buffered now."""
+        """Send everything buffered now (one ``log_batch``, stored when this returns)."""
         with self._lock:
             pending, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
         if pending:
-            self.writer.send("log_batch", self.tracking_uri, self.run_id, pending, (), ())
+            from ._store import log_batch  # imports mlflow: only once there is something to send
+
+            log_batch(self.tracking_uri, self.run_id, pending)
 
     def __enter__(self) -> MlflowEpochCallback:
         return self

@@ -28,8 +28,8 @@ def _figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
 
 
 def _plain_number(value: float, _position: Any) -> str:
-    # A module-level function, not a lambda: the figure stays picklable, so the
-    # tracking writer process can render it.
+    # A module-level function, not a lambda: the figure stays picklable (it can be
+    # sent to another process, e.g. a Dask worker, and rendered there).
     return f"{value:g}"
 
 

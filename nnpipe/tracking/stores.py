@@ -24,8 +24,8 @@ def default_tracking_uri(cwd: str | os.PathLike | None = None) -> str:
 def absolute_tracking_uri(uri: str, cwd: str | os.PathLike | None = None) -> str:
     """``uri`` with a relative SQLite file or local directory made absolute.
 
-    The writer process keeps the working directory it started in, so a relative
-    store path must mean the caller's directory at the time the tracker was made.
+    A relative store path means the caller's directory at the time the tracker was
+    made, even if the process (or a pickled copy elsewhere) changes directory later.
     """
     base = Path(cwd) if cwd is not None else Path.cwd()
     if uri.startswith("sqlite:///"):

@@ -5,13 +5,14 @@ active run, so a tracker (or just its ``run_id``) can be handed to other threads
 processes or Dask workers: ``MlflowTracker.attach(run_id, tracking_uri)`` logs to a
 run started elsewhere.
 
-The MLflow calls are made by a background writer process (``writer.py``): logging
-returns once the write is queued, so training does not wait for MLflow. Making them
-in the training process instead, synchronously or with MLflow's own asynchronous
-logging (worker threads sharing the training thread's GIL), blocked the training
-thread 4-9x longer (``benchmarks/bench_tracking.py``). ``tracker.wait()`` blocks
-until everything is stored; ``tracker.client`` and a failing run wait first, the
-interpreter waits at exit. ``background=False`` makes every call in-process.
+The MLflow calls (``_store.py``) are made in the calling thread, synchronously: a
+call returns once its write is stored, and a write MLflow refuses raises there.
+Epoch metrics are the one exception: the epoch callback buffers them and sends one
+``log_batch`` every ``flush_seconds`` (or 1000 values), at the run's end and at
+interpreter exit, so the training loop makes no MLflow call per epoch. On a ~26 s
+training run this cost under 1% of the run's time and ~0.08 s fixed per run
+(``benchmarks/bench_tracking.py``); a writer process and MLflow's asynchronous
+logging were measured too and bought nothing on runs of that size.
 
 Defaults: ``MLFLOW_TRACKING_URI`` when set, otherwise an SQLite store
 ``<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts`` (what ``make ui`` opens)."""
@@ -22,7 +23,6 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -40,7 +40,6 @@ from .base import (
 )
 from .epochs import DEFAULT_FLUSH_SECONDS, MlflowEpochCallback
 from .stores import absolute_tracking_uri, default_artifact_root, default_tracking_uri
-from .writer import InlineWriter, ProcessWriter, TrackingError, shared_writer
 
 _log = logging.getLogger(__name__)
 
@@ -53,7 +52,6 @@ __all__ = [
     "TRACEBACK_ARTIFACT",
     "MlflowEpochCallback",
     "MlflowTracker",
-    "TrackingError",
     "default_artifact_root",
     "default_tracking_uri",
 ]
@@ -80,9 +78,6 @@ class MlflowTracker:
     log_environment : bool
         Tag each new run with package versions (nnpipe, numpy, dask, pyarrow, mlflow)
         and the git commit when there is one (``nnpipe.env.*`` tags).
-    background : bool
-        Make the MLflow calls in this process's tracking writer process (default), so
-        logging never blocks training; ``False`` makes them in the calling thread.
     """
 
     def __init__(
@@ -95,7 +90,6 @@ class MlflowTracker:
         registered_model_name: str | None = None,
         flush_seconds: float = DEFAULT_FLUSH_SECONDS,
         log_environment: bool = True,
-        background: bool = True,
     ) -> None:
         if not experiment_name or not isinstance(experiment_name, str):
             raise ValueError(f"experiment_name must be a non-empty string, got {experiment_name!r}")
@@ -110,92 +104,50 @@ class MlflowTracker:
         self.registered_model_name = registered_model_name
         self.flush_seconds = flush_seconds
         self.log_environment = log_environment
-        self.background = bool(background)
         self.registered_models: list[LoggedModel] = []
-        self._client: Any = None
-        self._writer: InlineWriter | ProcessWriter | None = None
         self._experiment_id: str | None = None
         self._callbacks: dict[str, list[MlflowEpochCallback]] = {}
         self._pending_registrations: dict[str, list[tuple[LoggedModel, str]]] = {}
         self._open_runs: set[str] = set()
-        if self.background:
-            self.writer  # noqa: B018  (start the writer now: it imports MLflow meanwhile)
 
     @classmethod
-    def attach(
-        cls, run_id: str, tracking_uri: str | None = None, *, background: bool = True
-    ) -> MlflowTracker:
+    def attach(cls, run_id: str, tracking_uri: str | None = None) -> MlflowTracker:
         """A tracker logging to the existing run ``run_id`` (for other threads/processes)."""
-        tracker = cls(
-            tracking_uri=tracking_uri, run_id=run_id, log_environment=False, background=background
-        )
-        experiment, name = tracker._call("run_experiment", tracker.tracking_uri, run_id)
+        tracker = cls(tracking_uri=tracking_uri, run_id=run_id, log_environment=False)
+        experiment, name = _store().run_experiment(tracker.tracking_uri, run_id)
         tracker._experiment_id = experiment
         tracker.experiment_name = name
         return tracker
 
-    # -- pickling: ship the URI and run id, not the client or the writer -------------
+    # -- pickling: ship the URI and run id, not the epoch buffers ----------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_client"] = None
-        state["_writer"] = None
         state["_callbacks"] = {}
         state["_pending_registrations"] = {}
         state["_open_runs"] = set()
         return state
 
-    @property
-    def writer(self) -> InlineWriter | ProcessWriter:
-        """Where the MLflow calls are made (see ``nnpipe.tracking.writer``)."""
-        writer = self._writer
-        if isinstance(writer, ProcessWriter):
-            if writer.owner != os.getpid():  # inherited through a fork
-                writer = None
-            elif not writer.alive():
-                self._writer = None  # the next call gets a new writer
-                raise writer.gone("logging")
-        if writer is None:
-            writer = self._writer = self._new_writer()
-        return writer
-
-    def _new_writer(self) -> InlineWriter | ProcessWriter:
-        if self.background and os.name == "posix":
-            try:
-                return shared_writer()
-            except OSError as exc:  # no process could be started (limits, sandbox)
-                _log.warning("tracking in-process: no writer process could start (%s)", exc)
-        return InlineWriter()
-
-    def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        return self.writer.call(op, *args, **kwargs)
-
-    def _send(self, op: str, *args: Any) -> None:
-        self.writer.send(op, *args)
-
     def wait(self) -> None:
-        """Block until everything this process queued for MLflow is stored.
+        """Send the epoch metrics this tracker's callbacks still buffer.
 
-        Raises ``TrackingError`` naming each queued write that failed since the last
-        wait (a rejected parameter, an unreachable server, ...).
+        Every other write is stored when its call returns, so afterwards everything
+        logged through this tracker is in the store.
         """
-        self.writer.wait()
+        for callbacks in list(self._callbacks.values()):
+            for callback in callbacks:
+                callback.flush()
 
     @property
     def client(self) -> Any:
-        """An ``MlflowClient`` bound to this tracker's URI, once queued writes are stored."""
-        self.wait()
-        if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        return self._client
+        """The ``MlflowClient`` bound to this tracker's URI."""
+        return _store().client(self.tracking_uri)
 
     @property
     def experiment_id(self) -> str:
         """Id of the experiment, created (with the artifact root) when missing."""
         if self._experiment_id is None:
-            self._experiment_id = self._call(
-                "experiment_id", self.tracking_uri, self.experiment_name, self.artifact_root
+            self._experiment_id = _store().experiment_id(
+                self.tracking_uri, self.experiment_name, self.artifact_root
             )
         return self._experiment_id
 
@@ -225,21 +177,16 @@ class MlflowTracker:
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
         if parent_run_id is not None:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        self.run_id = self._call(
-            "create_run", self.tracking_uri, self.experiment_id, run_name, all_tags
-        )
+        self.run_id = _store().create_run(self.tracking_uri, self.experiment_id, run_name, all_tags)
         return self.run_id
 
     def end_run(self, status: str = "FINISHED", run_id: str | None = None) -> None:
-        """Flush this run's epoch callbacks and mark it ``status`` (FINISHED/FAILED/KILLED).
-
-        Returns once queued; :meth:`wait` blocks until the run is stored as ended.
-        """
+        """Flush this run's epoch callbacks and mark it ``status`` (FINISHED/FAILED/KILLED)."""
         rid = self._rid(run_id)
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}; use one of {list(RUN_STATUSES)}")
         self._flush_callbacks(rid)
-        self._send("set_terminated", self.tracking_uri, rid, status)
+        _store().set_terminated(self.tracking_uri, rid, status)
 
     @contextlib.contextmanager
     def run(
@@ -255,7 +202,6 @@ class MlflowTracker:
         buffered are sent first, and the exception propagates once all of it is
         stored. A model version requested by :meth:`log_model` is registered only
         when the run succeeds. ``nested=True`` makes the current run the parent.
-        A successful run's end is queued like any write (see :meth:`wait`).
         """
         outer = self.run_id
         rid = self.start_run(run_name, tags, parent_run_id=outer if nested else None)
@@ -284,8 +230,7 @@ class MlflowTracker:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         try:
             self._flush_callbacks(rid)
-            self._send("record_failure", self.tracking_uri, rid, message, text, status)
-            self.wait()
+            _store().record_failure(self.tracking_uri, rid, message, text, status)
         except Exception:
             _log.exception("could not record the error of run %s (%s)", rid, status)
 
@@ -295,14 +240,14 @@ class MlflowTracker:
         rid = self._rid(run_id)
         items = list(flatten_params(params).items())
         if items:
-            self._send("log_batch", self.tracking_uri, rid, (), items, ())
+            _store().log_batch(self.tracking_uri, rid, params=items)
 
     def set_tags(self, tags: Mapping[str, Any], run_id: str | None = None) -> None:
         """Set string tags on the run."""
         rid = self._rid(run_id)
         items = [(str(k), str(v)[:MAX_TAG_VALUE_LENGTH]) for k, v in tags.items()]
         if items:
-            self._send("log_batch", self.tracking_uri, rid, (), (), items)
+            _store().log_batch(self.tracking_uri, rid, tags=items)
 
     def log_metrics(
         self, metrics: Mapping[str, Any], step: int | None = None, run_id: str | None = None
@@ -312,7 +257,7 @@ class MlflowTracker:
         timestamp = int(time.time() * 1000)
         rows = [(k, v, timestamp, step or 0) for k, v in numeric_metrics(metrics).items()]
         if rows:
-            self._send("log_batch", self.tracking_uri, rid, rows, (), ())
+            _store().log_batch(self.tracking_uri, rid, metrics=rows)
 
     def epoch_callback(
         self, run_id: str | None = None, flush_seconds: float | None = None
@@ -320,7 +265,6 @@ class MlflowTracker:
         """A callable for the training loop: ``callback({"train_loss": ..., ...}, step=epoch)``."""
         rid = self._rid(run_id)
         callback = MlflowEpochCallback(
-            self.writer,
             self.tracking_uri,
             rid,
             self.flush_seconds if flush_seconds is None else flush_seconds,
@@ -339,15 +283,12 @@ class MlflowTracker:
         artifact_path: str | None = None,
         run_id: str | None = None,
     ) -> None:
-        """Upload a file (or a directory's contents) to the run's artifacts.
-
-        Returns once uploaded: the file may be changed or removed afterwards.
-        """
+        """Upload a file (or a directory's contents) to the run's artifacts."""
         rid = self._rid(run_id)
         local = Path(path).resolve()
         if not local.exists():
             raise FileNotFoundError(f"artifact {str(path)!r} does not exist")
-        self._call("log_artifact", self.tracking_uri, rid, str(local), artifact_path)
+        _store().log_artifact(self.tracking_uri, rid, str(local), artifact_path)
 
     def log_dict(self, data: Any, filename: str, run_id: str | None = None) -> None:
         """Write ``data`` as JSON to the artifact ``filename`` (e.g. ``config.json``)."""
@@ -356,48 +297,25 @@ class MlflowTracker:
 
     def log_text(self, text: str, filename: str, run_id: str | None = None) -> None:
         """Write ``text`` to the artifact ``filename``."""
-        self._send("log_text", self.tracking_uri, self._rid(run_id), str(text), filename)
+        _store().log_text(self.tracking_uri, self._rid(run_id), str(text), filename)
 
     def log_figure(self, figure: Any, filename: str, run_id: str | None = None) -> None:
         """Save a Matplotlib figure as the PNG artifact ``filename`` (e.g. ``plots/loss.png``).
 
-        The figure is rendered by the writer; one that cannot be pickled is rendered
-        here first. Changing the figure afterwards does not change what is logged.
+        Rendered and stored before this returns: later edits to the figure are not logged.
         """
-        rid = self._rid(run_id)
-        if not isinstance(self.writer, ProcessWriter):
-            self._send("log_figure", self.tracking_uri, rid, figure, filename)
-            return
-        try:
-            # Pickled now: a snapshot, so later edits to the figure stay here.
-            payload = pickle.dumps(figure, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            from .plots import render_png
-
-            self._send("log_figure", self.tracking_uri, rid, render_png(figure), filename)
-            return
-        self._send("log_pickled_figure", self.tracking_uri, rid, payload, filename)
+        _store().log_figure(self.tracking_uri, self._rid(run_id), figure, filename)
 
     def log_plot(
         self, filename: str, make_figure: Any, *args: Any, run_id: str | None = None, **kwargs: Any
     ) -> None:
         """Store ``make_figure(*args, **kwargs)`` as the PNG artifact ``filename``.
 
-        The figure is built and rendered by the writer, so neither costs the caller
-        anything: ``tracker.log_plot("plots/loss_curve.png", loss_curve_figure,
-        model.loss_curve_)``. ``make_figure`` must be a module-level function (it is
-        sent by name, like the plot functions of ``nnpipe.tracking``); otherwise, or
-        with ``background=False``, the figure is built here.
+        E.g. ``tracker.log_plot("plots/loss_curve.png", loss_curve_figure,
+        model.loss_curve_)``; the figure is built with Matplotlib's Agg backend (the
+        plot functions of ``nnpipe.tracking`` use no display).
         """
         rid = self._rid(run_id)
-        if isinstance(self.writer, ProcessWriter):
-            try:
-                payload = pickle.dumps((make_figure, args, kwargs), pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                pass  # built here below
-            else:
-                self._send("log_plot", self.tracking_uri, rid, payload, filename)
-                return
         self.log_figure(make_figure(*args, **kwargs), filename, run_id=rid)
 
     # -- the model -----------------------------------------------------------------
@@ -424,8 +342,7 @@ class MlflowTracker:
         inside :meth:`run`, otherwise at once. Returns once the model is stored.
         """
         rid = self._rid(run_id)
-        logged = self._call(
-            "log_model",
+        logged = _store().log_model(
             self.tracking_uri,
             rid,
             str(Path(model_path).resolve()),
@@ -440,11 +357,18 @@ class MlflowTracker:
         if rid in self._open_runs:
             self._pending_registrations.setdefault(rid, []).append((logged, reg_name))
             return logged
-        registered = self._call("register_model", self.tracking_uri, logged, reg_name)
+        registered = _store().register_model(self.tracking_uri, logged, reg_name)
         self.registered_models.append(registered)
         return registered
 
     def _register_pending(self, rid: str) -> None:
         for logged, reg_name in self._pending_registrations.pop(rid, []):
-            registered = self._call("register_model", self.tracking_uri, logged, reg_name)
+            registered = _store().register_model(self.tracking_uri, logged, reg_name)
             self.registered_models.append(registered)
+
+
+def _store() -> Any:
+    """``nnpipe.tracking._store``, imported (with MLflow) on the first MLflow call."""
+    from . import _store as store
+
+    return store

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from nnpipe.tracking import (
     MlflowTracker,
@@ -17,8 +23,16 @@ from nnpipe.tracking import (
     environment_info,
     flatten_params,
     loss_curve_figure,
+    render_png,
 )
-from nnpipe.tracking.tracker import ERROR_TAG, TRACEBACK_ARTIFACT, default_tracking_uri
+from nnpipe.tracking.tracker import (
+    ERROR_TAG,
+    TRACEBACK_ARTIFACT,
+    absolute_tracking_uri,
+    default_tracking_uri,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -31,7 +45,7 @@ def test_default_store_is_sqlite_in_cwd_with_artifacts_beside_it(store, tmp_path
     tracker = MlflowTracker("nnpipe-train")
     with tracker.run("defaults") as run_id:
         tracker.log_text("hello", "note.txt")
-    tracker.wait()  # the run's end is queued to the writer; wait before reading elsewhere
+    tracker.wait()  # nothing buffered remains; the run is read back by another client
     run = MlflowClient(tracking_uri=store).get_run(run_id)
     assert run.info.status == "FINISHED"
     # Where `make ui` (--default-artifact-root ./mlartifacts) looks for them.
@@ -328,3 +342,169 @@ def test_use_tracking_uri_leaves_the_environment_in_charge(tmp_path, monkeypatch
     assert mlflow.get_tracking_uri() == first
     monkeypatch.setenv("MLFLOW_TRACKING_URI", later)
     assert mlflow.get_tracking_uri() == later  # not pinned to the value before the block
+
+
+def run_script(code: str, store: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_a_script_that_exits_without_waiting_loses_no_write(store):
+    # Normal interpreter exit, no wait(), epoch metrics still buffered
+    # (flush_seconds=3600): one run ended by its `with` block, one never ended.
+    proc = run_script(
+        """
+        from nnpipe.tracking import MlflowTracker
+        tracker = MlflowTracker("exits", flush_seconds=3600)
+        with tracker.run("ended") as ended:
+            callback = tracker.epoch_callback()
+            for epoch in range(1, 51):
+                callback({"epoch": epoch, "train_loss": 1.0 / epoch})
+        still_open = tracker.start_run("never ended")
+        callback = tracker.epoch_callback()
+        for epoch in range(1, 51):
+            callback({"epoch": epoch, "train_loss": 2.0 / epoch})
+        tracker.log_metrics({"r2": 0.5})
+        print(ended, still_open, flush=True)
+        """,
+        store,
+    )
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    ended, still_open = out.split()
+    client = MlflowClient(tracking_uri=store)
+    assert client.get_run(ended).info.status == "FINISHED"
+    for run_id, scale in ((ended, 1.0), (still_open, 2.0)):
+        got = [(m.step, m.value) for m in client.get_metric_history(run_id, "train_loss")]
+        assert sorted(got) == [(e, scale / e) for e in range(1, 51)]
+    assert client.get_run(still_open).data.metrics["r2"] == 0.5
+
+
+def test_writes_made_before_the_caller_dies_are_stored(store):
+    # os._exit skips every exit handler: what was logged before it is already stored.
+    proc = run_script(
+        """
+        import os
+        from nnpipe.tracking import MlflowTracker
+        tracker = MlflowTracker("abandoned")
+        run_id = tracker.start_run("dies")
+        callback = tracker.epoch_callback(flush_seconds=0)
+        for epoch in range(1, 201):
+            callback({"epoch": epoch, "train_loss": 1.0 / epoch})
+        tracker.log_text("still here", "note.txt")
+        tracker.end_run()
+        print(run_id, flush=True)
+        os._exit(0)
+        """,
+        store,
+    )
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    run_id = out.strip()
+    client = MlflowClient(tracking_uri=store)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert len(client.get_metric_history(run_id, "train_loss")) == 200
+    assert Path(client.download_artifacts(run_id, "note.txt")).read_text() == "still here"
+
+
+def test_ctrl_c_to_the_process_group_ends_the_run_killed_with_its_metrics(store):
+    # The terminal sends SIGINT to the whole group: the caller's KeyboardInterrupt
+    # is recorded as the run's end, with the epoch metrics buffered until then.
+    proc = run_script(
+        """
+        import time
+        from nnpipe.tracking import MlflowTracker
+        tracker = MlflowTracker("interrupted")
+        with tracker.run("ctrl-c") as run_id:
+            callback = tracker.epoch_callback()
+            for epoch in range(1, 4):
+                callback({"epoch": epoch, "train_loss": float(epoch)})
+            print(run_id, flush=True)
+            while True:
+                time.sleep(0.05)
+        """,
+        store,
+        start_new_session=True,
+    )
+    run_id = proc.stdout.readline().strip()
+    assert run_id, proc.stderr.read()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    client = MlflowClient(tracking_uri=store)
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags[ERROR_TAG].startswith("KeyboardInterrupt")
+    assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == [1, 2, 3]
+
+
+def test_a_rejected_write_is_raised_at_the_call_and_later_writes_still_land(store):
+    tracker = MlflowTracker("rejected")
+    with tracker.run("r") as run_id:
+        tracker.log_params({"lr": 0.1})
+        with pytest.raises(MlflowException, match="'lr'"):
+            tracker.log_params({"lr": 0.2})  # MLflow refuses to change a logged parameter
+        tracker.log_metrics({"after": 1.0})
+    run = tracker.client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.1" and run.data.metrics["after"] == 1.0
+
+
+def test_errors_of_calls_come_back_as_their_own_type(store, tmp_path):
+    tracker = MlflowTracker("errors")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file")
+    with tracker.run():
+        from nnpipe.core.serialization import ModelFileError
+
+        with pytest.raises(ModelFileError, match="garbage.npz"):
+            tracker.log_model(garbage)
+        with pytest.raises(ValueError, match="loss_curve must be a non-empty"):
+            tracker.log_plot("plots/empty.png", loss_curve_figure, [])
+    with pytest.raises(MlflowException, match="0123456789abcdef"):
+        MlflowTracker.attach("0123456789abcdef" * 2)
+
+
+def test_a_figure_is_logged_as_it_was_when_logged(store):
+    tracker = MlflowTracker("snapshot")
+    figure = loss_curve_figure([1.0, 0.5, 0.25])
+    with tracker.run() as run_id:
+        tracker.log_figure(figure, "plots/before.png")
+        figure.axes[0].set_title("changed afterwards")
+        figure.set_size_inches(3, 2)
+        tracker.log_figure(figure, "plots/after.png")
+    client = tracker.client
+    before = Path(client.download_artifacts(run_id, "plots/before.png")).read_bytes()
+    after = Path(client.download_artifacts(run_id, "plots/after.png")).read_bytes()
+    assert before != after
+    assert int.from_bytes(before[16:20], "big") == 600  # 6 x 4 inches at 100 dpi
+    assert int.from_bytes(after[16:20], "big") == 300
+
+
+def test_relative_store_paths_mean_the_callers_directory(tmp_path):
+    assert absolute_tracking_uri("sqlite:///m.db", tmp_path) == f"sqlite:///{tmp_path}/m.db"
+    assert absolute_tracking_uri("sqlite:////abs/m.db", tmp_path) == "sqlite:////abs/m.db"
+    assert absolute_tracking_uri("runs", tmp_path) == str(tmp_path / "runs")
+    assert absolute_tracking_uri("http://127.0.0.1:5000", tmp_path) == "http://127.0.0.1:5000"
+
+
+def test_log_plot_builds_and_logs_the_figure(store):
+    tracker = MlflowTracker("plots")
+    curve = [1.0, 0.5, 0.25, 0.2]
+    with tracker.run() as run_id:
+        tracker.log_plot("plots/loss.png", loss_curve_figure, curve, [1.1, 0.6, 0.3, 0.3])
+        tracker.log_plot("plots/lin.png", loss_curve_figure, curve, log_scale=False)
+        tracker.log_plot("plots/local.png", lambda c: loss_curve_figure(c), curve)
+    client = tracker.client
+    for name in ("loss", "lin", "local"):
+        png = Path(client.download_artifacts(run_id, f"plots/{name}.png")).read_bytes()
+        assert png.startswith(b"\x89PNG")
+    expected = render_png(loss_curve_figure(curve, [1.1, 0.6, 0.3, 0.3]))
+    assert Path(client.download_artifacts(run_id, "plots/loss.png")).read_bytes() == expected
