@@ -1,33 +1,33 @@
 """Tracking overhead: a 200-epoch training run tracked in MLflow vs the same run untracked.
 
-Every variant runs the identical streaming loop (minibatch ``partial_fit``, a
-validation loss, ``record_epoch``) on the same data and seed; a tracked one also
+Both runs execute the identical streaming loop (minibatch ``partial_fit``, a
+validation loss, ``record_epoch``) on the same data and seed; the tracked one also
 starts a run on an embedded SQLite store (environment info, git commit), logs the
 flattened parameters, sends per-epoch metrics through the batched epoch callback,
-logs final metrics, the config JSON and a loss-curve PNG, ends the run and waits
-until everything is stored. Two ways of making the MLflow calls are compared:
+logs final metrics, the config JSON and a loss-curve PNG and ends the run. The
+tracker makes its MLflow calls in the training thread, synchronously, so a call
+returns once its write is stored.
 
-  writer      nnpipe's tracking writer process makes every call (the default)
-  in-process  ``MlflowTracker(background=False)``: the same ``MlflowClient`` calls
-              from the training thread, epoch metrics sent every ``flush_seconds``
+Each round runs the untracked and the tracked loop once, in alternating order; the
+tracked run's wall time over the untracked run of the same round is a paired ratio,
+and the median of those ratios is reported. Wall time swings widely on a shared
+machine, so the paired CPU-time ratio and the time the training thread spent
+blocked inside tracking calls are printed too. The fixed cost per run is a
+one-epoch tracked run minus a one-epoch untracked run. The pyfunc model logging
+(once per run, independent of the number of epochs) and importing MLflow (once per
+process) are timed separately.
 
-(MLflow's own asynchronous logging, ``mlflow.config.enable_async_logging``, was a
-third variant: its worker threads live in the training process and share its GIL;
-it blocked the training thread half as long as the in-process variant but 4-5x as
-long as the writer, at the same process cpu. See this file's git history.)
-
-Each round runs the untracked loop and every variant once, in a rotating order; a
-variant's ratio is its wall time (until stored) over the untracked run of the same
-round, and the median of those paired ratios is reported. Wall time swings widely
-on a shared machine, so the paired ratios of CPU time (this process, and with the
-writer process's) and the time the training thread spent blocked inside tracking
-calls are printed too: the blocked time is what the tracking takes from training.
-The fixed cost per run is a one-epoch tracked run (until stored) minus a one-epoch
-untracked run. The pyfunc model logging (once per run, independent of the number of
-epochs) and importing MLflow (once per process) are timed separately.
+Earlier, three ways of making the calls were compared in one run (quiet machine,
+commit 5f93003). On ``--rows 20000`` (6.5 s untracked) the wall ratios were:
+in-process synchronous 1.053, MLflow's asynchronous logging 1.067, a writer process
+1.032; none within 1.02 on a run that short, fixed cost ~0.09 s each. On
+``--rows 80000`` (~26 s untracked, the size of a real run) in-process was 0.959
+(middle half 0.957-0.987, training thread blocked 0.22 s, 0.85 % of the run,
+fixed cost 0.081 s) and the writer process 0.974, both within the target (ratio
+<= 1.02, fixed cost <= 0.5 s). The simplest design, in-process, was kept.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
-        .venv/bin/python benchmarks/bench_tracking.py --rows 20000
+        .venv/bin/python benchmarks/bench_tracking.py --rows 80000
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def train(data, config, callback=None):
         hidden_layer_sizes=config["hidden_layer_sizes"],
         batch_size=config["batch_size"],
         random_state=config["seed"],
-        n_iter_no_change=config["epochs"] + 1,  # run all epochs in both variants
+        n_iter_no_change=config["epochs"] + 1,  # run all epochs, tracked or not
     )
     rng = np.random.default_rng(config["seed"])
     bs = config["batch_size"]
@@ -108,22 +108,19 @@ class Stopwatch:
         return timed
 
 
-VARIANTS = {"writer": True, "in-process": False}  # name: MlflowTracker(background=...)
-
-
 def untracked(data, config):
+    """Wall and process cpu of the loop alone (same tuple shape as ``tracked``)."""
     t0, c0 = time.perf_counter(), time.process_time()
     train(data, config)
     wall = time.perf_counter() - t0
-    return wall, time.process_time() - c0, 0.0, 0.0, wall
+    return wall, time.process_time() - c0, 0.0, 0.0
 
 
-def tracked(data, config, uri, variant):
-    """Wall, process cpu, seconds inside epoch callbacks, inside other calls, until stored."""
-    background = VARIANTS[variant]
+def tracked(data, config, uri):
+    """Wall, process cpu, seconds inside epoch callbacks, inside other tracking calls."""
     t0, c0 = time.perf_counter(), time.process_time()
     watch, epochs = Stopwatch(), Stopwatch()
-    tracker = watch.wrap(MlflowTracker)("bench-tracking", tracking_uri=uri, background=background)
+    tracker = watch.wrap(MlflowTracker)("bench-tracking", tracking_uri=uri)
     watch.wrap(tracker.start_run)("bench")
     watch.wrap(tracker.log_params)(config)
     watch.wrap(tracker.log_dict)(config, "config.json")
@@ -134,23 +131,9 @@ def tracked(data, config, uri, variant):
     watch.wrap(tracker.log_plot)(
         "plots/loss_curve.png", loss_curve_figure, model.loss_curve_, model.validation_loss_curve_
     )
-    watch.wrap(tracker.end_run)("FINISHED")  # flushes the epoch metrics
+    watch.wrap(tracker.end_run)("FINISHED")  # flushes the epoch metrics; stored on return
     wall = time.perf_counter() - t0
-    tracker.wait()  # everything stored before anything else is measured
-    cpu = time.process_time() - c0
-    return wall, cpu, epochs.seconds, watch.seconds, time.perf_counter() - t0
-
-
-def writer_cpu_seconds() -> float:
-    """CPU seconds used so far by this process's tracking writer (0 without one)."""
-    from nnpipe.tracking import writer
-
-    if writer._shared is None:
-        return 0.0
-    import psutil
-
-    times = psutil.Process(writer._shared.process.pid).cpu_times()
-    return times.user + times.system
+    return wall, time.process_time() - c0, epochs.seconds, watch.seconds
 
 
 def model_logging_seconds(data, config, uri, workdir: Path) -> float:
@@ -160,15 +143,13 @@ def model_logging_seconds(data, config, uri, workdir: Path) -> float:
     model.fit(scaler.transform(X), y)
     model.save(workdir / "network.npz")
     scaler.save(workdir / "scaler.npz")
-    tracker = MlflowTracker("bench-tracking-model", tracking_uri=uri, background=False)
+    tracker = MlflowTracker("bench-tracking-model", tracking_uri=uri)
     with tracker.run("model"):
         t0 = time.perf_counter()
         tracker.log_model(
             workdir / "network.npz", scaler_path=workdir / "scaler.npz", input_example=X[:3]
         )
-        seconds = time.perf_counter() - t0
-    tracker.wait()  # the run's end is stored before the store's directory is removed
-    return seconds
+        return time.perf_counter() - t0
 
 
 def mlflow_import_seconds() -> float:
@@ -188,13 +169,43 @@ def spread(ratios: list[float]) -> str:
     return f"middle half {q1:.4f} .. {q3:.4f}"
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fixed-repeats", type=int, default=3, help="one-epoch runs per round")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def measure(args: argparse.Namespace, config: dict):
+    """Paired full runs, one-epoch fixed costs and the model logging time."""
+    data = make_data(args.rows, 8)
+    one_epoch = {**config, "epochs": 1}
+    plain: list[tuple] = []
+    runs: list[tuple] = []
+    fixed: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        MlflowTracker("bench-tracking", tracking_uri=uri).experiment_id  # noqa: B018
+        untracked(data, {**config, "epochs": 3})  # warm-up of both paths
+        tracked(data, {**config, "epochs": 3}, uri)
+        for round_ in range(args.repeats):
+            if round_ % 2:
+                runs.append(tracked(data, config, uri))
+                plain.append(untracked(data, config))
+            else:
+                plain.append(untracked(data, config))
+                runs.append(tracked(data, config, uri))
+            for _ in range(args.fixed_repeats):
+                base = untracked(data, one_epoch)[0]
+                fixed.append(tracked(data, one_epoch, uri)[0] - base)
+        model_seconds = model_logging_seconds(data, config, uri, Path(tmp))
+    return plain, runs, fixed, model_seconds
+
+
+def main() -> None:
+    args = parse_args()
     config = {
         "hidden_layer_sizes": (32, 32),
         "batch_size": 64,
@@ -202,63 +213,31 @@ def main() -> None:
         "seed": 0,
         "data": {"rows": args.rows, "features": 8},
     }
-    one_epoch = {**config, "epochs": 1}
-    data = make_data(args.rows, 8)
-    names = ["untracked", *VARIANTS]
-    full: dict[str, list] = {name: [] for name in names}
-    fixed: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    with tempfile.TemporaryDirectory(prefix="bench-tracking-") as tmp:
-        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        MlflowTracker("bench-tracking", tracking_uri=uri, background=False).experiment_id  # noqa: B018
-        untracked(data, {**config, "epochs": 3})  # warm-up of every path
-        for variant in VARIANTS:
-            tracked(data, {**config, "epochs": 3}, uri, variant)
-        for round_ in range(args.repeats):
-            order = names[round_ % len(names) :] + names[: round_ % len(names)]
-            for name in order:
-                if name == "untracked":
-                    full[name].append(untracked(data, config))
-                else:
-                    before = writer_cpu_seconds()
-                    row = tracked(data, config, uri, name)
-                    full[name].append((*row, writer_cpu_seconds() - before))
-            for _ in range(args.fixed_repeats):
-                base = untracked(data, one_epoch)[0]
-                for variant in VARIANTS:
-                    fixed[variant].append(tracked(data, one_epoch, uri, variant)[4] - base)
-        model_seconds = model_logging_seconds(data, config, uri, Path(tmp))
+    plain, runs, fixed, model_seconds = measure(args, config)
     import_seconds = statistics.median(mlflow_import_seconds() for _ in range(3))
 
-    plain = full["untracked"]
     print(f"{args.epochs}-epoch run, {args.rows} rows x 8 features, MLP (32, 32), batch 64;")
-    print(f"{args.repeats} rounds (rotating order), medians; ratios paired with the round's")
-    print("untracked run. wall = until everything is stored (tracker.wait() returned);")
-    print("cpu = this process's cpu time, +writer adds the writer process's.")
+    print(f"{args.repeats} rounds (alternating order), medians; ratios paired with the")
+    print("round's untracked run. wall = until the run's end is stored; cpu = process cpu.")
     p_wall, p_cpu = (statistics.median(r[k] for r in plain) for k in (0, 1))
-    print(f"  untracked      wall {p_wall:7.2f} s  cpu {p_cpu:7.2f} s")
-    for variant in VARIANTS:
-        runs = full[variant]
-        wall, cpu, in_epochs, in_rest, writer = (
-            statistics.median(r[k] for r in runs) for k in (4, 1, 2, 3, 5)
-        )
-        walls = [t[4] / p[0] for p, t in zip(plain, runs, strict=True)]
-        cpus = [t[1] / p[1] for p, t in zip(plain, runs, strict=True)]
-        totals = [(t[1] + t[5]) / p[1] for p, t in zip(plain, runs, strict=True)]
-        print(
-            f"  {variant:<14} wall {wall:7.2f} s  cpu {cpu:7.2f} s (+writer {writer:.2f} s)  "
-            f"blocked in epoch callbacks {in_epochs:.3f} s, in other calls {in_rest:.3f} s"
-        )
-        print(
-            f"  {'':<14} wall ratio {statistics.median(walls):.4f} ({spread(walls)}); "
-            f"cpu ratio {statistics.median(cpus):.4f} ({spread(cpus)}); "
-            f"cpu+writer {statistics.median(totals):.4f}"
-        )
-        print(
-            f"  {'':<14} epoch callbacks {100 * in_epochs / p_wall:.2f} % of the untracked wall; "
-            f"fixed cost per run {statistics.median(fixed[variant]):.3f} s"
-        )
-    for name in names:
-        print(f"  wall runs {name:<14} " + ", ".join(f"{r[4]:.2f}" for r in full[name]))
+    wall, cpu, in_epochs, in_rest = (statistics.median(r[k] for r in runs) for k in range(4))
+    walls = [t[0] / p[0] for p, t in zip(plain, runs, strict=True)]
+    cpus = [t[1] / p[1] for p, t in zip(plain, runs, strict=True)]
+    print(f"  untracked   wall {p_wall:7.2f} s  cpu {p_cpu:7.2f} s")
+    print(
+        f"  in-process  wall {wall:7.2f} s  cpu {cpu:7.2f} s  "
+        f"blocked in epoch callbacks {in_epochs:.3f} s, in other calls {in_rest:.3f} s"
+    )
+    print(
+        f"              wall ratio {statistics.median(walls):.4f} ({spread(walls)}); "
+        f"cpu ratio {statistics.median(cpus):.4f} ({spread(cpus)})"
+    )
+    print(
+        f"              blocked {100 * (in_epochs + in_rest) / p_wall:.2f} % of the untracked "
+        f"wall; fixed cost per run {statistics.median(fixed):.3f} s"
+    )
+    print("  wall runs untracked   " + ", ".join(f"{r[0]:.2f}" for r in plain))
+    print("  wall runs in-process  " + ", ".join(f"{r[0]:.2f}" for r in runs))
     print(f"  importing MLflow's client (once per process): {import_seconds:.2f} s")
     print(f"  pyfunc model logging (once per run, not per epoch): {model_seconds:.2f} s")
 
