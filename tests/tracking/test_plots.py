@@ -119,9 +119,9 @@ def test_capacity_curve_names_missing_or_ragged_columns():
         capacity_curve_figure({"load": [0.1, 0.2], "exact_recall": [1.0]})
 
 
-def test_every_figure_pickles_so_the_tracking_writer_renders_it():
-    # An unpicklable figure (a lambda formatter, say) is rendered in the training
-    # process instead: still logged, but no longer off the training thread.
+def test_every_figure_pickles_so_another_process_can_render_it():
+    # A figure built on a Dask worker or in a subprocess can be sent back and
+    # rendered elsewhere, identically.
     table = capacity_curve(32, [0.05, 0.2], [0.0], trials=1, random_state=0)
     figures = [
         loss_curve_figure(np.geomspace(10.0, 0.01, 50), np.geomspace(12.0, 0.02, 50)),
