@@ -10,9 +10,10 @@ call returns once its write is stored, and a write MLflow refuses raises there.
 Epoch metrics are the one exception: the epoch callback buffers them and sends one
 ``log_batch`` every ``flush_seconds`` (or 1000 values), at the run's end and at
 interpreter exit, so the training loop makes no MLflow call per epoch. On a ~26 s
-training run this cost under 1% of the run's time and ~0.08 s fixed per run
-(``benchmarks/bench_tracking.py``); a writer process and MLflow's asynchronous
-logging were measured too and bought nothing on runs of that size.
+training run the training thread spent about 0.9% of the run in tracking calls,
+plus ~0.1 s fixed per run (``benchmarks/bench_tracking.py``); a writer process
+and MLflow's asynchronous logging were measured against it and bought nothing
+worth their machinery (docs/ARCHITECTURE.md).
 
 Defaults: ``MLFLOW_TRACKING_URI`` when set, otherwise an SQLite store
 ``<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts`` (what ``make ui`` opens)."""
