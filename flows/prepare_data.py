@@ -154,5 +154,4 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         tracker.log_dict(summary, "prepare_data.json")
         progress.advance("prepare_data", {"logged": run_id[:8]})
         progress.finish("prepare_data")
-    tracker.wait()  # the run is stored (and any failed write raised) before we report it
     return {"run_ids": {"prepare_data": run_id}, "summary": summary}

@@ -128,5 +128,4 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         if config.update == "async":
             lines = probe_energies(network, config.dataset_path)
             tracker.log_plot("plots/energy.png", energy_trajectory_figure, list(lines))
-    tracker.wait()  # the run is stored (and any failed write raised) before we report it
     return {"run_ids": {"recall_hopfield": rid}, "summary": summary}

@@ -222,7 +222,6 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         )
         tracker.log_dict(config.model_dump(mode="json"), "config.json")
         logged = tracker.log_model(model_path, input_example=example)
-    tracker.wait()  # the run is stored (and any failed write raised) before we report it
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     summary = {
         **metrics,

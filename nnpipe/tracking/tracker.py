@@ -16,7 +16,8 @@ and MLflow's asynchronous logging were measured against it and bought nothing
 worth their machinery (docs/ARCHITECTURE.md).
 
 Defaults: ``MLFLOW_TRACKING_URI`` when set, otherwise an SQLite store
-``<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts`` (what ``make ui`` opens)."""
+``<cwd>/mlflow.db`` with artifacts in ``<cwd>/mlartifacts`` (what ``make ui`` opens).
+"""
 
 from __future__ import annotations
 
