@@ -215,7 +215,11 @@ def load_config(path: str | Path | None, kind: str = "pipeline", **overrides: An
                 f"got {type(loaded).__name__}"
             )
         values = loaded or {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}  # a section override keeps the file's keys
+        elif value is not None:
+            values[key] = value
     return parse_config(values, kind, source=str(path) if path else "parameters")
 
 

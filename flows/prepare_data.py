@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import DataConfig
-from flows.datasets import write_dataset
+from flows.datasets import check_dataset, write_dataset
 from nnpipe.core.scalers import SCALERS
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
@@ -46,17 +46,14 @@ def scaler_manifest(
     }
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
-    """Write the synthetic ``kind`` dataset unless it is there (or ``overwrite`` is set)."""
-    present = path.is_dir() and any(path.rglob("*.parquet"))
-    if present and not config.overwrite:
-        return {"path": str(path), "kind": kind, "written": False}
-    if not config.generate and not present:
-        raise FileNotFoundError(
-            f"{kind} dataset {str(path)!r} does not exist and generate=false; "
-            "write it with `nnpipe make-data` or set generate: true"
-        )
+OVERWRITE_HINT = (
+    "pass --overwrite (or overwrite: true in the data config) to rewrite it, "
+    "or use another --workdir"
+)
+
+
+def dataset_parameters(kind: str, config: DataConfig) -> dict[str, Any]:
+    """What the config asks the ``kind`` dataset to be, in write_dataset's argument names."""
     if kind == "regression":
         r = config.regression
         sizes = dict(n_rows=r.n_rows, n_features=r.n_features, noise=r.noise)
@@ -70,14 +67,38 @@ def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
             flip_fraction=h.flip_fraction,
         )
         rows_per_partition = h.rows_per_partition
-    info = write_dataset(
-        kind,
-        path,
-        rows_per_partition=rows_per_partition,
-        seed=config.seed,
-        overwrite=True,
-        **sizes,
-    )
+    return {**sizes, "rows_per_partition": rows_per_partition, "seed": config.seed}
+
+
+def _present(path: Path) -> bool:
+    return path.is_dir() and any(path.rglob("*.parquet"))
+
+
+def check_data(config: DataConfig) -> None:
+    """Refuse data already there but made with other parameters than the config's.
+
+    Called before any run starts. With ``overwrite`` the data is rewritten anyway;
+    with ``generate: false`` the data there is used as it is.
+    """
+    if not config.generate or config.overwrite:
+        return
+    for kind, path in (("regression", config.regression_path), ("hopfield", config.hopfield_path)):
+        if _present(path):
+            check_dataset(kind, path, OVERWRITE_HINT, **dataset_parameters(kind, config))
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
+    """Write the synthetic ``kind`` dataset unless it is there (or ``overwrite`` is set)."""
+    present = _present(path)
+    if present and not config.overwrite:
+        return {"path": str(path), "kind": kind, "written": False}
+    if not config.generate and not present:
+        raise FileNotFoundError(
+            f"{kind} dataset {str(path)!r} does not exist and generate=false; "
+            "write it with `nnpipe make-data` or set generate: true"
+        )
+    info = write_dataset(kind, path, overwrite=True, **dataset_parameters(kind, config))
     return {**info, "written": True}
 
 
@@ -119,6 +140,7 @@ DEFAULT_CONFIG = DataConfig()
 @flow(name="prepare_data")
 def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Synthetic datasets (when missing) and out-of-core scalers, tracked in MLflow."""
+    check_data(config)
     tracker = MlflowTracker(config.experiment)
     with tracker.run(run_name="prepare_data", tags={"nnpipe.flow": "prepare_data"}) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})

@@ -92,6 +92,15 @@ def _add_config_options(p: argparse.ArgumentParser, *, workdir: bool = True) -> 
     p.add_argument("--json", action="store_true", help="print the flow's result as JSON")
 
 
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="rewrite the synthetic datasets (needed when data there was made with other "
+        "parameters than the config asks for)",
+    )
+
+
 def _check_address(address: str | None) -> None:
     if address is not None and "://" not in address:
         raise UsageError(
@@ -139,11 +148,16 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
 # -- flows -----------------------------------------------------------------------------
 
 
+def _overwrite(args: argparse.Namespace) -> dict[str, Any]:
+    return {"overwrite": True} if args.overwrite else {}
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from flows.prepare_data import prepare_data
+    from flows.prepare_data import check_data, prepare_data
     from flows.report import prepare_report
 
-    return _run_flow(args, _load(args, "prepare_data"), prepare_data, prepare_report)
+    config = _load(args, "prepare_data", **_overwrite(args))
+    return _run_flow(args, config, prepare_data, prepare_report, check_data)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -173,12 +187,16 @@ def _cmd_recall(args: argparse.Namespace) -> int:
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
+    from flows.prepare_data import check_data
     from flows.report import pipeline_report
 
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.epochs is not None:
         overrides["train"] = {"max_epochs": args.epochs}
-    return _run_flow(args, _load(args, "pipeline", **overrides), pipeline, pipeline_report)
+    if args.overwrite:
+        overrides["data"] = _overwrite(args)
+    config = _load(args, "pipeline", **overrides)
+    return _run_flow(args, config, pipeline, pipeline_report, lambda c: check_data(c.data))
 
 
 def _run_flow(
@@ -250,7 +268,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     _check_address(args.dask_address)
     report = run_demo(
-        workdir=Path(args.workdir), dask_address=args.dask_address, seed=args.seed, quick=args.quick
+        workdir=Path(args.workdir),
+        dask_address=args.dask_address,
+        seed=args.seed,
+        quick=args.quick,
+        overwrite=args.overwrite,
     )
     print(report)
     return EXIT_OK
@@ -298,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the synthetic datasets when missing and fit scalers out of core.",
     )
     _add_config_options(p)
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser(
@@ -334,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_options(p)
     p.add_argument("--epochs", type=int, help="maximum training epochs")
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_pipeline)
 
     p = sub.add_parser(
@@ -387,8 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="use this Dask cluster")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--quick", action="store_true", help="smaller data and 3 epochs: a smoke test (~1 min)"
+        "--quick",
+        action="store_true",
+        help="smaller data and 3 epochs, under WORKDIR/quick: a smoke test (~1 min)",
     )
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_demo)
     return parser
 
