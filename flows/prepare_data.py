@@ -1,7 +1,8 @@
 """Flow ``prepare_data``: write the synthetic datasets when missing, fit scalers out of core.
 
 extract (datasets on disk) -> describe (rows, fingerprint) -> fit scalers on the
-training split in one Dask pass -> save them beside a manifest -> log to MLflow.
+training split in one Dask pass (skipped when the saved scalers' manifest matches the
+dataset, split and scaler kind) -> save them beside a manifest -> log to MLflow.
 ``train_bp`` reuses the saved scalers when the manifest matches its dataset and split.
 """
 
@@ -22,6 +23,7 @@ from nnpipe.core.scalers import SCALERS
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
 from nnpipe.data.split import TrainValidationSplit
+from nnpipe.data.synthetic import read_dataset_record
 from nnpipe.tracking import MlflowTracker
 
 SCALER_MANIFEST = "scalers.json"
@@ -35,9 +37,15 @@ def scaler_dir(workdir: Path) -> Path:
 def scaler_manifest(
     dataset: ParquetDataset, kind: str, split: TrainValidationSplit
 ) -> dict[str, Any]:
-    """What a set of saved scalers was fitted on; reuse requires an exact match."""
+    """What a set of saved scalers was fitted on; reuse requires an exact match.
+
+    The fingerprint sees file names, sizes and rows; the record of a generated
+    dataset (its seed, noise, ...) tells apart data of equal size made otherwise.
+    """
+    record = read_dataset_record(dataset.path)
     return {
         "fingerprint": dataset.fingerprint,
+        "dataset_record": record["parameters"] if record else None,
         "features": list(dataset.feature_names),
         "targets": list(dataset.target_names),
         "kind": kind,
@@ -111,24 +119,34 @@ def fit_and_save_scalers(
         dataset, kind, kind, subset="train", split=split, client=client
     )
     out.mkdir(parents=True, exist_ok=True)
+    (out / SCALER_MANIFEST).unlink(missing_ok=True)  # no manifest beside half-written scalers
     x_scaler.save(out / "x_scaler.npz")
     y_scaler.save(out / "y_scaler.npz")
     manifest = scaler_manifest(dataset, kind, split)
     manifest["n_samples_seen"] = int(x_scaler.n_samples_seen_)
     (out / SCALER_MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return {"dir": str(out), **manifest}
+    return {"dir": str(out), **manifest, "reused": False}
+
+
+def saved_scaler_manifest(
+    workdir: Path, dataset: ParquetDataset, kind: str, split: TrainValidationSplit
+) -> dict[str, Any] | None:
+    """The manifest of scalers saved for exactly this dataset, kind and split, else None."""
+    try:
+        saved = json.loads((scaler_dir(workdir) / SCALER_MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    wanted = scaler_manifest(dataset, kind, split)
+    if not isinstance(saved, dict) or any(saved.get(k) != v for k, v in wanted.items()):
+        return None
+    return saved
 
 
 def load_saved_scalers(workdir: Path, dataset: ParquetDataset, kind: str, split):
     """The scalers ``prepare_data`` saved for exactly this dataset and split, else None."""
+    if saved_scaler_manifest(workdir, dataset, kind, split) is None:
+        return None
     out = scaler_dir(workdir)
-    try:
-        saved = json.loads((out / SCALER_MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    wanted = scaler_manifest(dataset, kind, split)
-    if any(saved.get(k) != v for k, v in wanted.items()):
-        return None
     cls = SCALERS[kind]
     return cls.load(out / "x_scaler.npz"), cls.load(out / "y_scaler.npz")
 
@@ -152,13 +170,19 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         split = TrainValidationSplit(
             validation_fraction=config.validation_fraction, seed=config.split_seed
         )
-        with dask_client(config.dask_address) as client:
-            cluster = describe(client)
-            scalers = fit_and_save_scalers(
-                dataset, config.scaler, split, scaler_dir(config.workdir), client
-            )
-        progress.advance("prepare_data", {"scalers": "fitted"})
-        tracker.log_params({"data": dataset.describe(), "cluster": cluster})
+        out = scaler_dir(config.workdir)
+        saved = saved_scaler_manifest(config.workdir, dataset, config.scaler, split)
+        cluster = None
+        if saved is not None:  # same data, split and kind: no pass over the data
+            scalers = {"dir": str(out), **saved, "reused": True}
+        else:
+            with dask_client(config.dask_address) as client:
+                cluster = describe(client)
+                scalers = fit_and_save_scalers(dataset, config.scaler, split, out, client)
+        progress.advance("prepare_data", {"scalers": "reused" if saved else "fitted"})
+        tracker.log_params({"data": dataset.describe(), "scalers_reused": scalers["reused"]})
+        if cluster is not None:
+            tracker.log_params({"cluster": cluster})
         tracker.log_metrics(
             {
                 "regression_rows": dataset.n_rows,

@@ -161,6 +161,7 @@ def test_pipeline_runs_all_stages_from_a_yaml_config(prefect_harness, nnpipe, tm
     code, out, err = nnpipe("pipeline", "--config", config)
     assert code == EXIT_OK, err
     assert "R2" in out and "exact recall" in out
+    assert "regression written, Hopfield written; standard scalers fitted" in out
     for stage in ("prepare_data", "train_bp", "recall_hopfield"):
         assert stage in out
     code, out, _ = nnpipe("pipeline", "--config", config, "--print-config")
