@@ -256,8 +256,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from flows.predict import predict_file
 
     info = predict_file(args.model, args.input, args.output, column=args.column)
+    rows = "1 prediction" if info["n_rows"] == 1 else f"{info['n_rows']} predictions"
     print(
-        f"wrote {info['n_rows']} predictions to {info['output']} "
+        f"wrote {rows} to {info['output']} "
         f"(column {info['column']!r}, range {info['min']:.4g} .. {info['max']:.4g})"
     )
     return EXIT_OK
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``nnpipe`` argument parser (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
         prog="nnpipe",
-        description=__doc__,
+        description=__doc__.replace("``", "`"),  # reST quoting is noise on a terminal
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nnpipe {__version__}")

@@ -77,6 +77,11 @@ def test_every_command_has_help(nnpipe, command):
     assert f"usage: nnpipe {command}" in out
 
 
+def test_top_level_help_has_no_rest_double_backticks(nnpipe):
+    code, out, _ = nnpipe("--help")
+    assert code == EXIT_OK and "``" not in out and "`--debug`" in out
+
+
 def test_bad_usage_exits_2_with_argparse_message(nnpipe):
     code, _, err = nnpipe("train", "--epochs", "many")
     assert code == EXIT_USAGE and "invalid int value: 'many'" in err
@@ -202,6 +207,16 @@ def test_predict_from_local_npz_and_from_mlflow_uri(nnpipe, trained, data, tmp_p
     assert code == EXIT_OK, err
     served = pd.read_csv(tmp_path / "out.csv")
     np.testing.assert_allclose(served["prediction"], local["prediction"], rtol=1e-5)
+
+
+def test_predict_one_row_says_one_prediction(nnpipe, trained, data, tmp_path):
+    model = next(trained[0].glob("models/*/model.npz"))
+    pd.read_parquet(next((data / "reg").glob("*.parquet"))).head(1).to_csv(
+        tmp_path / "one.csv", index=False
+    )
+    code, out, err = nnpipe("predict", model, tmp_path / "one.csv", tmp_path / "one-out.csv")
+    assert code == EXIT_OK, err
+    assert out.startswith("wrote 1 prediction to ")
 
 
 def test_predict_bad_input_is_named(nnpipe, trained, tmp_path):
