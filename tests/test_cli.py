@@ -182,6 +182,18 @@ def test_pipeline_runs_all_stages_from_a_yaml_config(prefect_harness, nnpipe, tm
     assert set((tmp_path / "w" / "models").iterdir()) == models
 
 
+def test_a_printed_pipeline_config_is_accepted_by_every_command(nnpipe, tmp_path):
+    code, out, _ = nnpipe("pipeline", "--print-config", "--epochs", "4")
+    assert code == EXIT_OK
+    (tmp_path / "p.yaml").write_text(out)
+    code, out, err = nnpipe("train", "--config", tmp_path / "p.yaml", "--print-config")
+    assert code == EXIT_OK, err
+    assert "max_epochs: 4" in out and "rule:" not in out  # train's section only
+    for command in ("prepare", "recall"):
+        code, _, err = nnpipe(command, "--config", tmp_path / "p.yaml", "--print-config")
+        assert code == EXIT_OK, err
+
+
 def test_pipeline_bad_config_exits_2_naming_the_key(nnpipe, tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("train:\n  epochs: 3\n")
