@@ -19,6 +19,7 @@ from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import DataConfig
 from flows.datasets import check_dataset, write_dataset
+from flows.naming import run_name
 from nnpipe.core.scalers import SCALERS
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
@@ -160,7 +161,8 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Synthetic datasets (when missing) and out-of-core scalers, tracked in MLflow."""
     check_data(config)
     tracker = MlflowTracker(config.experiment)
-    with tracker.run(run_name="prepare_data", tags={"nnpipe.flow": "prepare_data"}) as run_id:
+    name = run_name("prepare_data", f"{config.regression.n_rows} rows")
+    with tracker.run(run_name=name, tags={"nnpipe.flow": "prepare_data"}) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         progress.start("prepare_data", 3, unit="step")
         regression = ensure_dataset("regression", config.regression_path, config)
