@@ -161,7 +161,7 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Synthetic datasets (when missing) and out-of-core scalers, tracked in MLflow."""
     check_data(config)
     tracker = MlflowTracker(config.experiment)
-    name = run_name("prepare_data", f"{config.regression.n_rows} rows")
+    name = run_name(f"{config.regression.n_rows} rows")
     with tracker.run(run_name=name, tags={"nnpipe.flow": "prepare_data"}) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         progress.start("prepare_data", 3, unit="step")

@@ -172,7 +172,7 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Hopfield recall over every probe partition, tracked in MLflow; run id and summary."""
     tracker = MlflowTracker(config.experiment)
     out = config.output_path
-    name = run_name("recall_hopfield", config.dataset_path.name, f"{config.rule}-{config.update}")
+    name = run_name(config.dataset_path.name, f"{config.rule}-{config.update}")
     with tracker.run(run_name=name, tags={"nnpipe.flow": "recall_hopfield"}) as rid:
         tracker.log_params({"config": config.model_dump(mode="json")})
         patterns = load_patterns(config.dataset_path)

@@ -175,7 +175,7 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Train the BP network out of core and track it in MLflow; return run id and summary."""
     tracker = MlflowTracker(config.experiment, registered_model_name=config.registered_model_name)
     sizes = "x".join(map(str, config.hidden_layer_sizes))
-    name = run_name("train_bp", config.dataset_path.name, sizes)
+    name = run_name(config.dataset_path.name, sizes)
     with tracker.run(run_name=name, tags={"nnpipe.flow": "train_bp"}) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         dataset = open_dataset(config)
