@@ -61,10 +61,16 @@ def _quiet_loggers(debug: bool) -> None:
         "prefect.task_runs",
         "prefect.flow_engine",
         "prefect.task_engine",
+        "distributed.worker",  # "Compute Failed": the same exception reaches the command
     ):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
     for name in ("mlflow", "distributed", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if not debug:
+        # Prefect sets up its logging again when its temporary server starts, putting
+        # the run loggers back to its default level: these settings survive that.
+        for run_logger in ("PREFECT_FLOW_RUNS", "PREFECT_TASK_RUNS"):
+            os.environ.setdefault(f"PREFECT_LOGGING_LOGGERS_{run_logger}_LEVEL", "CRITICAL")
 
 
 # -- shared option groups --------------------------------------------------------------
@@ -154,6 +160,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args,
         "train_bp",
         dataset=args.dataset,
+        task=args.task,
         target=args.target,
         max_epochs=args.epochs,
         random_state=args.seed,
@@ -238,6 +245,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from flows.predict import predict_file
 
     info = predict_file(args.model, args.input, args.output, column=args.column)
+    if "counts" in info:  # a classifier: labels and one probability column per class
+        counts = ", ".join(f"{label} {n}" for label, n in info["counts"].items())
+        print(
+            f"wrote {info['n_rows']} predictions to {info['output']} (labels in column "
+            f"{info['column']!r}: {counts}; probabilities in "
+            f"{', '.join(info['probability_columns'])})"
+        )
+        return EXIT_OK
     print(
         f"wrote {info['n_rows']} predictions to {info['output']} "
         f"(column {info['column']!r}, range {info['min']:.4g} .. {info['max']:.4g})"
@@ -304,11 +319,18 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         epilog=ENV_HELP,
         help="run the train_bp flow (BP network trained out of core, tracked in MLflow)",
-        description="Train an MLPRegressor on a partitioned Parquet dataset, out of core.",
+        description="Train an MLPRegressor (or with --task classification an MLPClassifier) "
+        "on a partitioned Parquet dataset, out of core.",
     )
     _add_config_options(p)
     p.add_argument("--dataset", metavar="DIR", help="partitioned Parquet directory")
-    p.add_argument("--target", help="target column (default: y)")
+    p.add_argument(
+        "--task",
+        choices=["regression", "classification"],
+        help="regression (default): numeric target; classification: a label column "
+        "(int, str or bool), classes found in the training rows",
+    )
+    p.add_argument("--target", help="target column, or the label column (default: y)")
     p.add_argument("--epochs", type=int, help="maximum epochs")
     p.add_argument("--seed", type=int, help="random_state")
     p.set_defaults(func=_cmd_train)
@@ -371,7 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="runs:/..., models:/..., path/to/model.npz or its directory")
     p.add_argument("input", help="CSV or Parquet file with the feature columns")
-    p.add_argument("output", help="CSV or Parquet file to write (input columns + prediction)")
+    p.add_argument(
+        "output",
+        help="CSV or Parquet file to write (input columns + prediction; a classifier's "
+        "label and one proba_<label> column per class)",
+    )
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.set_defaults(func=_cmd_predict)
 
