@@ -104,8 +104,9 @@ class Trainer:
 
         Returns (loss sum, sample count): the sum of each batch's loss times its
         rows, so losses from several workers add up before the one division. With
-        ``counts`` (a list [right, rows]) a classifier's rows predicted right just
-        after their batch's step, and the rows, are added to it.
+        ``counts`` (a list [right, rows]) a classifier's rows classified right by
+        the forward pass of their step (``batch_correct_``; else by ``predict``
+        after it), and the rows, are added to it.
         """
         model = self.model
         options = {} if self.classes is None else {"classes": self.classes}
@@ -120,7 +121,11 @@ class Trainer:
             loss_sum += float(batch_loss) * len(Xb)
             n_seen += len(Xb)
             if counts is not None:
-                counts[0] += int(np.count_nonzero(model.predict(Xb) == yb))
+                # As the loss: from the forward pass of the step when the model keeps it.
+                correct = getattr(model, "batch_correct_", None)
+                if correct is None:
+                    correct = np.count_nonzero(model.predict(Xb) == yb)
+                counts[0] += int(correct)
                 counts[1] += len(Xb)
         return loss_sum, n_seen
 
@@ -267,8 +272,8 @@ def train_out_of_core(
     callback gets ``{epoch, train_loss, val_loss, learning_rate, samples_per_s,
     epoch_seconds}`` after each epoch (epoch counts from 1; epoch_seconds covers
     training and validation); with ``classes`` (a classifier) also
-    ``train_accuracy`` (each batch predicted just after its step: one more forward
-    pass per batch) and ``val_accuracy`` (None without validation rows).
+    ``train_accuracy`` (each batch as its step classified it, like ``train_loss``)
+    and ``val_accuracy`` (None without validation rows).
     Checkpoints go to ``checkpoint_dir/epoch-NNNN.npz`` (all kept) with
     ``training_state.json``; with ``resume`` a rerun continues after the last one.
     Returns with the best epoch's weights when ``restore_best``.
