@@ -144,6 +144,18 @@ class RecallConfig(_WorkdirConfig):
     max_iter: int = Field(50, gt=0)
     random_state: int = Field(0, ge=0)
     experiment: str = "nnpipe-recall-hopfield"
+    pattern_shape: tuple[int, int] | None = Field(
+        None,
+        description="[rows, cols] of image-like patterns (rows * cols = pattern length): "
+        "log pictures of stored pattern, probe and recalled state for a sample of probes",
+    )
+
+    @field_validator("pattern_shape")
+    @classmethod
+    def _positive_shape(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) < 1:
+            raise ValueError(f"pattern_shape {list(value)} must be two positive integers")
+        return value
 
     @property
     def dataset_path(self) -> Path:
