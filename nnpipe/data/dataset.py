@@ -47,7 +47,7 @@ def _names(value: str | Sequence[str] | None, what: str) -> list[str]:
     return names
 
 
-class ParquetDataset:
+class ParquetDataset(_labels.LabelColumn):
     """Feature and target columns of a (hive-)partitioned Parquet dataset.
 
     Parameters
@@ -68,12 +68,10 @@ class ParquetDataset:
     storage_options : dict, optional
         Passed to fsspec for remote URLs.
     labels : bool, default False
-        The one target column holds class labels (integers, strings, booleans, or
-        floats with whole values). Reads give each label's index in ``classes`` as
-        ``y``; the classes are set with :meth:`set_classes` (or ``classes``) or found
-        by :func:`~nnpipe.data.scaling.fit_scalers_and_classes`.
+        The one target column holds class labels (:mod:`nnpipe.data.labels`): ``y``
+        is each label's index in ``classes``, found by ``fit_scalers_and_classes``.
     classes : sequence, optional
-        The class labels (sorted on setting), with ``labels=True``.
+        The class labels (sorted), with ``labels=True``; or :meth:`set_classes`.
     """
 
     def __init__(
@@ -115,16 +113,7 @@ class ParquetDataset:
         self.schema: pa.Schema = self._dataset.schema
         self.partition_columns = [n for n in self.schema.names if n not in self._file_schema.names]
         self.target_names = _names(targets, "targets")
-        self.labels = bool(labels)
-        self.classes: np.ndarray | None = None
-        if self.labels:
-            self._check_label_column()
-            if classes is not None:
-                self.set_classes(classes)
-        else:
-            if classes is not None:
-                raise ValueError("classes is given but labels=False (numeric targets)")
-            self._check_columns(self.target_names, "target")
+        self._init_labels(labels, classes)  # else: checks the targets are numeric
         if features is None:
             skip = set(self.target_names) | set(self.partition_columns)
             self.feature_names = [
@@ -161,30 +150,6 @@ class ParquetDataset:
                     f"{role} column {name!r} in {self.partitions[0].path!r} has type {t}; "
                     "features and targets must be numeric (integer, floating point or boolean)"
                 )
-
-    def _check_label_column(self) -> None:
-        if len(self.target_names) != 1:
-            raise ValueError(
-                f"labels=True needs exactly one target column (the labels); got {self.target_names}"
-            )
-        name = self.target_names[0]
-        if name not in self.schema.names:
-            self._check_columns([name], "target")  # raises: not found
-        t = self.schema.field(name).type
-        if not _labels.is_label_type(t):
-            raise DataError(
-                f"label column {name!r} in {self.partitions[0].path!r} has type {t}; class "
-                "labels must be integers, strings or booleans"
-            )
-
-    def set_classes(self, classes: Sequence[Any]) -> None:
-        """The class labels reads encode the label column with (sorted; at least two)."""
-        if not self.labels:
-            raise ValueError("set_classes needs a dataset opened with labels=True")
-        self.classes = _labels.check_classes(classes, self.target_names[0])
-
-    def _class_list(self) -> list[Any] | None:
-        return None if self.classes is None else self.classes.tolist()
 
     def _build_filter(self, filters: Any) -> pc.Expression | None:
         if filters is None:
@@ -318,9 +283,8 @@ class ParquetDataset:
     ) -> tuple[np.ndarray, np.ndarray | None, int]:
         """(block (n, n_features + n_targets), validation mask or None, n_dropped).
 
-        With labels the target column holds each label's index in ``classes``; with
-        ``raw_labels`` (before the classes are known) it holds 0 where a label is
-        given, NaN where not, and the kept rows' labels are returned as a fourth item.
+        Labels come as class indices; with ``raw_labels`` (classes not known yet) the
+        kept rows' labels come as a fourth item (the block holds their row numbers).
         """
         dtype = np.dtype(dtype)
         table, mask = self._read_table(index, subset, split, use_threads)
@@ -334,7 +298,6 @@ class ParquetDataset:
                 self._labels_into(table.column(name), block[:, j], part.path, raw_labels)
             else:
                 _column_into(table.column(name), block[:, j])
-        label_column = table.column(self.target_names[0]) if raw_labels else None
         n_dropped = 0
         # One reduction finds out whether anything is NaN/inf (it would make the sum
         # so); the per-value check only runs then, or when finite values overflow it.
@@ -356,28 +319,13 @@ class ParquetDataset:
             block = block[~bad_rows]
             if mask is not None:
                 mask = mask[~bad_rows]
-            if label_column is not None:
-                label_column = label_column.filter(pa.array(~bad_rows))
         if mask is not None and subset in ("train", "validation"):
             keep = mask if subset == "validation" else ~mask
             block, mask = block[keep], None
-            if label_column is not None:
-                label_column = label_column.filter(pa.array(keep))
         if raw_labels:
-            return block, mask, n_dropped, label_column
+            rows = block[:, -1].astype(np.int64)  # the kept rows' numbers in the file
+            return block, mask, n_dropped, table.column(self.target_names[0]).take(rows)
         return block, mask, n_dropped
-
-    def _labels_into(self, column: pa.ChunkedArray, out: np.ndarray, path: str, raw: bool):
-        name = self.target_names[0]
-        if raw:
-            out[:] = np.where(_labels.present(column), 0.0, np.nan)
-        elif self.classes is None:
-            raise ValueError(
-                f"the classes of label column {name!r} are not known yet: find them with "
-                "fit_scalers_and_classes or give them with set_classes"
-            )
-        else:
-            _labels.encode_labels(column, self.classes, out, name, path)
 
     def read_partition(
         self,

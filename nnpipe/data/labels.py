@@ -9,7 +9,7 @@ finds the classes in the pass that fits the feature scaler.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,3 +125,70 @@ def encode_labels(
             "appear in the training rows"
         )
     out[:] = encoded
+
+
+class LabelColumn:
+    """What :class:`~nnpipe.data.dataset.ParquetDataset` does with a label column.
+
+    Expects ``labels``, ``classes``, ``target_names``, ``schema``, ``partitions``
+    and ``_check_columns`` from the dataset.
+    """
+
+    labels: bool
+    classes: np.ndarray | None
+    target_names: list[str]
+    schema: pa.Schema
+    partitions: list[Any]
+    _check_columns: Callable[[list[str], str], None]
+
+    def _init_labels(self, labels: bool, classes: Sequence[Any] | None) -> None:
+        self.labels = bool(labels)
+        self.classes = None
+        if not self.labels:
+            if classes is not None:
+                raise ValueError("classes is given but labels=False (numeric targets)")
+            self._check_columns(self.target_names, "target")
+            return
+        self._check_label_column()
+        if classes is not None:
+            self.set_classes(classes)
+
+    def _check_label_column(self) -> None:
+        if len(self.target_names) != 1:
+            raise ValueError(
+                f"labels=True needs exactly one target column (the labels); got {self.target_names}"
+            )
+        name = self.target_names[0]
+        if name not in self.schema.names:
+            self._check_columns([name], "target")  # raises: not found
+        t = self.schema.field(name).type
+        if not is_label_type(t):
+            raise DataError(
+                f"label column {name!r} in {self.partitions[0].path!r} has type {t}; class "
+                "labels must be integers, strings or booleans"
+            )
+
+    def set_classes(self, classes: Sequence[Any]) -> None:
+        """The class labels reads encode the label column with (sorted; at least two)."""
+        if not self.labels:
+            raise ValueError("set_classes needs a dataset opened with labels=True")
+        self.classes = check_classes(classes, self.target_names[0])
+
+    def _class_list(self) -> list[Any] | None:
+        return None if self.classes is None else self.classes.tolist()
+
+    def _labels_into(self, column: pa.ChunkedArray, out: np.ndarray, path: str, raw: bool):
+        """The label column into ``out``: class indices; with ``raw`` the row numbers.
+
+        Either way NaN where a row has no label, so the NaN policy applies to it.
+        """
+        name = self.target_names[0]
+        if raw:
+            out[:] = np.where(present(column), np.arange(len(out)), np.nan)
+        elif self.classes is None:
+            raise ValueError(
+                f"the classes of label column {name!r} are not known yet: find them with "
+                "fit_scalers_and_classes or give them with set_classes"
+            )
+        else:
+            encode_labels(column, self.classes, out, name, path)
