@@ -184,3 +184,16 @@ def _write_classes(
         "probability_columns": [str(c) for c in proba.columns],
         "counts": {str(v): int(c) for v, c in zip(values.tolist(), counts, strict=True)},
     }
+
+
+def predict_report(info: dict[str, Any]) -> str:
+    """One line on what :func:`predict_file` wrote (a classifier: the count of each label)."""
+    where = f"wrote {info['n_rows']} predictions to {info['output']}"
+    if "counts" not in info:
+        column, low, high = info["column"], info["min"], info["max"]
+        return f"{where} (column {column!r}, range {low:.4g} .. {high:.4g})"
+    counts = ", ".join(f"{label} {n}" for label, n in info["counts"].items())
+    return (
+        f"{where} (labels in column {info['column']!r}: {counts}; "
+        f"probabilities in {', '.join(info['probability_columns'])})"
+    )
