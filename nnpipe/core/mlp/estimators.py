@@ -243,6 +243,8 @@ class MLPClassifier(BaseMLP):
     classes_ : ndarray (n_classes,)
     coefs_, intercepts_, loss_curve_, validation_loss_curve_, best_loss_, n_iter_
         As for MLPRegressor; validation_scores_ holds validation accuracy.
+    batch_correct_ : int or None
+        Rows the last one-step ``partial_fit`` classified right (before its update).
     """
     )
 
