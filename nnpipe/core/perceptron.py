@@ -16,9 +16,10 @@ import numpy as np
 
 from .params import Params
 from .serialization import ModelFileError, NpzFileMixin, require
-from .sklearn_compat import sklearn_tags
+from .sklearn_compat import ConvergenceWarning, sklearn_class, sklearn_tags
 from .validation import (
     check_array,
+    check_class_labels,
     check_is_fitted,
     check_n_features,
     check_positive,
@@ -26,9 +27,7 @@ from .validation import (
     resolve_dtype,
 )
 
-
-class ConvergenceWarning(UserWarning):
-    """Training stopped at max_iter without reaching its stopping criterion."""
+__all__ = ["ConvergenceWarning", "Perceptron"]
 
 
 class Perceptron(NpzFileMixin, Params):
@@ -88,14 +87,17 @@ class Perceptron(NpzFileMixin, Params):
         dtype = resolve_dtype(self.dtype)
         rng = check_rng(self.random_state)
         X = check_array(X, dtype=dtype)
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+        y = check_class_labels(y, "Perceptron")
+        if y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"y must be 1-D with one label per row of X ({X.shape[0]}); got shape {y.shape}"
             )
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"need at least 2 classes; got {self.classes_.tolist()}")
+            raise ValueError(
+                f"need at least 2 classes; got {len(self.classes_)} class(es): "
+                f"{self.classes_.tolist()}"
+            )
         idx = np.searchsorted(self.classes_, y)
         k = 1 if len(self.classes_) == 2 else len(self.classes_)
         # Targets in {-1, +1}, one column per weight vector.
@@ -132,7 +134,7 @@ class Perceptron(NpzFileMixin, Params):
                 f"Perceptron did not converge in max_iter={self.max_iter} passes "
                 f"({self.errors_[-1]} mistakes in the last); the classes are probably not "
                 "linearly separable",
-                ConvergenceWarning,
+                sklearn_class(ConvergenceWarning),
                 stacklevel=2,
             )
         return self
