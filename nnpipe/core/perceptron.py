@@ -180,8 +180,8 @@ class Perceptron(NpzFileMixin, Params):
         return self.classes_[idx]
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+        """Accuracy (a column-vector y counts as 1-D)."""
+        return float(np.mean(self.predict(X) == np.asarray(y).ravel()))
 
     def boundary_line(self) -> tuple[float, float]:
         """(slope, offset) of the 2-feature boundary x2 = slope * x1 + offset, for plotting."""

@@ -104,3 +104,13 @@ def test_block_search_makes_the_same_updates_as_row_by_row(fit_intercept, n_clas
     assert p.errors_ == errors and min(errors) > 10
     np.testing.assert_allclose(p.coef_, coef, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(p.intercept_, intercept, rtol=1e-12, atol=1e-12)
+
+
+def test_score_of_a_column_vector_y_is_the_accuracy():
+    X, y = separable()
+    p = Perceptron(max_iter=1, shuffle=False, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        p.fit(X, y)
+    accuracy = np.mean(p.predict(X) == y)
+    assert 0.5 < accuracy < 1.0
+    assert p.score(X, y[:, None]) == p.score(X, y) == accuracy
