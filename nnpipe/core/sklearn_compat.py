@@ -1,4 +1,4 @@
-"""scikit-learn compatibility without importing scikit-learn.
+"""scikit-learn compatibility without nnpipe.core ever being the one to load scikit-learn.
 
 nnpipe.core runs with NumPy alone, yet scikit-learn's tools (``check_estimator``,
 ``GridSearchCV``, warning filters) recognise errors and warnings by scikit-learn's

@@ -204,8 +204,8 @@ class MLPRegressor(BaseMLP):
     def predict(self, X: Any) -> np.ndarray:
         """Predictions in the original target units, (n_samples,) or (n_samples, n_outputs).
 
-        Always float64, whatever ``dtype`` the network computes in, as scikit-learn's
-        regressors return.
+        Always float64 (as scikit-learn's regressors), whatever ``dtype`` the network
+        computes in.
         """
         out = self._predict_raw(X)  # (n, n_outputs), scaled units
         if self.target_scaler_ is not None:
