@@ -95,7 +95,7 @@ def run_demo(
         "Negative targets are predicted as negative numbers: the regressor's output is linear "
         f"and its targets are standardised ({train['prediction_min']:+.2f} is its lowest "
         "prediction).",
-        "See the runs, metrics, loss curve and registered model: make ui  "
-        "(MLflow UI on http://127.0.0.1:5000)",
+        "See the runs, metrics, loss curve and registered model: make ui, then Model "
+        "training (http://127.0.0.1:5000/#/?workflowType=machine_learning)",
     ]
     return "\n".join(lines)
