@@ -129,10 +129,9 @@ class BaseMLP(Params, MLPFileMixin):
         n_total = n_parameters(sizes)
         self._params = np.zeros(n_total, dtype=dtype)
         self._grads = np.zeros(n_total, dtype=dtype)
-        coefs, _ = split_flat(self._params, sizes)
-        layer_acts = [self._hidden_name] * len(self._hidden) + [self._output_name]
-        for W, act in zip(coefs, layer_acts, strict=True):
-            W[...] = init_layer(self._rng, W.shape[0], W.shape[1], act)
+        coefs, intercepts = split_flat(self._params, sizes)
+        for W, b in zip(coefs, intercepts, strict=True):  # one bound rule for every layer
+            W[...], b[...] = init_layer(self._rng, W.shape[0], W.shape[1], self._hidden_name)
         self._optimizer = self._make_optimizer(n_total)
         self._best_params = self._params.copy()
         self.n_features_in_ = n_features
