@@ -66,12 +66,8 @@ def _add_config_options(p: argparse.ArgumentParser, *, workdir: bool = True) -> 
 
 
 def _add_overwrite(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="rewrite the synthetic datasets (needed when data there was made with other "
-        "parameters than the config asks for)",
-    )
+    help_ = "rewrite the synthetic datasets (data made with other parameters is refused)"
+    p.add_argument("--overwrite", action="store_true", help=help_)
 
 
 def _check_address(address: str | None) -> None:
@@ -121,15 +117,11 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
 # -- flows -----------------------------------------------------------------------------
 
 
-def _overwrite(args: argparse.Namespace) -> dict[str, Any]:
-    return {"overwrite": True} if args.overwrite else {}
-
-
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from flows.prepare_data import check_data, prepare_data
     from flows.report import prepare_report
 
-    config = _load(args, "prepare_data", **_overwrite(args))
+    config = _load(args, "prepare_data", overwrite=args.overwrite or None)
     return _run_flow(args, config, prepare_data, prepare_report, check_data)
 
 
@@ -168,7 +160,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         overrides["train"] = {"max_epochs": args.epochs}
     if args.overwrite:
-        overrides["data"] = _overwrite(args)
+        overrides["data"] = {"overwrite": True}
     config = _load(args, "pipeline", **overrides)
     return _run_flow(args, config, pipeline, pipeline_report, lambda c: check_data(c.data))
 
@@ -237,14 +229,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
     _check_address(args.dask_address)
-    report = run_demo(
-        workdir=Path(args.workdir),
-        dask_address=args.dask_address,
-        seed=args.seed,
-        quick=args.quick,
-        overwrite=args.overwrite,
-    )
-    print(report)
+    print(run_demo(Path(args.workdir), args.dask_address, args.seed, args.quick, args.overwrite))
     return EXIT_OK
 
 
@@ -400,11 +385,8 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--workdir", default="nnpipe-work", help="where results are written")
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="use this Dask cluster")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="smaller data and 3 epochs, under WORKDIR/quick: a smoke test (~1 min)",
-    )
+    quick = "smaller data and 3 epochs, in WORKDIR/quick: a smoke test (~1 min)"
+    p.add_argument("--quick", action="store_true", help=quick)
     _add_overwrite(p)
     p.set_defaults(func=_cmd_demo)
 
