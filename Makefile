@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 # The MLflow UI over the store `make demo` writes (./mlflow.db, ./mlartifacts).
 ui: $(STAMP)
+	@echo "MLflow UI: http://127.0.0.1:5000/#/?workflowType=machine_learning (Model training)"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db \
 		--default-artifact-root ./mlartifacts --host 127.0.0.1 --port 5000
 

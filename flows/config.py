@@ -221,6 +221,10 @@ CONFIGS: dict[str, type[_Config]] = {
 }
 
 
+# The section of a pipeline-shaped file each single flow takes.
+SECTIONS = {"prepare_data": "data", "train_bp": "train", "recall_hopfield": "recall"}
+
+
 class ConfigError(ValueError):
     """A config file is missing, not YAML, or has wrong keys or values."""
 
@@ -245,8 +249,41 @@ def load_config(path: str | Path | None, kind: str = "pipeline", **overrides: An
                 f"got {type(loaded).__name__}"
             )
         values = loaded or {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_config(values, kind, source=str(path) if path else "parameters")
+    source = str(path) if path else "parameters"
+    if kind in SECTIONS and any(key in values for key in SECTIONS.values()):
+        return _pipeline_section(values, kind, source, overrides)
+    _merge(values, overrides)
+    return parse_config(values, kind, source=source)
+
+
+def _merge(values: dict[str, Any], overrides: dict[str, Any]) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}  # a section override keeps the file's keys
+        elif value is not None:
+            values[key] = value
+
+
+def _pipeline_section(values: dict[str, Any], kind: str, source: str, overrides: dict):
+    """Flow ``kind``'s config from a pipeline-shaped file, as the pipeline would run it.
+
+    The whole file is checked; the overrides (command-line flags) go into the
+    section; the stages are made to agree (split, scaler, data paths) as in the
+    ``pipeline`` flow, so ``nnpipe prepare`` fits the scalers ``nnpipe train`` reuses.
+    """
+    from flows.pipeline import stage_configs  # flows.pipeline imports this module
+
+    section = SECTIONS[kind]
+    values = {**values, **{name: dict(values.get(name) or {}) for name in SECTIONS.values()}}
+    shared = ("workdir", "dask_address")
+    for key in shared:  # a flag wins over the file's top level and every section
+        if overrides.get(key) is not None:
+            values[key] = overrides[key]
+            for name in SECTIONS.values():
+                values[name].pop(key, None)
+    _merge(values[section], {k: v for k, v in overrides.items() if k not in shared})
+    data, train, recall = stage_configs(parse_config(values, "pipeline", source))
+    return {"data": data, "train": train, "recall": recall}[section]
 
 
 def parse_config(values: dict[str, Any], kind: str, source: str = "parameters"):

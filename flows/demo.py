@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flows.config import PipelineConfig
 from flows.pipeline import pipeline
+from flows.prepare_data import check_data
 from flows.report import pipeline_report
 from nnpipe.tracking import default_tracking_uri
 
@@ -26,18 +27,24 @@ QUICK = {
 
 
 def demo_config(
-    workdir: Path, dask_address: str | None = None, seed: int = 0, quick: bool = False
+    workdir: Path,
+    dask_address: str | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    overwrite: bool = False,
 ) -> PipelineConfig:
     """The embedded defaults: sizes that finish in well under 3 minutes on 2 cores.
 
-    ``quick`` shrinks data and training to a smoke test of the same pipeline.
+    ``quick`` shrinks data and training to a smoke test of the same pipeline, under
+    ``workdir/quick`` (its own data, models and recall results beside the full demo's).
     """
     config = PipelineConfig.model_validate(
         {
-            "workdir": str(workdir),
+            "workdir": str(Path(workdir) / "quick" if quick else workdir),
             "dask_address": dask_address,
             "data": {
                 "seed": seed,
+                "overwrite": overwrite,
                 "regression": {"n_rows": 20_000, "n_features": 8, "rows_per_partition": 2_000},
                 "hopfield": {
                     "n_neurons": 100,
@@ -70,10 +77,15 @@ def demo_config(
 
 
 def run_demo(
-    workdir: Path, dask_address: str | None = None, seed: int = 0, quick: bool = False
+    workdir: Path,
+    dask_address: str | None = None,
+    seed: int = 0,
+    quick: bool = False,
+    overwrite: bool = False,
 ) -> str:
     """Run the pipeline on the demo config; return the report."""
-    config = demo_config(workdir, dask_address, seed, quick)
+    config = demo_config(workdir, dask_address, seed, quick, overwrite)
+    check_data(config.data)  # before Prefect starts: data made otherwise is refused at once
     result = pipeline(config=config)
     train = result["summary"]["train_bp"]
     lines = [
@@ -83,7 +95,7 @@ def run_demo(
         "Negative targets are predicted as negative numbers: the regressor's output is linear "
         f"and its targets are standardised ({train['prediction_min']:+.2f} is its lowest "
         "prediction).",
-        "See the runs, metrics, loss curve and registered model: make ui  "
-        "(MLflow UI on http://127.0.0.1:5000)",
+        "See the runs, metrics, loss curve and registered model: make ui, then Model "
+        "training (http://127.0.0.1:5000/#/?workflowType=machine_learning)",
     ]
     return "\n".join(lines)

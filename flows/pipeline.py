@@ -16,7 +16,7 @@ from prefect import flow
 
 from flows.cluster import dask_client
 from flows.config import PipelineConfig
-from flows.prepare_data import prepare_data
+from flows.prepare_data import check_data, prepare_data
 from flows.recall_hopfield import recall_hopfield
 from flows.train_bp import train_bp
 
@@ -58,6 +58,7 @@ DEFAULT_CONFIG = PipelineConfig()
 def pipeline(config: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Data and scalers, then BP training, then Hopfield recall; all run ids and summaries."""
     start = time.perf_counter()
+    check_data(config.data)  # data made with other parameters stops the pipeline here
     with dask_client(config.dask_address) as client:
         address = config.dask_address or client.scheduler.address
         data, train, recall = stage_configs(config, address)

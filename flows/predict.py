@@ -104,7 +104,36 @@ def _earlier_layout(network: Any, path: Path, frame: pd.DataFrame | None) -> Tra
     return TrainedModel(network, scaler, features)
 
 
-def _mlflow_predictor(uri: str, frame: pd.DataFrame) -> tuple[Any, pd.DataFrame | None]:
+def feature_frame(frame: pd.DataFrame, features: list[str], source: str) -> pd.DataFrame:
+    """The model's feature columns of ``frame`` as float64, whatever the model's source.
+
+    Extra columns are left out (they stay in the output file); a missing column or a
+    value that is not a number is one line naming the column (and the row, counted
+    from 1 below the header).
+    """
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"input file {source!r} is missing feature columns {missing}; "
+            f"the model takes {list(features)}"
+        )
+    columns = {}
+    for name in features:
+        column = frame[name]
+        if isinstance(column, pd.DataFrame):
+            raise ValueError(f"input file {source!r} has more than one column named {name!r}")
+        numeric = pd.to_numeric(column, errors="coerce")
+        bad = np.flatnonzero((numeric.isna() & column.notna()).to_numpy())
+        if bad.size:
+            raise ValueError(
+                f"feature column {name!r} is not numeric: row {bad[0] + 1} of {source!r} "
+                f"holds {column.iloc[bad[0]]!r}"
+            )
+        columns[name] = numeric.astype(np.float64)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _mlflow_predictor(uri: str, frame: pd.DataFrame, source: str) -> tuple[Any, Any]:
     """(predictions, class probabilities or None) of the MLflow model at ``uri``."""
     import mlflow
 
@@ -116,21 +145,30 @@ def _mlflow_predictor(uri: str, frame: pd.DataFrame) -> tuple[Any, pd.DataFrame 
             model = mlflow.pyfunc.load_model(uri)
     except mlflow.exceptions.MlflowException as exc:
         raise ValueError(f"cannot load MLflow model {uri!r}: {exc.message}") from exc
+    schema = model.metadata.get_input_schema()
+    if schema is not None and schema.has_input_names():
+        # Checked here as for a local file, so MLflow's schema errors never show.
+        frame = feature_frame(frame, schema.input_names(), source)
     params = model.metadata.get_params_schema()
-    proba = None
-    if params is not None and PREDICT_PROBA in {p.name for p in params.params}:
-        # A classifier: it declares the param that makes it return probabilities.
-        proba = pd.DataFrame(model.predict(frame, params={PREDICT_PROBA: True}))
-    return model.predict(frame), proba
+    try:
+        proba = None
+        if params is not None and PREDICT_PROBA in {p.name for p in params.params}:
+            # A classifier: it declares the param that makes it return probabilities.
+            proba = pd.DataFrame(model.predict(frame, params={PREDICT_PROBA: True}))
+        return model.predict(frame), proba
+    except mlflow.exceptions.MlflowException as exc:
+        reason = exc.message.rsplit("Error: ", 1)[-1].strip().splitlines()[0]
+        raise ValueError(f"MLflow model {uri!r} refused {source!r}: {reason}") from exc
 
 
-def _local_predictor(model: str, frame: pd.DataFrame) -> tuple[Any, pd.DataFrame | None]:
+def _local_predictor(model: str, frame: pd.DataFrame, source: str) -> tuple[Any, Any]:
     """(predictions, class probabilities or None) of a local model file."""
     trained = load_local_model(model, frame)
+    X = feature_frame(frame, trained.feature_names, source)
     if not callable(getattr(trained.network, "predict_proba", None)):
-        return trained.predict(frame), None
-    proba = pd.DataFrame(trained.predict_proba(frame), columns=trained.probability_columns())
-    return trained.predict(frame), proba
+        return trained.predict(X), None
+    proba = pd.DataFrame(trained.predict_proba(X), columns=trained.probability_columns())
+    return trained.predict(X), proba
 
 
 def predict_file(
@@ -144,10 +182,8 @@ def predict_file(
     input_path, output_path = Path(input_path), Path(output_path)
     _format(output_path, "output")  # refuse a bad output name before any work
     frame = read_table(input_path)
-    if model.startswith(MLFLOW_SCHEMES):
-        pred, proba = _mlflow_predictor(model, frame)
-    else:
-        pred, proba = _local_predictor(model, frame)
+    predictor = _mlflow_predictor if model.startswith(MLFLOW_SCHEMES) else _local_predictor
+    pred, proba = predictor(model, frame, str(input_path))
     out = frame.copy()
     if proba is not None:
         return _write_classes(out, np.asarray(pred).reshape(-1), proba, output_path, column)
@@ -188,7 +224,8 @@ def _write_classes(
 
 def predict_report(info: dict[str, Any]) -> str:
     """One line on what :func:`predict_file` wrote (a classifier: the count of each label)."""
-    where = f"wrote {info['n_rows']} predictions to {info['output']}"
+    rows = "1 prediction" if info["n_rows"] == 1 else f"{info['n_rows']} predictions"
+    where = f"wrote {rows} to {info['output']}"
     if "counts" not in info:
         column, low, high = info["column"], info["min"], info["max"]
         return f"{where} (column {column!r}, range {low:.4g} .. {high:.4g})"

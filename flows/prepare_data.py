@@ -1,7 +1,8 @@
 """Flow ``prepare_data``: write the synthetic datasets when missing, fit scalers out of core.
 
 extract (datasets on disk) -> describe (rows, fingerprint) -> fit scalers on the
-training split in one Dask pass -> save them beside a manifest -> log to MLflow.
+training split in one Dask pass (skipped when the saved scalers' manifest matches the
+dataset, split and scaler kind) -> save them beside a manifest -> log to MLflow.
 ``train_bp`` reuses the saved scalers when the manifest matches its dataset and split.
 """
 
@@ -17,11 +18,13 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import DataConfig
-from flows.datasets import write_dataset
+from flows.datasets import check_dataset, write_dataset
+from flows.naming import run_name
 from nnpipe.core.scalers import SCALERS
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
 from nnpipe.data.split import TrainValidationSplit
+from nnpipe.data.synthetic import read_dataset_record
 from nnpipe.tracking import MlflowTracker
 
 SCALER_MANIFEST = "scalers.json"
@@ -35,9 +38,15 @@ def scaler_dir(workdir: Path) -> Path:
 def scaler_manifest(
     dataset: ParquetDataset, kind: str, split: TrainValidationSplit
 ) -> dict[str, Any]:
-    """What a set of saved scalers was fitted on; reuse requires an exact match."""
+    """What a set of saved scalers was fitted on; reuse requires an exact match.
+
+    The fingerprint sees file names, sizes and rows; the record of a generated
+    dataset (its seed, noise, ...) tells apart data of equal size made otherwise.
+    """
+    record = read_dataset_record(dataset.path)
     return {
         "fingerprint": dataset.fingerprint,
+        "dataset_record": record["parameters"] if record else None,
         "features": list(dataset.feature_names),
         "targets": list(dataset.target_names),
         "kind": kind,
@@ -46,17 +55,14 @@ def scaler_manifest(
     }
 
 
-@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
-    """Write the synthetic ``kind`` dataset unless it is there (or ``overwrite`` is set)."""
-    present = path.is_dir() and any(path.rglob("*.parquet"))
-    if present and not config.overwrite:
-        return {"path": str(path), "kind": kind, "written": False}
-    if not config.generate and not present:
-        raise FileNotFoundError(
-            f"{kind} dataset {str(path)!r} does not exist and generate=false; "
-            "write it with `nnpipe make-data` or set generate: true"
-        )
+OVERWRITE_HINT = (
+    "pass --overwrite (or overwrite: true in the data config) to rewrite it, "
+    "or use another --workdir"
+)
+
+
+def dataset_parameters(kind: str, config: DataConfig) -> dict[str, Any]:
+    """What the config asks the ``kind`` dataset to be, in write_dataset's argument names."""
     if kind == "regression":
         r = config.regression
         sizes = dict(n_rows=r.n_rows, n_features=r.n_features, noise=r.noise)
@@ -70,14 +76,38 @@ def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
             flip_fraction=h.flip_fraction,
         )
         rows_per_partition = h.rows_per_partition
-    info = write_dataset(
-        kind,
-        path,
-        rows_per_partition=rows_per_partition,
-        seed=config.seed,
-        overwrite=True,
-        **sizes,
-    )
+    return {**sizes, "rows_per_partition": rows_per_partition, "seed": config.seed}
+
+
+def _present(path: Path) -> bool:
+    return path.is_dir() and any(path.rglob("*.parquet"))
+
+
+def check_data(config: DataConfig) -> None:
+    """Refuse data already there but made with other parameters than the config's.
+
+    Called before any run starts. With ``overwrite`` the data is rewritten anyway;
+    with ``generate: false`` the data there is used as it is.
+    """
+    if not config.generate or config.overwrite:
+        return
+    for kind, path in (("regression", config.regression_path), ("hopfield", config.hopfield_path)):
+        if _present(path):
+            check_dataset(kind, path, OVERWRITE_HINT, **dataset_parameters(kind, config))
+
+
+@task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
+    """Write the synthetic ``kind`` dataset unless it is there (or ``overwrite`` is set)."""
+    present = _present(path)
+    if present and not config.overwrite:
+        return {"path": str(path), "kind": kind, "written": False}
+    if not config.generate and not present:
+        raise FileNotFoundError(
+            f"{kind} dataset {str(path)!r} does not exist and generate=false; "
+            "write it with `nnpipe make-data` or set generate: true"
+        )
+    info = write_dataset(kind, path, overwrite=True, **dataset_parameters(kind, config))
     return {**info, "written": True}
 
 
@@ -90,24 +120,34 @@ def fit_and_save_scalers(
         dataset, kind, kind, subset="train", split=split, client=client
     )
     out.mkdir(parents=True, exist_ok=True)
+    (out / SCALER_MANIFEST).unlink(missing_ok=True)  # no manifest beside half-written scalers
     x_scaler.save(out / "x_scaler.npz")
     y_scaler.save(out / "y_scaler.npz")
     manifest = scaler_manifest(dataset, kind, split)
     manifest["n_samples_seen"] = int(x_scaler.n_samples_seen_)
     (out / SCALER_MANIFEST).write_text(json.dumps(manifest, indent=2))
-    return {"dir": str(out), **manifest}
+    return {"dir": str(out), **manifest, "reused": False}
+
+
+def saved_scaler_manifest(
+    workdir: Path, dataset: ParquetDataset, kind: str, split: TrainValidationSplit
+) -> dict[str, Any] | None:
+    """The manifest of scalers saved for exactly this dataset, kind and split, else None."""
+    try:
+        saved = json.loads((scaler_dir(workdir) / SCALER_MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    wanted = scaler_manifest(dataset, kind, split)
+    if not isinstance(saved, dict) or any(saved.get(k) != v for k, v in wanted.items()):
+        return None
+    return saved
 
 
 def load_saved_scalers(workdir: Path, dataset: ParquetDataset, kind: str, split):
     """The scalers ``prepare_data`` saved for exactly this dataset and split, else None."""
+    if saved_scaler_manifest(workdir, dataset, kind, split) is None:
+        return None
     out = scaler_dir(workdir)
-    try:
-        saved = json.loads((out / SCALER_MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    wanted = scaler_manifest(dataset, kind, split)
-    if any(saved.get(k) != v for k, v in wanted.items()):
-        return None
     cls = SCALERS[kind]
     return cls.load(out / "x_scaler.npz"), cls.load(out / "y_scaler.npz")
 
@@ -119,8 +159,10 @@ DEFAULT_CONFIG = DataConfig()
 @flow(name="prepare_data")
 def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Synthetic datasets (when missing) and out-of-core scalers, tracked in MLflow."""
+    check_data(config)
     tracker = MlflowTracker(config.experiment)
-    with tracker.run(run_name="prepare_data", tags={"nnpipe.flow": "prepare_data"}) as run_id:
+    name = run_name(f"{config.regression.n_rows} rows")
+    with tracker.run(run_name=name, tags={"nnpipe.flow": "prepare_data"}) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         progress.start("prepare_data", 3, unit="step")
         regression = ensure_dataset("regression", config.regression_path, config)
@@ -130,13 +172,19 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         split = TrainValidationSplit(
             validation_fraction=config.validation_fraction, seed=config.split_seed
         )
-        with dask_client(config.dask_address) as client:
-            cluster = describe(client)
-            scalers = fit_and_save_scalers(
-                dataset, config.scaler, split, scaler_dir(config.workdir), client
-            )
-        progress.advance("prepare_data", {"scalers": "fitted"})
-        tracker.log_params({"data": dataset.describe(), "cluster": cluster})
+        out = scaler_dir(config.workdir)
+        saved = saved_scaler_manifest(config.workdir, dataset, config.scaler, split)
+        cluster = None
+        if saved is not None:  # same data, split and kind: no pass over the data
+            scalers = {"dir": str(out), **saved, "reused": True}
+        else:
+            with dask_client(config.dask_address) as client:
+                cluster = describe(client)
+                scalers = fit_and_save_scalers(dataset, config.scaler, split, out, client)
+        progress.advance("prepare_data", {"scalers": "reused" if saved else "fitted"})
+        tracker.log_params({"data": dataset.describe(), "scalers_reused": scalers["reused"]})
+        if cluster is not None:
+            tracker.log_params({"cluster": cluster})
         tracker.log_metrics(
             {
                 "regression_rows": dataset.n_rows,

@@ -38,7 +38,7 @@ class Reporter:
                     total=total, desc=stage, unit=unit, file=self.stream, leave=True
                 )
             else:
-                self._line(f"{stage}: started ({total} {unit})")
+                self._line(f"{stage}: started" + (f" ({plural(total, unit)})" if total else ""))
 
     def advance(self, stage: str, info: Mapping[str, Any] | None = None) -> None:
         """One step of ``stage`` done; ``info`` is shown (losses, rates)."""
@@ -109,6 +109,11 @@ def use_reporter(reporter: Reporter | None) -> Iterator[Reporter | None]:
         if reporter is not None:
             reporter.close()
         _current = previous
+
+
+def plural(n: int, unit: str) -> str:
+    """``n`` and ``unit``, plural unless n is 1: "3 steps", "1 partition"."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
 def start(stage: str, total: int | None, unit: str = "it") -> None:

@@ -2,7 +2,8 @@
 
 load patterns -> fit the Hopfield network -> recall the partitions not done yet
 (one result file per input partition, written atomically) -> summary metrics,
-report, energy plot (and, with ``pattern_shape``, pictures of a few recalls) -> MLflow.
+report, energy plot, capacity curve at this network size (and, with
+``pattern_shape``, pictures of a few recalls) -> MLflow.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import RecallConfig
-from nnpipe.core.hopfield import HopfieldNetwork, energy_trajectories
+from flows.naming import run_name
+from nnpipe.core.hopfield import HopfieldNetwork, capacity_curve, energy_trajectories
 from nnpipe.data.partition_io import read_patterns
 from nnpipe.data.recall_job import (
     PartitionStats,
@@ -27,11 +29,20 @@ from nnpipe.data.recall_job import (
     read_results,
     run_recall_job,
 )
-from nnpipe.tracking import MlflowTracker, energy_trajectory_figure, hopfield_recall_figure
+from nnpipe.tracking import (
+    MlflowTracker,
+    capacity_curve_figure,
+    energy_trajectory_figure,
+    hopfield_recall_figure,
+)
 
 NETWORK_FILE = "hopfield.npz"
 # Probes drawn in plots/recall_pictures.png: enough to see each kind, few enough to read.
 PICTURED_PROBES = 8
+# Loads of the capacity curve logged with each run (0.138: the Hebbian limit), and
+# probes per load and trial: a few seconds at N = 100, bounded for large N.
+CAPACITY_LOADS = (0.025, 0.05, 0.1, 0.138, 0.15, 0.2, 0.25, 0.3)
+CAPACITY_PROBES = 20
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -106,6 +117,34 @@ def probe_energies(network: HopfieldNetwork, dataset: Path, n_probes: int = 8):
     return energy_trajectories(network, probes[:n_probes], max_sweeps=sweeps)
 
 
+def probe_noise(patterns: np.ndarray, dataset: Path) -> float:
+    """Fraction of bits the first probe file's probes differ from their source patterns."""
+    first = list_probe_files(dataset / "probes")[0]
+    probes, sources, _ = read_probes(first, "probe", "pattern_id")
+    return float((probes != patterns[sources]).mean())
+
+
+def capacity_table(patterns: np.ndarray, noise: float, config: RecallConfig) -> dict[str, list]:
+    """Exact recall against load P/N for this run's network size, rule, update and noise.
+
+    Fresh random patterns per load (``CAPACITY_LOADS`` and this run's own load), a
+    seeded sample of probes each: where the stored set sits against the capacity.
+    """
+    n_neurons = patterns.shape[1]
+    loads = sorted({*CAPACITY_LOADS, round(patterns.shape[0] / n_neurons, 4)})
+    return capacity_curve(
+        n_neurons,
+        loads,
+        [round(noise, 4)],
+        rule=config.rule,
+        update=config.update,
+        trials=2,
+        probes_per_trial=CAPACITY_PROBES,
+        max_iter=config.max_iter,
+        random_state=config.random_state,
+    )
+
+
 def recall_pictures(network: HopfieldNetwork, patterns: np.ndarray, config: RecallConfig):
     """Stored pattern, probe and recalled state (with its kind) for a seeded sample of probes."""
     first = list_probe_files(config.dataset_path / "probes")[0]
@@ -133,7 +172,8 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Hopfield recall over every probe partition, tracked in MLflow; run id and summary."""
     tracker = MlflowTracker(config.experiment)
     out = config.output_path
-    with tracker.run(run_name="recall_hopfield", tags={"nnpipe.flow": "recall_hopfield"}) as rid:
+    name = run_name(config.dataset_path.name, f"{config.rule}-{config.update}")
+    with tracker.run(run_name=name, tags={"nnpipe.flow": "recall_hopfield"}) as rid:
         tracker.log_params({"config": config.model_dump(mode="json")})
         patterns = load_patterns(config.dataset_path)
         check_pattern_shape(config, patterns)
@@ -162,6 +202,15 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         if config.update == "async":
             lines = probe_energies(network, config.dataset_path)
             tracker.log_plot("plots/energy.png", energy_trajectory_figure, list(lines))
+        table = capacity_table(patterns, probe_noise(patterns, config.dataset_path), config)
+        tracker.log_dict(table, "capacity.json")
+        load = patterns.shape[0] / patterns.shape[1]
+        tracker.log_plot(
+            "plots/capacity.png",
+            capacity_curve_figure,
+            table,
+            title=f"Capacity at this size and rule (this run: load {load:.3f})",
+        )
         if config.pattern_shape is not None:
             tracker.log_plot(
                 "plots/recall_pictures.png", recall_pictures, network, patterns, config

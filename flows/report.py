@@ -19,7 +19,8 @@ def prepare_report(result: dict[str, Any]) -> str:
         [
             f"prepare_data: {verb[reg['written']]} regression data {reg['path']}, "
             f"{verb[hop['written']]} Hopfield data {hop['path']}",
-            f"  {sc['kind']} scalers fitted on {sc['n_samples_seen']} training rows -> {sc['dir']}",
+            f"  {sc['kind']} scalers {'reused, ' if sc.get('reused') else ''}fitted on "
+            f"{sc['n_samples_seen']} training rows -> {sc['dir']}",
             f"  MLflow run {result['run_ids']['prepare_data']}",
         ]
     )
@@ -99,8 +100,17 @@ def pipeline_report(result: dict[str, Any], tracking_uri: str | None = None) -> 
     """All three stages, the MLflow run ids and where to look at them."""
     s = result["summary"]
     ids = result["run_ids"]
+    prep = s["prepare_data"]
+    written = {True: "written", False: "kept"}
+    sc = prep["scalers"]
     kind = "classifier" if s["train_bp"].get("task") == "classification" else "network"
-    lines = [f"pipeline finished in {s['seconds']:.0f} s", f"BP {kind} (train_bp):"]
+    lines = [
+        f"pipeline finished in {s['seconds']:.0f} s",
+        f"Data (prepare_data): regression {written[prep['regression']['written']]}, "
+        f"Hopfield {written[prep['hopfield']['written']]}; {sc['kind']} scalers "
+        f"{'reused' if sc.get('reused') else 'fitted'} ({sc['n_samples_seen']} training rows)",
+        f"BP {kind} (train_bp):",
+    ]
     lines += train_lines(s["train_bp"])
     lines += ["Hopfield recall (recall_hopfield):", *recall_lines(s["recall_hopfield"])]
     lines.append("MLflow runs" + (f" in {tracking_uri}:" if tracking_uri else ":"))

@@ -24,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import TrainConfig
+from flows.naming import run_name
 from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
@@ -296,7 +297,9 @@ DEFAULT_CONFIG = TrainConfig()
 def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Train the BP network out of core and track it in MLflow; return run id and summary."""
     tracker = MlflowTracker(config.experiment, registered_model_name=config.registered_model_name)
-    with tracker.run(run_name="train_bp", tags={"nnpipe.flow": "train_bp"}) as run_id:
+    sizes = "x".join(map(str, config.hidden_layer_sizes))
+    name = run_name(config.dataset_path.name, sizes)
+    with tracker.run(run_name=name, tags={"nnpipe.flow": "train_bp"}) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         dataset = open_dataset(config)
         split = make_split(config)
@@ -336,6 +339,7 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         )
         tracker.log_metrics(metrics)
         model_path = save_model(trained, model_dir)
+        tracker.log_artifact(model_path, artifact_path="model_file")  # in the Artifacts tab
         tracker.log_plot(
             "plots/loss_curve.png",
             loss_curve_figure,

@@ -65,6 +65,11 @@ def _add_config_options(p: argparse.ArgumentParser, *, workdir: bool = True) -> 
     p.add_argument("--json", action="store_true", help="print the flow's result as JSON")
 
 
+def _add_overwrite(p: argparse.ArgumentParser) -> None:
+    help_ = "rewrite the synthetic datasets (data made with other parameters is refused)"
+    p.add_argument("--overwrite", action="store_true", help=help_)
+
+
 def _check_address(address: str | None) -> None:
     if address is not None and "://" not in address:
         raise UsageError(
@@ -113,10 +118,11 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from flows.prepare_data import prepare_data
+    from flows.prepare_data import check_data, prepare_data
     from flows.report import prepare_report
 
-    return _run_flow(args, _load(args, "prepare_data"), prepare_data, prepare_report)
+    config = _load(args, "prepare_data", overwrite=args.overwrite or None)
+    return _run_flow(args, config, prepare_data, prepare_report, check_data)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -147,12 +153,16 @@ def _cmd_recall(args: argparse.Namespace) -> int:
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     from flows.pipeline import pipeline
+    from flows.prepare_data import check_data
     from flows.report import pipeline_report
 
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.epochs is not None:
         overrides["train"] = {"max_epochs": args.epochs}
-    return _run_flow(args, _load(args, "pipeline", **overrides), pipeline, pipeline_report)
+    if args.overwrite:
+        overrides["data"] = {"overwrite": True}
+    config = _load(args, "pipeline", **overrides)
+    return _run_flow(args, config, pipeline, pipeline_report, lambda c: check_data(c.data))
 
 
 def _run_flow(
@@ -219,10 +229,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
     _check_address(args.dask_address)
-    report = run_demo(
-        workdir=Path(args.workdir), dask_address=args.dask_address, seed=args.seed, quick=args.quick
-    )
-    print(report)
+    print(run_demo(Path(args.workdir), args.dask_address, args.seed, args.quick, args.overwrite))
     return EXIT_OK
 
 
@@ -237,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``nnpipe`` argument parser (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
         prog="nnpipe",
-        description=__doc__,
+        description=__doc__.replace("``", "`"),  # reST quoting is noise on a terminal
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"nnpipe {__version__}")
@@ -274,6 +281,7 @@ def _add_data_and_flow_commands(sub: Any) -> None:
         description="Write the synthetic datasets when missing and fit scalers out of core.",
     )
     _add_config_options(p)
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser(
@@ -317,6 +325,7 @@ def _add_data_and_flow_commands(sub: Any) -> None:
     )
     _add_config_options(p)
     p.add_argument("--epochs", type=int, help="maximum training epochs")
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_pipeline)
 
 
@@ -376,9 +385,9 @@ def _add_service_commands(sub: Any) -> None:
     p.add_argument("--workdir", default="nnpipe-work", help="where results are written")
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="use this Dask cluster")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--quick", action="store_true", help="smaller data and 3 epochs: a smoke test (~1 min)"
-    )
+    quick = "smaller data and 3 epochs, in WORKDIR/quick: a smoke test (~1 min)"
+    p.add_argument("--quick", action="store_true", help=quick)
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_demo)
 
 

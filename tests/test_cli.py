@@ -77,6 +77,11 @@ def test_every_command_has_help(nnpipe, command):
     assert f"usage: nnpipe {command}" in out
 
 
+def test_top_level_help_has_no_rest_double_backticks(nnpipe):
+    code, out, _ = nnpipe("--help")
+    assert code == EXIT_OK and "``" not in out and "`--debug`" in out
+
+
 def test_bad_usage_exits_2_with_argparse_message(nnpipe):
     code, _, err = nnpipe("train", "--epochs", "many")
     assert code == EXIT_USAGE and "invalid int value: 'many'" in err
@@ -98,7 +103,7 @@ def test_make_data_writes_partitions_and_refuses_to_overwrite(nnpipe, data, tmp_
     assert len(list((tmp_path / "c").glob("*.parquet"))) == 3
     before = sorted(p.stat().st_mtime_ns for p in (data / "reg").glob("*.parquet"))
     code, _, err = nnpipe("make-data", "regression", data / "reg", "--rows", "10")
-    assert_clean_error(code, err, "already exists", "overwrite")
+    assert_clean_error(code, err, "already exists", "pass --overwrite")
     assert sorted(p.stat().st_mtime_ns for p in (data / "reg").glob("*.parquet")) == before
     code, _, err = nnpipe("make-data", "regression", tmp_path / "z", "--rows", "0")
     assert_clean_error(code, err, "n_rows=0")
@@ -223,10 +228,32 @@ def test_pipeline_runs_all_stages_from_a_yaml_config(prefect_harness, nnpipe, tm
     code, out, err = nnpipe("pipeline", "--config", config)
     assert code == EXIT_OK, err
     assert "R2" in out and "exact recall" in out
+    assert "regression written, Hopfield written; standard scalers fitted" in out
     for stage in ("prepare_data", "train_bp", "recall_hopfield"):
         assert stage in out
     code, out, _ = nnpipe("pipeline", "--config", config, "--print-config")
     assert code == EXIT_OK and "max_epochs: 2" in out
+    # --epochs overrides one key of the file's train section, not the whole section.
+    code, out, _ = nnpipe("pipeline", "--config", config, "--epochs", "5", "--print-config")
+    assert "max_epochs: 5" in out and "- 8\n" in out
+    # Other sizes over the same workdir: refused at once, nothing trained or registered.
+    models = set((tmp_path / "w" / "models").iterdir())
+    config.write_text(config.read_text().replace("n_rows: 1200", "n_rows: 2400"))
+    code, _, err = nnpipe("pipeline", "--config", config)
+    assert_clean_error(code, err, "was made with n_rows=1200", "n_rows=2400", "--overwrite")
+    assert set((tmp_path / "w" / "models").iterdir()) == models
+
+
+def test_a_printed_pipeline_config_is_accepted_by_every_command(nnpipe, tmp_path):
+    code, out, _ = nnpipe("pipeline", "--print-config", "--epochs", "4")
+    assert code == EXIT_OK
+    (tmp_path / "p.yaml").write_text(out)
+    code, out, err = nnpipe("train", "--config", tmp_path / "p.yaml", "--print-config")
+    assert code == EXIT_OK, err
+    assert "max_epochs: 4" in out and "rule:" not in out  # train's section only
+    for command in ("prepare", "recall"):
+        code, _, err = nnpipe(command, "--config", tmp_path / "p.yaml", "--print-config")
+        assert code == EXIT_OK, err
 
 
 def test_pipeline_bad_config_exits_2_naming_the_key(nnpipe, tmp_path):
@@ -349,7 +376,8 @@ def test_demo_quick_prints_the_report(prefect_harness, nnpipe, tmp_path):
     assert code == EXIT_OK, err
     for needle in ("R2", "predictions", "negative", "exact recall", "MLflow runs", "make ui"):
         assert needle in out
-    assert (tmp_path / "demo" / "data" / "regression").is_dir()
+    # The quick demo keeps its own data beside the full demo's (other sizes, same workdir).
+    assert (tmp_path / "demo" / "quick" / "data" / "regression").is_dir()
 
 
 def test_demo_bad_address_exits_2(nnpipe):
@@ -387,6 +415,17 @@ def test_prepare_writes_data_and_scalers_or_names_what_is_missing(
     assert code == EXIT_OK, err
     assert "standard scalers fitted on" in out
     assert (tmp_path / "w" / "scalers" / "x_scaler.npz").is_file()
+    # The same workdir with other sizes: refused before any run, naming both and the flag.
+    bigger = tmp_path / "bigger.yaml"
+    bigger.write_text(config.read_text().replace("n_rows: 800", "n_rows: 1200"))
+    code, _, err = nnpipe("prepare", "--config", bigger, "--workdir", tmp_path / "w")
+    assert_clean_error(code, err, "n_rows=800", "n_rows=1200", "--overwrite")
+    assert len(err.strip().splitlines()) == 1
+    code, out, err = nnpipe(
+        "prepare", "--config", bigger, "--workdir", tmp_path / "w", "--overwrite"
+    )
+    assert code == EXIT_OK, err
+    assert "1200" in (tmp_path / "w" / "data" / "regression" / "_dataset.json").read_text()
     config.write_text("generate: false\n")
     code, _, err = nnpipe("prepare", "--config", config, "--workdir", tmp_path / "empty")
     assert_clean_error(code, err, "does not exist and generate=false", "make-data")

@@ -177,6 +177,28 @@ def remove_stale_temporaries(output_dir: str | os.PathLike) -> int:
     return len(stale)
 
 
+def remove_orphan_results(plan: list[RecallPartition], output_dir: str | os.PathLike) -> int:
+    """Delete result files whose probe file is gone (probes rewritten); return how many.
+
+    Otherwise :func:`read_results` would read them with the current results. Only
+    files this job wrote (their metadata names a source) are touched.
+    """
+    wanted = {Path(p.output).name for p in plan}
+    orphans = []
+    for path in Path(output_dir).glob("*.parquet"):
+        if path.name in wanted:
+            continue
+        try:
+            meta = pq.ParquetFile(path).metadata.metadata or {}
+        except (pa.ArrowInvalid, OSError):
+            continue
+        if _META_PREFIX + b"source" in meta:
+            orphans.append(path)
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return len(orphans)
+
+
 def read_probes(path: str, probe_column: str, pattern_column: str | None):
     """(probes (n, n_neurons) int8, pattern index (n,) or None, probe ids (n,)) of one file.
 
@@ -288,6 +310,7 @@ def run_recall_job(
     output.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output)
     plan = plan_partitions(probes_dir, output)
+    remove_orphan_results(plan, output)
     fingerprint = network_fingerprint(network)
     todo = [p for p in plan if not is_done(p, fingerprint)]
     start = time.perf_counter()

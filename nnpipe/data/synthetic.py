@@ -4,18 +4,29 @@ Partition ``i`` is drawn from ``default_rng([random_state, i])`` and the model
 behind the data (weights, class centres, stored patterns) from
 ``default_rng(random_state)``, so a dataset is reproducible and memory stays at
 one partition whatever ``n_rows`` is.
+
+Each writer records the parameters that made the data in ``<path>/_dataset.json``
+(written last, so a dataset cut short has none); :func:`read_dataset_record`
+returns them, so a caller can tell whether existing data is what its config asks for.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
+
+from nnpipe.core.serialization import atomic_write
 
 from .partition_io import arrays_to_table, resolve_filesystem, write_parquet
+
+# Underscore names are never taken for partitions (see partition_io._is_skipped).
+DATASET_RECORD = "_dataset.json"
 
 
 @dataclass
@@ -27,6 +38,35 @@ class WrittenDataset:
     n_partitions: int
     files: list[str] = field(default_factory=list)
     columns: dict[str, Any] = field(default_factory=dict)  # role -> column name(s)
+    parameters: dict[str, Any] = field(default_factory=dict)  # what made the data
+
+
+def _write_record(path: str, kind: str, parameters: dict[str, Any], storage_options) -> None:
+    """``<path>/_dataset.json``: the writer's kind and parameters, after the data is complete."""
+    text = json.dumps({"kind": kind, "parameters": parameters}, indent=2, sort_keys=True)
+    fs, _, root = resolve_filesystem(path, storage_options)
+    name = posixpath.join(root, DATASET_RECORD)
+    if isinstance(fs, LocalFileSystem):
+        atomic_write(name, lambda fh: fh.write(text.encode()))
+    else:
+        with fs.open(name, "w") as fh:
+            fh.write(text)
+
+
+def read_dataset_record(
+    path: str | os.PathLike, storage_options: dict | None = None
+) -> dict[str, Any] | None:
+    """``{"kind": ..., "parameters": {...}}`` recorded by the writer, or None when absent."""
+    fs, _, root = resolve_filesystem(path, storage_options)
+    name = posixpath.join(root, DATASET_RECORD)
+    if not fs.exists(name):
+        return None
+    with fs.open(name, "r") as fh:
+        try:
+            record = json.load(fh)
+        except json.JSONDecodeError:
+            return None
+    return record if isinstance(record, dict) and "parameters" in record else None
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -106,9 +146,20 @@ def write_regression_dataset(
         cols.update({name: y[:, k].astype(out_dtype) for k, name in enumerate(targ)})
         return cols
 
+    params = dict(
+        n_rows=n_rows,
+        n_features=n_features,
+        n_targets=n_targets,
+        rows_per_partition=rows_per_partition,
+        noise=float(noise),
+        dtype=out_dtype.name,
+        random_state=int(random_state),
+    )
     _prepare_dir(path, overwrite, storage_options)
     files = _write_partitions(path, n_rows, rows_per_partition, make, storage_options, compression)
-    return WrittenDataset(path, n_rows, len(files), files, {"features": feat, "targets": targ})
+    _write_record(path, "regression", params, storage_options)
+    columns = {"features": feat, "targets": targ}
+    return WrittenDataset(path, n_rows, len(files), files, columns, params)
 
 
 def write_classification_dataset(
@@ -145,9 +196,20 @@ def write_classification_dataset(
         cols["label"] = label.astype(np.int64)
         return cols
 
+    params = dict(
+        n_rows=n_rows,
+        n_features=n_features,
+        n_classes=n_classes,
+        rows_per_partition=rows_per_partition,
+        class_sep=float(class_sep),
+        dtype=out_dtype.name,
+        random_state=int(random_state),
+    )
     _prepare_dir(path, overwrite, storage_options)
     files = _write_partitions(path, n_rows, rows_per_partition, make, storage_options, compression)
-    return WrittenDataset(path, n_rows, len(files), files, {"features": feat, "targets": ["label"]})
+    _write_record(path, "classification", params, storage_options)
+    columns = {"features": feat, "targets": ["label"]}
+    return WrittenDataset(path, n_rows, len(files), files, columns, params)
 
 
 def write_hopfield_dataset(
@@ -210,10 +272,20 @@ def write_hopfield_dataset(
     files = _write_partitions(
         probes, n_probes, rows_per_partition, make, storage_options, compression
     )
+    params = dict(
+        n_patterns=n_patterns,
+        n_units=n_units,
+        n_probes=n_probes,
+        flip_fraction=float(flip_fraction),
+        rows_per_partition=rows_per_partition,
+        random_state=int(random_state),
+    )
+    _write_record(path, "hopfield", params, storage_options)
     return WrittenDataset(
         path,
         n_probes,
         len(files),
         [pattern_file, *files],
         {"patterns": "pattern", "probes": "probe", "truth": "pattern_id"},
+        params,
     )

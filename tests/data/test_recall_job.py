@@ -168,3 +168,22 @@ def test_missing_probe_column_and_empty_dataset_are_named(hopfield_data, tmp_pat
         run_recall_job(network, patterns, other, tmp_path / "out")
     with pytest.raises(FileNotFoundError, match="is not a directory"):
         run_recall_job(network, patterns, tmp_path / "nowhere", tmp_path / "out")
+
+
+def test_results_of_probe_files_no_longer_there_are_removed(tmp_path):
+    # Probes rewritten with fewer partitions (nnpipe prepare --overwrite): the old
+    # files' results must not stay in the output and be read with the new ones.
+    write_hopfield_dataset(tmp_path / "d", n_units=16, n_probes=40, rows_per_partition=10)
+    patterns = read_patterns(tmp_path / "d")
+    network = HopfieldNetwork(max_iter=20, random_state=0).fit(patterns)
+    run_recall_job(network, patterns, tmp_path / "d" / "probes", tmp_path / "out")
+    assert read_results(tmp_path / "out").num_rows == 40
+    write_hopfield_dataset(
+        tmp_path / "d", n_units=16, n_probes=40, rows_per_partition=20, overwrite=True
+    )
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "out" / "mine.parquet")  # not a result
+    summary = run_recall_job(network, patterns, tmp_path / "d" / "probes", tmp_path / "out")
+    assert summary.n_partitions == 2
+    assert (tmp_path / "out" / "mine.parquet").is_file()
+    (tmp_path / "out" / "mine.parquet").unlink()
+    assert read_results(tmp_path / "out").num_rows == 40 == summary.n_probes

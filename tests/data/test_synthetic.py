@@ -132,3 +132,22 @@ def test_partition_io_errors_name_file_and_column(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no Parquet files"):
         ParquetDataset(tmp_path / "empty")
+
+
+def test_each_writer_records_the_parameters_that_made_the_data(tmp_path):
+    from nnpipe.data.synthetic import read_dataset_record
+
+    reg = write_regression_dataset(tmp_path / "r", 30, n_features=2, rows_per_partition=10)
+    hop = write_hopfield_dataset(tmp_path / "h", n_units=8, n_probes=5, flip_fraction=0.25)
+    cls = write_classification_dataset(tmp_path / "c", 12, n_classes=4, random_state=3)
+    assert read_dataset_record(tmp_path / "r") == {
+        "kind": "regression",
+        "parameters": reg.parameters,
+    }
+    assert reg.parameters["n_rows"] == 30 and reg.parameters["rows_per_partition"] == 10
+    assert read_dataset_record(tmp_path / "h")["parameters"]["flip_fraction"] == 0.25
+    assert read_dataset_record(tmp_path / "c")["parameters"]["random_state"] == 3
+    assert hop.parameters["n_units"] == 8 and cls.parameters["n_classes"] == 4
+    # The record is not a partition, and data without one says so with None.
+    assert len(list_parquet_files(tmp_path / "r")) == 3
+    assert read_dataset_record(tmp_path) is None

@@ -85,3 +85,52 @@ def test_pattern_shape_reads_from_yaml_and_must_be_two_positive_integers(tmp_pat
         load_config(None, "recall_hopfield", pattern_shape=[0, 5])
     with pytest.raises(ConfigError, match=r"pattern_shape"):
         load_config(None, "recall_hopfield", pattern_shape=[7, 5, 1])
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pipeline.yaml"
+
+
+def test_the_shipped_pipeline_file_is_valid_and_commented():
+    text = EXAMPLE.read_text()
+    assert text.count("#") > 20  # commented, not a bare dump
+    config = load_config(EXAMPLE, "pipeline")
+    # It shows the defaults, so its comments stay true.
+    assert config == load_config(None, "pipeline", workdir="nnpipe-work")
+
+
+@pytest.mark.parametrize(
+    ("kind", "section"),
+    [("prepare_data", "data"), ("train_bp", "train"), ("recall_hopfield", "recall")],
+)
+def test_each_flow_takes_its_section_of_a_pipeline_file(tmp_path, kind, section):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "workdir: shared\n"
+        "data: {regression: {n_rows: 123}}\n"
+        "train: {max_epochs: 7, random_state: 3, validation_fraction: 0.25}\n"
+        "recall: {rule: storkey}\n"
+    )
+    config = load_config(path, kind, workdir="flag")
+    data, train, recall = stage_configs(load_config(path, "pipeline", workdir="flag"))
+    assert config == {"data": data, "train": train, "recall": recall}[section]
+    assert config.workdir == Path("flag").absolute()  # the flag beats the file
+
+
+def test_a_pipeline_file_section_agrees_with_the_other_stages(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("train: {random_state: 3, validation_fraction: 0.25, max_epochs: 7}\n")
+    data = load_config(path, "prepare_data")
+    train = load_config(path, "train_bp", max_epochs=2)
+    # prepare fits the scalers on train's split, so a later `nnpipe train` reuses them.
+    assert (data.split_seed, data.validation_fraction) == (3, 0.25)
+    assert train.max_epochs == 2 and train.dataset_path == data.regression_path
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("max_epochs: 4\n")
+    assert load_config(flat, "train_bp").max_epochs == 4  # a flat file still works
+
+
+def test_a_pipeline_file_with_a_bad_key_in_any_section_names_it(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("train: {max_epochs: 2}\nrecall: {rulez: hebbian}\n")
+    with pytest.raises(ConfigError, match="recall.rulez: unknown key"):
+        load_config(path, "train_bp")

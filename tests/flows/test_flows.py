@@ -118,6 +118,39 @@ def test_recall_run_metrics_match_the_result_files(ran, client):
     assert {"recall_report.json", "plots", "network"} <= paths
 
 
+def test_train_run_artifacts_hold_the_model_file_with_its_scaler(ran, client, tmp_path):
+    run_id = ran[1]["run_ids"]["train_bp"]
+    assert [a.path for a in client.list_artifacts(run_id, "model_file")] == ["model_file/model.npz"]
+    saved = TrainedModel.load(
+        client.download_artifacts(run_id, "model_file/model.npz", str(tmp_path))
+    )
+    assert saved.feature_names == ["x0", "x1", "x2", "x3"] and saved.feature_scaler is not None
+
+
+def test_recall_run_logs_the_capacity_curve_at_its_size(ran, client, tmp_path):
+    run_id = ran[1]["run_ids"]["recall_hopfield"]
+    assert "plots/capacity.png" in {a.path for a in client.list_artifacts(run_id, "plots")}
+    table = json.loads(
+        Path(client.download_artifacts(run_id, "capacity.json", str(tmp_path))).read_text()
+    )
+    assert set(table["n_neurons"]) == {40} and 3 / 40 in table["load"]  # this run's own load
+    assert table["exact_recall"][0] > table["exact_recall"][-1]  # recall falls with load
+
+
+def test_run_names_tell_the_runs_apart_and_match_prefect(ran, client):
+    from prefect.client.orchestration import get_client
+
+    names = {flow: client.get_run(rid).info.run_name for flow, rid in ran[1]["run_ids"].items()}
+    assert names["train_bp"].endswith(" (regression 16)")
+    assert names["recall_hopfield"].endswith(" (hopfield hebbian-async)")
+    assert names["prepare_data"].endswith(" (2400 rows)")
+    # First the stage's Prefect flow-run name (e.g. "witty-lynx"), unique per run.
+    prefixes = {name.split(" (")[0] for name in names.values()}
+    with get_client(sync_client=True) as prefect:
+        flow_runs = {run.name for run in prefect.read_flow_runs()}
+    assert len(prefixes) == 3 and prefixes <= flow_runs
+
+
 def test_recall_run_logs_pictures_of_sampled_probes(ran, client, tmp_path):
     run_id = ran[1]["run_ids"]["recall_hopfield"]
     assert "plots/recall_pictures.png" in {a.path for a in client.list_artifacts(run_id, "plots")}

@@ -21,9 +21,20 @@ def test_plain_lines_when_the_stream_is_not_a_terminal():
         progress.advance("train_bp", {"loss": 0.1})
     lines = stream.getvalue().splitlines()
     assert lines == [
-        "[nnpipe] train_bp: started (2 epoch)",
+        "[nnpipe] train_bp: started (2 epochs)",
         "[nnpipe] train_bp: 1/2 loss=0.1235",
         "[nnpipe] train_bp: 2/2 loss=0.1",
+    ]
+
+
+def test_one_step_is_singular_and_an_unknown_total_is_not_printed():
+    stream = io.StringIO()
+    with use_reporter(Reporter(stream)):
+        progress.start("recall_hopfield", 1, unit="partition")
+        progress.start("prepare_data", None, unit="step")
+    assert stream.getvalue().splitlines() == [
+        "[nnpipe] recall_hopfield: started (1 partition)",
+        "[nnpipe] prepare_data: started",
     ]
 
 
