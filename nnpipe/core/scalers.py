@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from .params import Params
-from .serialization import ModelFileError, NpzFileMixin, load_npz, require
+from .serialization import (
+    ModelFileError,
+    NpzFileMixin,
+    load_npz,
+    params_from_json,
+    params_to_json,
+    require,
+)
 from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
 
 # Relative threshold under which a variance/range counts as zero (float noise).
@@ -69,7 +76,7 @@ class _Scaler(NpzFileMixin, Params):
         check_is_fitted(self, self._fitted_attr)
         arrays = {k: np.asarray(getattr(self, k)) for k in self._state}
         arrays["n_samples_seen_"] = np.asarray(self.n_samples_seen_, dtype=np.int64)
-        params = {k: _jsonable(v) for k, v in self.get_params().items()}
+        params = params_to_json(self.get_params(), type(self).__name__)
         return arrays, {"kind": type(self).__name__, "params": params}
 
     @classmethod
@@ -77,10 +84,7 @@ class _Scaler(NpzFileMixin, Params):
         cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
     ):
         """Rebuild a fitted scaler from :meth:`to_arrays` output (shapes checked)."""
-        params = dict(meta.get("params", {}))
-        if "feature_range" in params:
-            params["feature_range"] = tuple(params["feature_range"])
-        obj = cls(**params)
+        obj = cls(**params_from_json(meta.get("params", {})))
         n_features = None
         for name in cls._state:
             arr = require(arrays, name, (n_features,), path)
@@ -89,14 +93,6 @@ class _Scaler(NpzFileMixin, Params):
         obj.n_samples_seen_ = int(require(arrays, "n_samples_seen_", (), path))
         obj.n_features_in_ = int(n_features)
         return obj
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.dtype) or isinstance(value, type):
-        return np.dtype(value).name
-    if isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 class StandardScaler(_Scaler):
