@@ -60,6 +60,11 @@ def check_array(
         np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
     ):
         raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(
+            f"{name} has complex dtype {arr.dtype}; only real numbers are accepted "
+            "(pass X.real, np.abs(X) or the two parts as separate features)"
+        )
     if ndim == 2 and arr.ndim == 1:
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_features); got 1-D shape {arr.shape}. "
@@ -71,9 +76,11 @@ def check_array(
         raise ValueError(f"{name} is empty: 0 samples (shape {arr.shape})")
     if ndim == 2 and arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 features (shape {arr.shape})")
-    out = np.array(arr, dtype=dtype, order="C", copy=True if copy else None)
+    with np.errstate(over="ignore"):  # overflow is reported below, by name
+        out = np.array(arr, dtype=dtype, order="C", copy=True if copy else None)
     finite = np.isfinite(out)
     if not finite.all():
+        _check_overflow(arr, finite, name, out.dtype)
         bad = ~finite
         if out.ndim == 2:
             cols = np.flatnonzero(bad.any(axis=0))
@@ -90,6 +97,22 @@ def check_array(
             "clean or impute them first"
         )
     return out
+
+
+def _check_overflow(arr: np.ndarray, finite: np.ndarray, name: str, dtype: np.dtype) -> None:
+    """Raise when finite values of ``arr`` became infinite in ``dtype`` (e.g. 1e39 in float32)."""
+    overflow = ~finite & np.isfinite(arr)
+    if not overflow.any():
+        return
+    cols = np.flatnonzero(overflow.any(axis=0)) if arr.ndim == 2 else []
+    where = "".join(f", column {c}" for c in cols[:10])
+    big = float(np.abs(arr[overflow]).max())
+    limit = float(np.finfo(dtype).max)
+    raise ValueError(
+        f"{name} has {int(overflow.sum())} values beyond the range of {dtype.name} "
+        f"(|x| up to {big:.3g} > {limit:.3g}{where}); use dtype='float64', or scale the "
+        "data down first"
+    )
 
 
 def check_X_y(
