@@ -1,11 +1,14 @@
 """Feature and target scalers with streaming ``partial_fit``.
 
-``fit`` = reset + ``partial_fit``. Statistics merge batch by batch (Chan et al.'s
-pairwise update for the variance), so the data layer can fit them out of core
-and hand over the totals with ``from_moments`` / ``from_range``. Zero-variance
-(or zero-range) features get a scale of 1, so they map to a constant instead of
-dividing by zero. ``transform`` and ``inverse_transform`` never touch the caller's
-array.
+``fit`` = reset + ``partial_fit``. Statistics are float64 whatever ``dtype`` (the
+dtype of the output only), and ``transform`` works in float64 before its one cast.
+The variance merges batch by batch with Chan et al.'s pairwise update on values
+shifted by a reference (the first batch's mean), so many small batches of data far
+from zero keep the precision of a one-pass float64 variance; the data layer fits
+them out of core and hands over the totals with ``from_moments`` / ``from_range``.
+Zero-variance (or zero-range) features, up to float noise relative to the data's
+magnitude, get a scale of 1, so they map to a constant instead of dividing by
+zero. ``transform`` and ``inverse_transform`` never touch the caller's array.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from .serialization import (
 )
 from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
 
-# Relative threshold under which a variance/range counts as zero (float noise).
+# Relative threshold under which a standard deviation/range counts as zero: float
+# noise on values of the data's magnitude (not an absolute one, which would take
+# features of scale 1e-16 for constants).
 _ZERO_SCALE_RTOL = 10 * np.finfo(np.float64).eps
 
 
 def _safe_scale(scale: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     scale = scale.copy()
-    zero = scale <= _ZERO_SCALE_RTOL * np.maximum(np.abs(magnitude), 1.0)
+    zero = scale <= _ZERO_SCALE_RTOL * np.abs(magnitude)
     scale[zero] = 1.0
     return scale
 
@@ -41,7 +46,8 @@ class _Scaler(NpzFileMixin, Params):
     """Shared bookkeeping: parameters, dtype, shape checks, save/load."""
 
     _fitted_attr = "n_samples_seen_"
-    _state: tuple[str, ...] = ()
+    _state: tuple[str, ...] = ()  # the saved statistics
+    _running: tuple[str, ...] = ()  # private accumulators, rebuilt from _state after a load
 
     def fit(self, X: Any, y: Any = None):
         """Reset, then compute statistics from ``X`` (n_samples, n_features)."""
@@ -53,13 +59,15 @@ class _Scaler(NpzFileMixin, Params):
         return self.fit(X).transform(X)
 
     def _reset(self) -> None:
-        for attr in (*self._state, "n_samples_seen_", "n_features_in_"):
+        for attr in (*self._state, *self._running, "n_samples_seen_", "n_features_in_"):
             self.__dict__.pop(attr, None)
 
-    def _check_input(self, X: Any, *, fitting: bool) -> np.ndarray:
-        dtype = resolve_dtype(self.dtype)
+    def _check_input(self, X: Any, *, fitting: bool, copy: bool = False) -> np.ndarray:
+        """``X`` as a 2-D float64 array (a new one with ``copy``), checked against the fit."""
+        resolve_dtype(self.dtype)
         arr = np.asarray(X)
-        X = check_array(arr if arr.ndim != 1 else arr.reshape(-1, 1), dtype=dtype)
+        arr = arr if arr.ndim != 1 else arr.reshape(-1, 1)
+        X = check_array(arr, dtype=np.float64, copy=copy)
         if not fitting:
             check_is_fitted(self, self._fitted_attr)
             check_n_features(X, self.n_features_in_, type(self).__name__)
@@ -67,7 +75,9 @@ class _Scaler(NpzFileMixin, Params):
             check_n_features(X, self.n_features_in_, type(self).__name__)
         return X
 
-    def _as_input_shape(self, out: np.ndarray, X: Any) -> np.ndarray:
+    def _output(self, out: np.ndarray, X: Any, dtype: Any) -> np.ndarray:
+        """Float64 result ``out`` cast to ``dtype`` (default the scaler's), in ``X``'s shape."""
+        out = out.astype(resolve_dtype(self.dtype if dtype is None else dtype), copy=False)
         return out.reshape(-1) if np.ndim(X) == 1 else out
 
     # -- persistence -------------------------------------------------------------
@@ -115,6 +125,7 @@ class StandardScaler(_Scaler):
     """
 
     _state = ("mean_", "var_", "scale_")
+    _running = ("_shift", "_shifted_mean")
 
     def __init__(self, with_mean: bool = True, with_std: bool = True, dtype: Any = "float32"):
         self.with_mean = with_mean
@@ -123,18 +134,23 @@ class StandardScaler(_Scaler):
 
     def partial_fit(self, X: Any, y: Any = None):
         """Merge the statistics of batch ``X`` into the running ones."""
-        X = self._check_input(X, fitting=True).astype(np.float64, copy=False)  # (n, n_features)
-        n_b = X.shape[0]
-        mean_b = X.mean(axis=0)
-        m2_b = ((X - mean_b) ** 2).sum(axis=0)
-        self._merge(n_b, mean_b, m2_b)
+        X = self._check_input(X, fitting=True)  # (n, n_features) float64
+        if not hasattr(self, "n_samples_seen_"):
+            self._shift = X.mean(axis=0)  # the reference: the first batch's mean
+        elif not hasattr(self, "_shift"):  # loaded or built from moments: restart at mean_
+            self._shift, self._shifted_mean = self.mean_.copy(), np.zeros_like(self.mean_)
+        D = X - self._shift  # values near 0: the sums below keep their digits
+        mean_b = D.mean(axis=0)
+        m2_b = ((D - mean_b) ** 2).sum(axis=0)
+        self._merge(X.shape[0], mean_b, m2_b)
         return self
 
     def _merge(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
+        """Chan's update; ``mean_b`` is relative to ``_shift``, ``m2_b`` sums squared deviations."""
         if not hasattr(self, "n_samples_seen_"):
             n, mean, m2 = n_b, mean_b, m2_b
         else:
-            n_a, mean_a = self.n_samples_seen_, self.mean_
+            n_a, mean_a = self.n_samples_seen_, self._shifted_mean
             m2_a = self.var_ * n_a
             n = n_a + n_b
             delta = mean_b - mean_a
@@ -142,9 +158,10 @@ class StandardScaler(_Scaler):
             m2 = m2_a + m2_b + delta**2 * (n_a * n_b / n)
         self.n_samples_seen_ = int(n)
         self.n_features_in_ = int(mean.shape[0])
-        self.mean_ = mean
+        self._shifted_mean = mean
+        self.mean_ = self._shift + mean
         self.var_ = m2 / n
-        self.scale_ = _safe_scale(np.sqrt(self.var_), mean)
+        self.scale_ = _safe_scale(np.sqrt(self.var_), self.mean_)
 
     @classmethod
     def from_moments(cls, n_samples: int, mean: Any, var: Any, **params: Any) -> StandardScaler:
@@ -156,30 +173,55 @@ class StandardScaler(_Scaler):
         if n_samples <= 0:
             raise ValueError(f"n_samples={n_samples} must be > 0")
         obj = cls(**params)
-        obj._merge(int(n_samples), mean, np.maximum(var, 0.0) * n_samples)
+        obj._shift = mean
+        obj._merge(int(n_samples), np.zeros_like(mean), np.maximum(var, 0.0) * n_samples)
         return obj
 
-    def transform(self, X: Any) -> np.ndarray:
-        """Return ``(X - mean_) / scale_`` as a new array."""
-        Xc = self._check_input(X, fitting=False)
-        dtype = Xc.dtype
-        out = Xc.copy()  # (n, n_features)
-        if self.with_mean:
-            out -= self.mean_.astype(dtype)
-        if self.with_std:
-            out /= self.scale_.astype(dtype)
-        return self._as_input_shape(out, X)
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Fitted state as (arrays, JSON-able params), with the mean's digits beyond float64."""
+        arrays, meta = super().to_arrays()
+        shift = getattr(self, "_shift", self.mean_)
+        shifted = getattr(self, "_shifted_mean", np.zeros_like(self.mean_))
+        # mean_ + mean_residual_ is the mean to more digits than mean_ alone, so a
+        # partial_fit after a load merges as precisely as one without the break.
+        arrays["mean_residual_"] = (shift - self.mean_) + shifted
+        return arrays, meta
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Map standardised values back to original units (new array)."""
-        Xc = self._check_input(X, fitting=False)
-        dtype = Xc.dtype
-        out = Xc.copy()
-        if self.with_std:
-            out *= self.scale_.astype(dtype)
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+    ) -> StandardScaler:
+        """Rebuild a fitted scaler from :meth:`to_arrays` output (shapes checked)."""
+        obj = super().from_arrays(arrays, meta, path)
+        if "mean_residual_" in arrays:  # absent from files of earlier versions
+            residual = require(arrays, "mean_residual_", (obj.n_features_in_,), path)
+            obj._shift, obj._shifted_mean = obj.mean_.copy(), residual.astype(np.float64)
+        return obj
+
+    def transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Return ``(X - mean_) / scale_`` as a new array, computed in float64.
+
+        ``dtype``: of the result; default the scaler's ``dtype``.
+        """
+        out = self._check_input(X, fitting=False, copy=True)  # (n, n_features) float64
+        return self._output(self._transform_float64(out), X, dtype)
+
+    def _transform_float64(self, out: np.ndarray) -> np.ndarray:
+        """``transform``'s maths, in place on float64 ``out`` (the data stream's loader too)."""
         if self.with_mean:
-            out += self.mean_.astype(dtype)
-        return self._as_input_shape(out, X)
+            out -= self.mean_
+        if self.with_std:
+            out /= self.scale_
+        return out
+
+    def inverse_transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Map standardised values back to original units (new array, float64 maths)."""
+        out = self._check_input(X, fitting=False, copy=True)
+        if self.with_std:
+            out *= self.scale_
+        if self.with_mean:
+            out += self.mean_
+        return self._output(out, X, dtype)
 
 
 class MinMaxScaler(_Scaler):
@@ -212,8 +254,8 @@ class MinMaxScaler(_Scaler):
     def partial_fit(self, X: Any, y: Any = None):
         """Widen the running min/max with batch ``X``."""
         self._check_range()
-        X = self._check_input(X, fitting=True)
-        lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+        X = self._check_input(X, fitting=True)  # (n, n_features) float64
+        lo, hi = X.min(axis=0), X.max(axis=0)
         if hasattr(self, "n_samples_seen_"):
             lo, hi = np.minimum(lo, self.data_min_), np.maximum(hi, self.data_max_)
             n = self.n_samples_seen_ + X.shape[0]
@@ -234,7 +276,8 @@ class MinMaxScaler(_Scaler):
     @property
     def scale_(self) -> np.ndarray:
         lo, hi = self._check_range()
-        return (hi - lo) / _safe_scale(self.data_range_, self.data_max_)
+        magnitude = np.maximum(np.abs(self.data_min_), np.abs(self.data_max_))
+        return (hi - lo) / _safe_scale(self.data_range_, magnitude)
 
     @property
     def min_(self) -> np.ndarray:
@@ -255,17 +298,31 @@ class MinMaxScaler(_Scaler):
         obj._set(int(n_samples), data_min, data_max)
         return obj
 
-    def transform(self, X: Any) -> np.ndarray:
-        """Return ``X * scale_ + min_`` as a new array."""
-        Xc = self._check_input(X, fitting=False)
-        out = Xc * self.scale_.astype(Xc.dtype) + self.min_.astype(Xc.dtype)
-        return self._as_input_shape(out, X)
+    def transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Return ``(X - data_min_) * scale_ + min`` (= ``X * scale_ + min_``), float64 maths.
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Map scaled values back to original units (new array)."""
-        Xc = self._check_input(X, fitting=False)
-        out = (Xc - self.min_.astype(Xc.dtype)) / self.scale_.astype(Xc.dtype)
-        return self._as_input_shape(out, X)
+        Subtracting ``data_min_`` first keeps the digits of data far from zero.
+        ``dtype``: of the result; default the scaler's ``dtype``.
+        """
+        out = self._check_input(X, fitting=False, copy=True)  # (n, n_features) float64
+        return self._output(self._transform_float64(out), X, dtype)
+
+    def _transform_float64(self, out: np.ndarray) -> np.ndarray:
+        """``transform``'s maths, in place on float64 ``out`` (the data stream's loader too)."""
+        lo, _ = self._check_range()
+        out -= self.data_min_
+        out *= self.scale_
+        out += lo
+        return out
+
+    def inverse_transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Map scaled values back to original units (new array, float64 maths)."""
+        lo, _ = self._check_range()
+        out = self._check_input(X, fitting=False, copy=True)
+        out -= lo
+        out /= self.scale_
+        out += self.data_min_
+        return self._output(out, X, dtype)
 
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler}
