@@ -156,6 +156,39 @@ def test_minmax_scaler_statistics_match_numpy_float64(case):
     np.testing.assert_allclose(out, exact, rtol=0, atol=1e-12)
 
 
+# -- 2. the model's dtype governs ------------------------------------------------------------
+
+
+def regression_data():
+    X = rng(7).normal(size=(120, 3))
+    return X, X @ np.array([1.0, -2.0, 0.5]) + 100.0
+
+
+@pytest.mark.parametrize(
+    "model_dtype, scaler_dtype", [("float64", "float32"), ("float32", "float64")]
+)
+def test_target_scaler_of_the_other_dtype_trains_and_predicts_in_the_models(
+    model_dtype, scaler_dtype
+):
+    X, y = regression_data()
+    model = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0, dtype=model_dtype)
+    model.set_target_scaler(StandardScaler(dtype=scaler_dtype).fit(y.reshape(-1, 1)))
+    pred = model.fit(X, y).predict(X)  # fit crashed for a float64 model and float32 scaler
+    assert pred.dtype == model_dtype
+    assert model.partial_fit(X, y).predict(X).dtype == model_dtype
+
+
+def test_a_float32_target_scaler_does_not_round_a_float64_models_targets():
+    X, y = regression_data()
+    weights = []
+    for scaler_dtype in ("float32", "float64"):
+        model = MLPRegressor(hidden_layer_sizes=(4,), random_state=0, dtype="float64")
+        model.set_target_scaler(StandardScaler(dtype=scaler_dtype).fit(y.reshape(-1, 1)))
+        model.partial_fit(X, y)  # one pass: was trained on float32-rounded targets
+        weights.append(np.concatenate([c.ravel() for c in model.coefs_]))
+    np.testing.assert_array_equal(weights[0], weights[1])
+
+
 # -- 4. small scales are not constants -------------------------------------------------------
 
 
