@@ -70,7 +70,7 @@ def _apply(scaler: Any, A: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if type(scaler) in (StandardScaler, MinMaxScaler):
         if A.dtype != np.float64:
             return scaler.transform(A, dtype=dtype)
-        return scaler._transform_float64(A).astype(dtype, copy=False)
+        return scaler._float64_transform()(A, A).astype(dtype, copy=False)
     return np.asarray(scaler.transform(A), dtype=dtype)
 
 
