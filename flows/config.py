@@ -87,10 +87,19 @@ class DataConfig(_WorkdirConfig):
         return self.under(self.hopfield_dir, "data/hopfield")
 
 
+# The registry name a classifier gets when the config does not name one.
+CLASSIFIER_REGISTRY_NAME = "nnpipe-classifier"
+
+
 class TrainConfig(_WorkdirConfig):
-    """Parameters of the ``train_bp`` flow (MLPRegressor names where they exist)."""
+    """Parameters of the ``train_bp`` flow (MLPRegressor / MLPClassifier names where they exist)."""
 
     dataset: Path | None = None
+    task: Literal["regression", "classification"] = Field(
+        "regression",
+        description="regression: an MLPRegressor on numeric targets; classification: an "
+        "MLPClassifier on one label column (int, str or bool)",
+    )
     target: str = "y"
     features: list[str] | None = None
     scaler: Literal["standard", "minmax"] = "standard"
@@ -106,6 +115,15 @@ class TrainConfig(_WorkdirConfig):
     random_state: int = Field(0, ge=0)
     experiment: str = "nnpipe-train-bp"
     registered_model_name: str | None = "nnpipe-regressor"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _classifier_registry_name(cls, values: Any) -> Any:
+        # A classifier is not registered as "nnpipe-regressor" unless asked to be.
+        if isinstance(values, dict) and values.get("task") == "classification":
+            values = dict(values)
+            values.setdefault("registered_model_name", CLASSIFIER_REGISTRY_NAME)
+        return values
 
     @property
     def dataset_path(self) -> Path:
@@ -126,6 +144,18 @@ class RecallConfig(_WorkdirConfig):
     max_iter: int = Field(50, gt=0)
     random_state: int = Field(0, ge=0)
     experiment: str = "nnpipe-recall-hopfield"
+    pattern_shape: tuple[int, int] | None = Field(
+        None,
+        description="[rows, cols] of image-like patterns (rows * cols = pattern length): "
+        "log pictures of stored pattern, probe and recalled state for a sample of probes",
+    )
+
+    @field_validator("pattern_shape")
+    @classmethod
+    def _positive_shape(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) < 1:
+            raise ValueError(f"pattern_shape {list(value)} must be two positive integers")
+        return value
 
     @property
     def dataset_path(self) -> Path:
@@ -160,6 +190,18 @@ class PipelineConfig(_WorkdirConfig):
                     sub[key] = values[key]
             values[stage] = sub
         return values
+
+    @model_validator(mode="after")
+    def _classifier_needs_its_dataset(self) -> PipelineConfig:
+        # The synthetic set prepare_data writes is a regression set: a classifier
+        # must be pointed at labelled data.
+        if self.train.task == "classification" and self.train.dataset is None:
+            raise ValueError(
+                "train.task 'classification' needs train.dataset: a Parquet dataset with a "
+                "label column (e.g. written by `nnpipe make-data classification DIR`, "
+                "target 'label')"
+            )
+        return self
 
     def stage_paths(self) -> dict[str, Path]:
         """The data directories each stage reads, checked for agreement by the pipeline."""

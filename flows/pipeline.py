@@ -2,7 +2,9 @@
 
 The stages run as subflows (each its own flow run in Prefect and its own run in
 MLflow). Without ``dask_address`` one local cluster is started for the whole
-pipeline and handed to every stage.
+pipeline and handed to every stage. ``train.task: classification`` trains a
+classifier on ``train.dataset`` (a labelled Parquet dataset, required then);
+prepare_data still writes the synthetic sets and the regression scalers.
 """
 
 from __future__ import annotations
@@ -28,16 +30,17 @@ def stage_configs(config: PipelineConfig, dask_address: str | None = None):
             "dataset": config.train.dataset or config.data.regression_path,
         }
     )
-    data = config.data.model_copy(
-        update={
-            "dask_address": address,
-            # Fit the scalers on exactly the rows train_bp trains on, so it reuses them.
-            "validation_fraction": train.validation_fraction,
-            "split_seed": train.random_state,
-            "target": train.target,
-            "scaler": train.scaler,
-        }
-    )
+    shared: dict[str, Any] = {"dask_address": address}
+    if train.task == "regression":
+        # Fit the scalers on exactly the rows train_bp trains on, so it reuses them. A
+        # classifier trains on its own labelled dataset and fits its scaler with the classes.
+        shared.update(
+            validation_fraction=train.validation_fraction,
+            split_seed=train.random_state,
+            target=train.target,
+            scaler=train.scaler,
+        )
+    data = config.data.model_copy(update=shared)
     recall = config.recall.model_copy(
         update={
             "dask_address": address,

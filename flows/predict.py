@@ -104,33 +104,55 @@ def _earlier_layout(network: Any, path: Path, frame: pd.DataFrame | None) -> Tra
     return TrainedModel(network, scaler, features)
 
 
-def _mlflow_predictor(uri: str, frame: pd.DataFrame):
+def _mlflow_predictor(uri: str, frame: pd.DataFrame) -> tuple[Any, pd.DataFrame | None]:
+    """(predictions, class probabilities or None) of the MLflow model at ``uri``."""
     import mlflow
 
     from nnpipe.tracking import default_tracking_uri, use_tracking_uri
+    from nnpipe.tracking.model import PREDICT_PROBA
 
     try:
         with use_tracking_uri(default_tracking_uri()):
             model = mlflow.pyfunc.load_model(uri)
     except mlflow.exceptions.MlflowException as exc:
         raise ValueError(f"cannot load MLflow model {uri!r}: {exc.message}") from exc
-    return model.predict(frame)
+    params = model.metadata.get_params_schema()
+    proba = None
+    if params is not None and PREDICT_PROBA in {p.name for p in params.params}:
+        # A classifier: it declares the param that makes it return probabilities.
+        proba = pd.DataFrame(model.predict(frame, params={PREDICT_PROBA: True}))
+    return model.predict(frame), proba
+
+
+def _local_predictor(model: str, frame: pd.DataFrame) -> tuple[Any, pd.DataFrame | None]:
+    """(predictions, class probabilities or None) of a local model file."""
+    trained = load_local_model(model, frame)
+    if not callable(getattr(trained.network, "predict_proba", None)):
+        return trained.predict(frame), None
+    proba = pd.DataFrame(trained.predict_proba(frame), columns=trained.probability_columns())
+    return trained.predict(frame), proba
 
 
 def predict_file(
     model: str, input_path: str | Path, output_path: str | Path, column: str = "prediction"
 ) -> dict[str, Any]:
-    """Predict every row of ``input_path``; write input columns + ``column`` to ``output_path``."""
+    """Predict every row of ``input_path``; write input columns + ``column`` to ``output_path``.
+
+    A classifier's file gets the label in ``column`` and each class's probability
+    in a ``proba_<label>`` column.
+    """
     input_path, output_path = Path(input_path), Path(output_path)
     _format(output_path, "output")  # refuse a bad output name before any work
     frame = read_table(input_path)
     if model.startswith(MLFLOW_SCHEMES):
-        pred = _mlflow_predictor(model, frame)
+        pred, proba = _mlflow_predictor(model, frame)
     else:
-        pred = load_local_model(model, frame).predict(frame)
+        pred, proba = _local_predictor(model, frame)
+    out = frame.copy()
+    if proba is not None:
+        return _write_classes(out, np.asarray(pred).reshape(-1), proba, output_path, column)
     pred = np.asarray(pred, dtype=np.float64)
     pred = pred.reshape(len(frame), -1)  # (n, n_targets)
-    out = frame.copy()
     if pred.shape[1] == 1:
         out[column] = pred[:, 0]
     else:
@@ -144,3 +166,34 @@ def predict_file(
         "min": float(pred.min()),
         "max": float(pred.max()),
     }
+
+
+def _write_classes(
+    out: pd.DataFrame, labels: np.ndarray, proba: pd.DataFrame, path: Path, column: str
+) -> dict[str, Any]:
+    """Labels in ``column``, probability columns beside them; the count of each label."""
+    out[column] = labels
+    for name in proba.columns:
+        out[name] = proba[name].to_numpy()
+    write_table(out, path)
+    values, counts = np.unique(labels, return_counts=True)
+    return {
+        "output": str(path),
+        "n_rows": len(out),
+        "column": column,
+        "probability_columns": [str(c) for c in proba.columns],
+        "counts": {str(v): int(c) for v, c in zip(values.tolist(), counts, strict=True)},
+    }
+
+
+def predict_report(info: dict[str, Any]) -> str:
+    """One line on what :func:`predict_file` wrote (a classifier: the count of each label)."""
+    where = f"wrote {info['n_rows']} predictions to {info['output']}"
+    if "counts" not in info:
+        column, low, high = info["column"], info["min"], info["max"]
+        return f"{where} (column {column!r}, range {low:.4g} .. {high:.4g})"
+    counts = ", ".join(f"{label} {n}" for label, n in info["counts"].items())
+    return (
+        f"{where} (labels in column {info['column']!r}: {counts}; "
+        f"probabilities in {', '.join(info['probability_columns'])})"
+    )

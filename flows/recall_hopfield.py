@@ -2,7 +2,7 @@
 
 load patterns -> fit the Hopfield network -> recall the partitions not done yet
 (one result file per input partition, written atomically) -> summary metrics,
-report, energy plot -> MLflow.
+report, energy plot (and, with ``pattern_shape``, pictures of a few recalls) -> MLflow.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ from nnpipe.data.recall_job import (
     read_results,
     run_recall_job,
 )
-from nnpipe.tracking import MlflowTracker, energy_trajectory_figure
+from nnpipe.tracking import MlflowTracker, energy_trajectory_figure, hopfield_recall_figure
 
 NETWORK_FILE = "hopfield.npz"
+# Probes drawn in plots/recall_pictures.png: enough to see each kind, few enough to read.
+PICTURED_PROBES = 8
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -45,8 +47,21 @@ def load_patterns(dataset: Path) -> np.ndarray:
 
 def check_inputs(config: RecallConfig) -> None:
     """Check patterns and probe files before any run starts (a wrong path fails at once)."""
-    load_patterns.fn(config.dataset_path)
+    check_pattern_shape(config, load_patterns.fn(config.dataset_path))
     list_probe_files(config.dataset_path / "probes")
+
+
+def check_pattern_shape(config: RecallConfig, patterns: np.ndarray) -> None:
+    """``pattern_shape`` (when set) must cover each pattern exactly: rows * cols = N."""
+    if config.pattern_shape is None:
+        return
+    rows, cols = config.pattern_shape
+    if rows * cols != patterns.shape[1]:
+        raise ValueError(
+            f"pattern_shape [{rows}, {cols}] has {rows * cols} cells but the patterns in "
+            f"{str(config.dataset_path)!r} have {patterns.shape[1]} neurons; rows * cols "
+            "must equal the pattern length"
+        )
 
 
 @task(cache_policy=NO_CACHE)
@@ -91,6 +106,24 @@ def probe_energies(network: HopfieldNetwork, dataset: Path, n_probes: int = 8):
     return energy_trajectories(network, probes[:n_probes], max_sweeps=sweeps)
 
 
+def recall_pictures(network: HopfieldNetwork, patterns: np.ndarray, config: RecallConfig):
+    """Stored pattern, probe and recalled state (with its kind) for a seeded sample of probes."""
+    first = list_probe_files(config.dataset_path / "probes")[0]
+    probes, sources, _ = read_probes(first, "probe", "pattern_id")
+    rng = np.random.default_rng(config.random_state)
+    rows = np.sort(rng.choice(len(probes), min(PICTURED_PROBES, len(probes)), replace=False))
+    result = network.recall(probes[rows])  # a probe's recall never depends on its batch
+    return hopfield_recall_figure(
+        patterns,
+        probes[rows],
+        result.states,
+        config.pattern_shape,
+        sources=sources[rows],
+        kinds=network.classify(result),
+        title=f"Hopfield recall ({config.rule}, {config.update}): {rows.size} sampled probes",
+    )
+
+
 # The defaults, shown in the Prefect UI form of a deployment (never mutated).
 DEFAULT_CONFIG = RecallConfig()
 
@@ -103,6 +136,7 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     with tracker.run(run_name="recall_hopfield", tags={"nnpipe.flow": "recall_hopfield"}) as rid:
         tracker.log_params({"config": config.model_dump(mode="json")})
         patterns = load_patterns(config.dataset_path)
+        check_pattern_shape(config, patterns)
         network = fit_network(config, patterns, out)
         with dask_client(config.dask_address) as client:
             cluster = describe(client)
@@ -128,4 +162,8 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         if config.update == "async":
             lines = probe_energies(network, config.dataset_path)
             tracker.log_plot("plots/energy.png", energy_trajectory_figure, list(lines))
+        if config.pattern_shape is not None:
+            tracker.log_plot(
+                "plots/recall_pictures.png", recall_pictures, network, patterns, config
+            )
     return {"run_ids": {"recall_hopfield": rid}, "summary": summary}

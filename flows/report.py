@@ -25,8 +25,32 @@ def prepare_report(result: dict[str, Any]) -> str:
     )
 
 
+def _model_line(s: dict[str, Any]) -> str:
+    return f"  model {s['model_path']}" + (
+        f"  registered as {s['registered_model']}" if s.get("registered_model") else ""
+    )
+
+
+def classifier_lines(s: dict[str, Any]) -> list[str]:
+    """Accuracy (against always answering the commonest class), log-loss, macro F1, classes."""
+    stop = "early stop" if s["stopped_early"] else "max epochs"
+    classes = ", ".join(str(c) for c in s["classes"][:20])
+    more = f", ... ({len(s['classes'])} in all)" if len(s["classes"]) > 20 else ""
+    return [
+        f"  {int(s['epochs'])} epochs ({stop}) in {s['train_seconds']:.1f} s; "
+        f"validation rows {int(s['val_rows'])}",
+        f"  accuracy {s['accuracy']:.4f} (most frequent class alone "
+        f"{s['baseline_accuracy']:.4f})   log-loss {s['log_loss']:.4f}   "
+        f"macro F1 {s['f1_macro']:.4f}",
+        f"  classes {classes}{more}",
+        _model_line(s),
+    ]
+
+
 def train_lines(s: dict[str, Any]) -> list[str]:
-    """R2, error and the range of predictions against the range of targets."""
+    """R2, error and the range of predictions against the range of targets (or a classifier's)."""
+    if s.get("task") == "classification":
+        return classifier_lines(s)
     stop = "early stop" if s["stopped_early"] else "max epochs"
     return [
         f"  {int(s['epochs'])} epochs ({stop}) in {s['train_seconds']:.1f} s; "
@@ -36,8 +60,7 @@ def train_lines(s: dict[str, Any]) -> list[str]:
         f"({_pct(s['negative_target_fraction'])} negative)",
         f"  predictions {s['prediction_min']:+.3f} .. {s['prediction_max']:+.3f} "
         f"({_pct(s['negative_prediction_fraction'])} negative)",
-        f"  model {s['model_path']}"
-        + (f"  registered as {s['registered_model']}" if s.get("registered_model") else ""),
+        _model_line(s),
     ]
 
 
@@ -76,7 +99,8 @@ def pipeline_report(result: dict[str, Any], tracking_uri: str | None = None) -> 
     """All three stages, the MLflow run ids and where to look at them."""
     s = result["summary"]
     ids = result["run_ids"]
-    lines = [f"pipeline finished in {s['seconds']:.0f} s", "BP network (train_bp):"]
+    kind = "classifier" if s["train_bp"].get("task") == "classification" else "network"
+    lines = [f"pipeline finished in {s['seconds']:.0f} s", f"BP {kind} (train_bp):"]
     lines += train_lines(s["train_bp"])
     lines += ["Hopfield recall (recall_hopfield):", *recall_lines(s["recall_hopfield"])]
     lines.append("MLflow runs" + (f" in {tracking_uri}:" if tracking_uri else ":"))

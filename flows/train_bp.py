@@ -1,9 +1,14 @@
-"""Flow ``train_bp``: an MLPRegressor trained out of core on partitioned Parquet.
+"""Flow ``train_bp``: an MLPRegressor (or MLPClassifier) trained out of core on Parquet.
 
-load dataset -> scalers (saved by prepare_data, else fitted on the workers) ->
-train epochs of streamed minibatches (per-epoch metrics to MLflow) -> evaluate on
-the validation rows -> save the model file (network + feature scaler + column
-names) -> log the servable model.
+load dataset -> scalers (saved by prepare_data, else fitted on the workers; for a
+classifier fitted together with the classes in one pass) -> train epochs of
+streamed minibatches (per-epoch metrics to MLflow) -> evaluate on the validation
+rows -> save the model file (network + feature scaler + column names) -> log the
+servable model.
+
+``task: classification`` reads the target as one column of class labels (int,
+str or bool). The classes are those of the training rows, sorted; the network
+trains on their indices and answers with the labels themselves.
 """
 
 from __future__ import annotations
@@ -21,18 +26,30 @@ from flows.cluster import dask_client, describe
 from flows.config import TrainConfig
 from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
-from nnpipe.core.mlp import MLPRegressor
+from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.dataset import ParquetDataset
-from nnpipe.data.scaling import fit_scalers
+from nnpipe.data.scaling import fit_scalers, fit_scalers_and_classes
 from nnpipe.data.split import TrainValidationSplit
-from nnpipe.tracking import MlflowTracker, loss_curve_figure, regression_metrics
+from nnpipe.tracking import (
+    MlflowTracker,
+    classification_metrics,
+    confusion_matrix_figure,
+    loss_curve_figure,
+    regression_metrics,
+)
 from nnpipe.training import TrainingResult, train_out_of_core
 
 
-def build_model(config: TrainConfig) -> MLPRegressor:
-    """The network the config describes (MLPRegressor parameter names)."""
-    return MLPRegressor(
+def is_classifier(config: TrainConfig) -> bool:
+    """Whether the config trains a classifier (``task: classification``)."""
+    return config.task == "classification"
+
+
+def build_model(config: TrainConfig) -> MLPRegressor | MLPClassifier:
+    """The network the config describes (MLPRegressor / MLPClassifier parameter names)."""
+    estimator = MLPClassifier if is_classifier(config) else MLPRegressor
+    return estimator(
         hidden_layer_sizes=tuple(config.hidden_layer_sizes),
         activation=config.activation,
         solver=config.solver,
@@ -55,7 +72,12 @@ def make_split(config: TrainConfig) -> TrainValidationSplit:
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def open_dataset(config: TrainConfig) -> ParquetDataset:
     """Open and check the dataset (columns, schemas, files); the read may hit remote storage."""
-    return ParquetDataset(config.dataset_path, features=config.features, targets=config.target)
+    return ParquetDataset(
+        config.dataset_path,
+        features=config.features,
+        targets=config.target,
+        labels=is_classifier(config),
+    )
 
 
 def check_inputs(config: TrainConfig) -> ParquetDataset:
@@ -77,6 +99,14 @@ def get_scalers(
     return x_scaler, y_scaler, "fitted"
 
 
+@task(cache_policy=NO_CACHE)
+def get_scaler_and_classes(
+    config: TrainConfig, dataset: ParquetDataset, split: TrainValidationSplit, client: Any
+) -> tuple[Any, np.ndarray]:
+    """A classifier's feature scaler and classes (sorted), from one pass over the training rows."""
+    return fit_scalers_and_classes(dataset, config.scaler, split=split, client=client)
+
+
 def train_network(
     config: TrainConfig,
     dataset: ParquetDataset,
@@ -86,7 +116,11 @@ def train_network(
     checkpoint_dir: Path,
     callback: Any = None,
 ) -> TrainingResult:
-    """The flow's training as one library call: the config's network, epochs and seed."""
+    """The flow's training as one library call: the config's network, epochs and seed.
+
+    A classifier trains on class indices 0..K-1 (what a labels dataset reads).
+    """
+    classes = None if dataset.classes is None else np.arange(len(dataset.classes))
     return train_out_of_core(
         build_model(config),
         dataset,
@@ -98,6 +132,7 @@ def train_network(
         random_state=config.random_state,
         callback=callback,
         checkpoint_dir=checkpoint_dir,
+        classes=classes,
         client=client,
     )
 
@@ -117,13 +152,29 @@ def train(
 
     def on_epoch(metrics: dict[str, Any]) -> None:
         epoch_callback(metrics, step=int(metrics["epoch"]))
-        progress.advance(
-            "train_bp", {"loss": metrics["train_loss"], "val_loss": metrics["val_loss"]}
-        )
+        shown = {"loss": metrics["train_loss"], "val_loss": metrics["val_loss"]}
+        if "val_accuracy" in metrics:
+            shown["val_acc"] = metrics["val_accuracy"]
+        progress.advance("train_bp", shown)
 
     result = train_network(config, dataset, split, scalers, client, checkpoint_dir, on_epoch)
     progress.finish("train_bp")
     return result
+
+
+def with_labels(network: MLPClassifier, classes: np.ndarray) -> MLPClassifier:
+    """The classifier trained on class indices 0..K-1, made to answer with the labels themselves.
+
+    The indices are positions in the sorted ``classes``, so the order (and with it
+    the columns of ``predict_proba``) stays the same.
+    """
+    if not np.array_equal(network.classes_, np.arange(len(classes))):
+        raise ValueError(
+            f"the network was trained on classes {network.classes_.tolist()}, not on the "
+            f"indices of the {len(classes)} labels {np.asarray(classes).tolist()}"
+        )
+    network.classes_ = np.asarray(classes)
+    return network
 
 
 @task(cache_policy=NO_CACHE)
@@ -158,11 +209,83 @@ def evaluate(
     return metrics, example
 
 
+@task(cache_policy=NO_CACHE)
+def evaluate_classifier(
+    model: TrainedModel, dataset: ParquetDataset, split: TrainValidationSplit
+) -> tuple[dict[str, float], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Accuracy, log-loss and macro F1 on the validation rows; (true, predicted) labels; example.
+
+    ``baseline_accuracy`` is what always answering the most frequent class would score.
+    """
+    truths, preds, probas, example = [], [], [], None
+    for i in range(dataset.n_partitions):
+        X, y = dataset.read_partition(i, "validation", split)  # y: class indices
+        if len(X) == 0:
+            continue
+        if example is None:
+            example = X[:5]
+        preds.append(model.predict(X))
+        probas.append(model.predict_proba(X))
+        truths.append(y[:, 0].astype(np.intp))
+    if not preds:
+        raise ValueError(f"dataset {dataset.path!r} has no validation rows to evaluate on")
+    classes = model.classes
+    codes = np.concatenate(truths)
+    y_true, y_pred = classes[codes], np.concatenate(preds)
+    metrics = classification_metrics(y_true, y_pred, np.concatenate(probas), classes)
+    metrics.update(
+        {
+            "val_rows": float(len(y_true)),
+            "n_classes": float(len(classes)),
+            "baseline_accuracy": float(np.bincount(codes).max() / len(codes)),
+        }
+    )
+    return metrics, example, (y_true, y_pred)
+
+
 def save_model(model: TrainedModel, out: Path) -> Path:
     """``out``/model.npz: the one file `nnpipe predict` and the logged pyfunc read."""
     path = out / MODEL_FILE
     model.save(path)
     return path
+
+
+def run_params(
+    config: TrainConfig,
+    dataset: ParquetDataset,
+    split: TrainValidationSplit,
+    scaler_source: str,
+    cluster: dict[str, Any],
+) -> dict[str, Any]:
+    """What the run trained on and with (a classifier's classes under ``data.classes``)."""
+    return {
+        "data": dataset.describe(),
+        "split": {"validation_fraction": split.validation_fraction, "seed": split.seed},
+        "scaler_source": scaler_source,
+        "model": build_model(config).get_params(),
+        "cluster": cluster,
+    }
+
+
+def log_evaluation(
+    tracker: MlflowTracker, trained: TrainedModel, dataset: ParquetDataset, split: Any
+) -> tuple[dict[str, float], np.ndarray]:
+    """Evaluate on the validation rows; a classifier's confusion matrix and classes as artifacts."""
+    if trained.classes is None:
+        return evaluate(trained, dataset, split)
+    metrics, example, (y_true, y_pred) = evaluate_classifier(trained, dataset, split)
+    tracker.log_plot(
+        "plots/confusion_matrix.png",
+        confusion_matrix_figure,
+        y_true,
+        y_pred,
+        labels=trained.classes.tolist(),
+        title="Confusion matrix (validation rows)",
+    )
+    tracker.log_dict(
+        {"target": dataset.target_names[0], "classes": trained.classes.tolist()}, "classes.json"
+    )
+    return metrics, example
 
 
 # The defaults, shown in the Prefect UI form of a deployment (never mutated).
@@ -180,16 +303,13 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         model_dir = config.model_dir / run_id
         with dask_client(config.dask_address) as client:
             cluster = describe(client)
-            x_scaler, y_scaler, scaler_source = get_scalers(config, dataset, split, client)
-            tracker.log_params(
-                {
-                    "data": dataset.describe(),
-                    "split": {"validation_fraction": split.validation_fraction, "seed": split.seed},
-                    "scaler_source": scaler_source,
-                    "model": build_model(config).get_params(),
-                    "cluster": cluster,
-                }
-            )
+            if is_classifier(config):
+                x_scaler, classes = get_scaler_and_classes(config, dataset, split, client)
+                dataset.set_classes(classes)
+                y_scaler, scaler_source = None, "fitted"
+            else:
+                x_scaler, y_scaler, scaler_source = get_scalers(config, dataset, split, client)
+            tracker.log_params(run_params(config, dataset, split, scaler_source, cluster))
             start = time.perf_counter()
             result = train(
                 config,
@@ -202,8 +322,10 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             )
             train_seconds = time.perf_counter() - start
         model = result.model
+        if is_classifier(config):
+            with_labels(model, dataset.classes)
         trained = TrainedModel(model, x_scaler, dataset.feature_names, dataset.target_names)
-        metrics, example = evaluate(trained, dataset, split)
+        metrics, example = log_evaluation(tracker, trained, dataset, split)
         metrics.update(
             {
                 "epochs": float(result.epochs_done),
@@ -219,16 +341,20 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             loss_curve_figure,
             model.loss_curve_,
             model.validation_loss_curve_,
+            title="Log-loss per epoch" if is_classifier(config) else "Loss per epoch",
         )
         tracker.log_dict(config.model_dump(mode="json"), "config.json")
         logged = tracker.log_model(model_path, input_example=example)
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     summary = {
         **metrics,
+        "task": config.task,
         "model_path": str(model_path),
         "model_uri": logged.model_uri if logged else None,
         "registered_model": registered.registry_uri if registered else None,
         "scaler_source": scaler_source,
         "history": result.history,
     }
+    if trained.classes is not None:
+        summary["classes"] = trained.classes.tolist()
     return {"run_ids": {"train_bp": run_id}, "summary": summary}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nnpipe import __version__
+from nnpipe.quiet import quiet_loggers, quiet_services
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FLOW_COMMANDS = {"prepare", "train", "recall", "pipeline", "serve", "demo"}
@@ -38,33 +38,6 @@ ENV_HELP = (
 
 class UsageError(ValueError):
     """Bad command-line input found after argument parsing (exit code 2)."""
-
-
-def _quiet_services() -> None:
-    # Prefect's INFO chatter would drown the report; users can still raise it.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
-    # A temporary Prefect server takes well over the default 20 s on a busy small machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-
-
-def _quiet_loggers(debug: bool) -> None:
-    # The command prints the failure itself (one line; --debug for the traceback), so
-    # the engines' own error logs with tracebacks are kept for --debug only.
-    import logging
-
-    for name in (
-        "prefect.flow_runs",
-        "prefect.task_runs",
-        "prefect.flow_engine",
-        "prefect.task_engine",
-    ):
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.CRITICAL)
-    for name in ("mlflow", "distributed", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 # -- shared option groups --------------------------------------------------------------
@@ -154,6 +127,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         args,
         "train_bp",
         dataset=args.dataset,
+        task=args.task,
         target=args.target,
         max_epochs=args.epochs,
         random_state=args.seed,
@@ -235,13 +209,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from flows.predict import predict_file
+    from flows.predict import predict_file, predict_report
 
-    info = predict_file(args.model, args.input, args.output, column=args.column)
-    print(
-        f"wrote {info['n_rows']} predictions to {info['output']} "
-        f"(column {info['column']!r}, range {info['min']:.4g} .. {info['max']:.4g})"
-    )
+    print(predict_report(predict_file(args.model, args.input, args.output, column=args.column)))
     return EXIT_OK
 
 
@@ -273,7 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nnpipe {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_and_flow_commands(sub)
+    _add_service_commands(sub)
+    return parser
 
+
+def _add_data_and_flow_commands(sub: Any) -> None:
+    """make-data, prepare, train, recall, pipeline."""
     p = sub.add_parser(
         "make-data",
         help="write a synthetic partitioned Parquet dataset",
@@ -304,11 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         epilog=ENV_HELP,
         help="run the train_bp flow (BP network trained out of core, tracked in MLflow)",
-        description="Train an MLPRegressor on a partitioned Parquet dataset, out of core.",
+        description="Train an MLPRegressor (or with --task classification an MLPClassifier) "
+        "on a partitioned Parquet dataset, out of core.",
     )
     _add_config_options(p)
     p.add_argument("--dataset", metavar="DIR", help="partitioned Parquet directory")
-    p.add_argument("--target", help="target column (default: y)")
+    p.add_argument(
+        "--task",
+        choices=["regression", "classification"],
+        help="regression (default): numeric target; classification: a label column "
+        "(int, str or bool), classes found in the training rows",
+    )
+    p.add_argument("--target", help="target column, or the label column (default: y)")
     p.add_argument("--epochs", type=int, help="maximum epochs")
     p.add_argument("--seed", type=int, help="random_state")
     p.set_defaults(func=_cmd_train)
@@ -336,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="maximum training epochs")
     p.set_defaults(func=_cmd_pipeline)
 
+
+def _add_service_commands(sub: Any) -> None:
+    """serve, predict, demo."""
     p = sub.add_parser(
         "serve",
         epilog=ENV_HELP,
@@ -371,7 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", help="runs:/..., models:/..., path/to/model.npz or its directory")
     p.add_argument("input", help="CSV or Parquet file with the feature columns")
-    p.add_argument("output", help="CSV or Parquet file to write (input columns + prediction)")
+    p.add_argument(
+        "output",
+        help="CSV or Parquet file to write (input columns + prediction; a classifier's "
+        "label and one proba_<label> column per class)",
+    )
     p.add_argument("--column", default="prediction", help="name of the prediction column")
     p.set_defaults(func=_cmd_predict)
 
@@ -390,7 +380,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="smaller data and 3 epochs: a smoke test (~1 min)"
     )
     p.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def _is_bad_input(exc: BaseException) -> bool:
@@ -406,13 +395,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or bad usage (2)
         return int(exc.code or 0)
-    _quiet_services()
+    quiet_services()
     from flows.progress import Reporter, use_reporter
 
     if args.command in FLOW_COMMANDS:
         import prefect  # noqa: F401  (its logging set-up first, then ours on top)
 
-        _quiet_loggers(args.debug)
+        quiet_loggers(args.debug)
 
     # With --json, stdout carries the JSON document only: whatever libraries print
     # on the way (MLflow's "View run ..." lines for a tracking server) goes to stderr.

@@ -132,6 +132,68 @@ def test_train_bad_input_names_the_problem(prefect_harness, nnpipe, data, tmp_pa
     assert_clean_error(code, err, "tcp://")
 
 
+def one_line_error(code: int, err: str, *needles: str) -> None:
+    """Exit 2 with exactly one line besides the progress lines, naming ``needles``."""
+    assert_clean_error(code, err, *needles)
+    lines = [line for line in err.splitlines() if line and not line.startswith("[nnpipe]")]
+    assert len(lines) == 1 and lines[0].startswith("nnpipe train: error: "), err
+
+
+def test_train_classification_then_predict_labels_and_probabilities(
+    prefect_harness, nnpipe, tmp_path
+):
+    made = cli(
+        "make-data classification {d} --rows 1500 --rows-per-partition 300", d=tmp_path / "c"
+    )
+    assert main(made) == EXIT_OK
+    code, out, err = nnpipe(
+        *cli("train --dataset {d} --target label --task classification", d=tmp_path / "c"),
+        *cli("--workdir {w} --epochs 3", w=tmp_path / "w"),
+    )
+    assert code == EXIT_OK, err
+    accuracy = float(out.split("accuracy ")[1].split()[0])
+    assert accuracy > 0.9 and "macro F1" in out and "classes 0, 1, 2" in out
+    assert "[nnpipe] train_bp: 3/3 loss=" in err and "val_acc=" in err
+    model = next((tmp_path / "w").glob("models/*/model.npz"))
+    frame = pd.read_parquet(next((tmp_path / "c").glob("*.parquet"))).head(40)
+    frame.drop(columns="label").to_csv(tmp_path / "in.csv", index=False)
+    code, out, err = nnpipe("predict", model, tmp_path / "in.csv", tmp_path / "out.csv")
+    assert code == EXIT_OK, err
+    assert "labels in column 'prediction'" in out and "proba_0, proba_1, proba_2" in out
+    written = pd.read_csv(tmp_path / "out.csv")
+    assert np.mean(written["prediction"].to_numpy() == frame["label"].to_numpy()) > 0.9
+    np.testing.assert_allclose(written.filter(like="proba_").sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_train_classification_bad_labels_exit_2_in_one_line(
+    prefect_harness, nnpipe, data, tmp_path
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nnpipe.data import TrainValidationSplit
+
+    def write(name, labels):
+        root = tmp_path / name
+        root.mkdir()
+        for i, part in enumerate(np.array_split(np.asarray(labels, dtype=object), 2)):
+            x = np.random.default_rng(i).normal(size=len(part))
+            pq.write_table(pa.table({"x0": x, "label": list(part)}), root / f"p-{i}.parquet")
+        return root
+
+    train = ("train", "--task", "classification", "--target", "label", "--workdir", tmp_path)
+    code, _, err = nnpipe(*train, "--dataset", write("one", ["spam"] * 200))
+    one_line_error(code, err, "only one class (['spam'])", "at least 2")
+    regression = ("--target", "y", "--dataset", data / "reg")
+    code, _, err = nnpipe("train", "--task", "classification", "--workdir", tmp_path, *regression)
+    one_line_error(code, err, "'y' holds non-integer numbers", "looks continuous")
+    held_out = np.flatnonzero(TrainValidationSplit(0.2, seed=0).validation_mask("p-1.parquet", 100))
+    labels = np.array(["ham", "spam"] * 100, dtype=object)
+    labels[100 + held_out[0]] = "eggs"  # a validation row of the second file
+    code, _, err = nnpipe(*train, "--dataset", write("unseen", labels))
+    one_line_error(code, err, "validation rows", "['eggs']", "no training row has")
+
+
 def test_recall_then_rerun_skips_done_partitions(prefect_harness, nnpipe, data, tmp_path):
     args = ("recall", "--dataset", data / "hop", "--output", tmp_path / "out", "--json")
     code, out, err = nnpipe(*args)

@@ -94,11 +94,39 @@ def test_importing_package_loads_no_forbidden_dependency(package):
     )
 
 
+# The one exception to "core is NumPy + stdlib" (docs/ARCHITECTURE.md): this module
+# may import scikit-learn, inside a function that runs only once scikit-learn is
+# already loaded, to raise and warn with scikit-learn's own classes.
+SKLEARN_COMPAT = "core/sklearn_compat.py"
+
+
 def test_core_files_import_only_numpy_and_stdlib():
     allowed = set(sys.stdlib_module_names) | {"numpy", "nnpipe", "threadpoolctl"}
     imports = imported_names(ROOT / "nnpipe" / "core")
     offenders = {name: files for name, files in imports.items() if name not in allowed}
+    assert offenders.pop("sklearn", {SKLEARN_COMPAT}) == {SKLEARN_COMPAT}
     assert not offenders, f"nnpipe.core imports outside NumPy + stdlib: {offenders}"
+
+
+def imports_sklearn(node: ast.AST) -> bool:
+    if isinstance(node, ast.Import):
+        return any(alias.name.split(".")[0] == "sklearn" for alias in node.names)
+    return isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "sklearn"
+
+
+def test_sklearn_is_imported_only_inside_a_function_of_the_compat_module():
+    tree = ast.parse((ROOT / "nnpipe" / SKLEARN_COMPAT).read_text())
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
+    in_functions = [n for f in functions for n in ast.walk(f) if imports_sklearn(n)]
+    everywhere = [n for n in ast.walk(tree) if imports_sklearn(n)]
+    assert everywhere, "the compat module no longer imports scikit-learn: drop this rule"
+    assert len(in_functions) == len(everywhere), "scikit-learn imported at module level"
+    # Every public core name loaded: scikit-learn (and SciPy behind it) stays out.
+    loaded = loaded_top_modules(
+        "import nnpipe.core.mlp, nnpipe.core.perceptron, nnpipe.core.hopfield, "
+        "nnpipe.core.scalers, nnpipe.core.trained_model"
+    )
+    assert not loaded & {"sklearn", "scipy"}
 
 
 def test_training_files_import_only_numpy_stdlib_and_the_layers_below():

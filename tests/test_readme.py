@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+# Shell examples marked to run as written (the `nnpipe` command end to end).
+SHELL_MARK = "<!-- README test: this block runs as written -->"
+SHELL_BLOCKS = re.findall(re.escape(SHELL_MARK) + r"\n```bash\n(.*?)```", README, flags=re.S)
 
 
 def test_readme_has_python_examples():
@@ -39,3 +43,31 @@ def test_readme_python_examples_run_in_order(tmp_path):
             timeout=300,
         )
         assert proc.returncode == 0, f"README python block {number} failed:\n{code}\n{proc.stderr}"
+
+
+def test_readme_marks_its_command_line_examples():
+    assert len(SHELL_BLOCKS) == README.count(SHELL_MARK) >= 1
+
+
+@pytest.mark.slow
+def test_readme_command_line_examples_run(tmp_path):
+    # The `nnpipe` of this interpreter's environment, as a reader's shell would find it.
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    }
+    env.pop("PREFECT_API_URL", None)  # the command's own temporary Prefect server
+    for number, code in enumerate(SHELL_BLOCKS, start=1):
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, f"README shell block {number} failed:\n{code}\n{proc.stderr}"

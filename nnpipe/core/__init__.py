@@ -8,7 +8,8 @@
 - ``scalers``: StandardScaler, MinMaxScaler;
 - ``params`` (scikit-learn's get_params/set_params), ``validation``, ``serialization``
   (``.npz`` without pickle), ``threads`` (BLAS threads), ``metrics``,
-  ``sklearn_compat`` (scikit-learn's tags without importing it).
+  ``sklearn_compat`` (scikit-learn's tags and error/warning classes without importing
+  it).
 
 Nothing here imports dask, pyarrow, pandas, prefect or mlflow (tests/test_layers.py).
 """

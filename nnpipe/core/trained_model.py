@@ -11,7 +11,8 @@ the network's own arrays under ``network.<name>`` and the feature scaler's under
 ``feature_scaler.<name>`` (the names their ``to_arrays`` give); the metadata holds
 ``kind = "TrainedModel"``, ``feature_names``, ``target_names`` (or null), and the
 network's and scaler's own metadata under ``network`` and ``feature_scaler`` (null
-when the features are used as they are).
+when the features are used as they are). A classifier's class labels (int, str or
+bool) are the network's own ``classes_`` array, so they travel in the same file.
 
 This module knows nothing of pandas: anything with ``.columns`` (a DataFrame) or
 a mapping of column name to values is read by name; other input is taken as an
@@ -92,9 +93,10 @@ class TrainedModel(NpzFileMixin):
 
     def __repr__(self) -> str:
         scaler = type(self.feature_scaler).__name__ if self.feature_scaler is not None else None
+        classes = "" if self.classes is None else f", classes={self.classes.tolist()}"
         return (
             f"TrainedModel({type(self.network).__name__}, feature_scaler={scaler}, "
-            f"feature_names={self.feature_names}, target_names={self.target_names})"
+            f"feature_names={self.feature_names}, target_names={self.target_names}{classes})"
         )
 
     # -- predicting ------------------------------------------------------------------
@@ -144,12 +146,37 @@ class TrainedModel(NpzFileMixin):
             raise ValueError(f"feature columns have different lengths {sorted(lengths)}")
         return np.column_stack(columns)  # (n, n_features)
 
-    def predict(self, data: Any) -> np.ndarray:
-        """``network.predict(feature_scaler.transform(X))``: predictions in target units."""
+    @property
+    def classes(self) -> np.ndarray | None:
+        """A classifier's class labels (the order of its probability columns); else None."""
+        return getattr(self.network, "classes_", None)
+
+    def _scaled(self, data: Any) -> np.ndarray:
         X = self.feature_matrix(data)  # (n, n_features)
         if self.feature_scaler is not None:
             X = self.feature_scaler.transform(X)
-        return self.network.predict(X)
+        return X
+
+    def predict(self, data: Any) -> np.ndarray:
+        """``network.predict(feature_scaler.transform(X))``: target units, or class labels."""
+        return self.network.predict(self._scaled(data))
+
+    def probability_columns(self, prefix: str = "proba_") -> list[str]:
+        """Names for the probability columns: ``prefix`` + each class label, in class order."""
+        if self.classes is None:
+            raise ValueError(
+                f"the model's network is a {type(self.network).__name__}: it has no classes"
+            )
+        return [f"{prefix}{label}" for label in self.classes.tolist()]
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes), columns in :attr:`classes` order."""
+        if not callable(getattr(self.network, "predict_proba", None)):
+            raise ValueError(
+                f"the model's network is a {type(self.network).__name__}: it gives no class "
+                "probabilities (only a classifier does)"
+            )
+        return self.network.predict_proba(self._scaled(data))
 
     # -- the file --------------------------------------------------------------------
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

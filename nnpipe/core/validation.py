@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+
+from .sklearn_compat import DataConversionWarning, NotFittedError, sklearn_class
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -43,6 +46,34 @@ def check_positive(name: str, value: Any, *, integer: bool = False, allow_zero: 
     return value
 
 
+def _is_sparse(X: Any) -> bool:
+    """SciPy sparse matrices and arrays, recognised without importing SciPy."""
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def _as_numeric(X: Any, name: str) -> np.ndarray:
+    """``X`` as a NumPy array of numbers (object arrays holding numbers are converted)."""
+    if _is_sparse(X):
+        raise TypeError(
+            f"{name} is a sparse {type(X).__name__}; sparse input is not supported: pass a "
+            f"dense array, e.g. {name}.toarray() if it fits in memory"
+        )
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and similar
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:  # keep NumPy's type: a dict is a TypeError
+            raise type(exc)(f"{name} has dtype object and holds a non-number: {exc}") from exc
+    if np.iscomplexobj(arr):
+        raise ValueError(f"Complex data not supported: {name} has dtype {arr.dtype}")
+    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+        raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}")
+    return arr
+
+
 def check_array(
     X: Any,
     *,
@@ -51,31 +82,28 @@ def check_array(
     ndim: int = 2,
     copy: bool = False,
 ) -> np.ndarray:
-    """Return ``X`` as a C-contiguous float array of ``ndim`` dims; reject empty or non-finite."""
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # ragged lists and similar
-        raise ValueError(f"{name} could not be converted to an array: {exc}") from exc
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
-        raise ValueError(f"{name} must be numeric; got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ValueError(
-            f"{name} has complex dtype {arr.dtype}; only real numbers are accepted "
-            "(pass X.real, np.abs(X) or the two parts as separate features)"
-        )
+    """Return ``X`` as a C-contiguous float array of ``ndim`` dims; reject empty or non-finite.
+
+    Sparse and complex input are refused; the wording of the shape errors is
+    scikit-learn's, so its estimator checks recognise them.
+    """
+    arr = _as_numeric(X, name)
     if ndim == 2 and arr.ndim == 1:
         raise ValueError(
             f"{name} must be 2-D (n_samples, n_features); got 1-D shape {arr.shape}. "
-            "Reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample."
+            f"Reshape your data: {name}.reshape(-1, 1) for one feature or "
+            f"{name}.reshape(1, -1) for one sample."
         )
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D; got shape {arr.shape}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} is empty: 0 samples (shape {arr.shape})")
+        raise ValueError(
+            f"{name} is empty: 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
     if ndim == 2 and arr.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features (shape {arr.shape})")
+        raise ValueError(
+            f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
     with np.errstate(over="ignore"):  # overflow is reported below, by name
         out = np.array(arr, dtype=dtype, order="C", copy=True if copy else None)
     finite = np.isfinite(out)
@@ -115,6 +143,44 @@ def _check_overflow(arr: np.ndarray, finite: np.ndarray, name: str, dtype: np.dt
     )
 
 
+def check_y_given(y: Any, owner: str) -> Any:
+    """Return ``y``; a supervised estimator's ``fit`` without targets is a ValueError."""
+    if y is None:
+        raise ValueError(f"{owner} requires y to be passed, but the target y is None")
+    return y
+
+
+def check_class_labels(y: Any, owner: str) -> np.ndarray:
+    """Class labels ``y`` as a 1-D array; refuse missing, complex, continuous or 2-D targets.
+
+    A column vector (n_samples, 1) is flattened with a DataConversionWarning, as
+    scikit-learn does. Floats count as labels only when every value is whole.
+    """
+    y = np.asarray(check_y_given(y, owner))
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected. Please change the "
+            "shape of y to (n_samples,), for example using ravel().",
+            sklearn_class(DataConversionWarning),
+            stacklevel=2,
+        )
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D class labels (n_samples,); got shape {y.shape}")
+    if np.iscomplexobj(y):
+        raise ValueError(f"Complex data not supported: y has dtype {y.dtype}")
+    if y.dtype.kind == "f" and y.size:
+        check_array(y, name="y", dtype=y.dtype, ndim=1)
+        fractional = y[y != np.round(y)]
+        if fractional.size:
+            raise ValueError(
+                f"Unknown label type: continuous. y holds non-integer values such as "
+                f"{fractional[:3].tolist()}, so it looks like a regression target; "
+                f"{owner} needs discrete class labels"
+            )
+    return y
+
+
 def check_X_y(
     X: Any, y: Any, *, dtype: np.dtype | type = np.float32, y_numeric: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +204,8 @@ def check_n_features(X: np.ndarray, n_features_in: int, what: str) -> None:
     """Raise ValueError when ``X`` has a different feature count from the fitted one."""
     if X.shape[1] != n_features_in:
         raise ValueError(
-            f"X has {X.shape[1]} features, but {what} was fitted with {n_features_in} features"
+            f"X has {X.shape[1]} features, but {what} is expecting {n_features_in} features "
+            "as input"
         )
 
 
@@ -159,13 +226,9 @@ def check_rng(random_state: Any) -> np.random.Generator:
 def check_is_fitted(estimator: Any, attribute: str) -> None:
     """Raise a readable error when ``estimator`` has not been fitted yet."""
     if not hasattr(estimator, attribute):
-        raise NotFittedError(
+        raise sklearn_class(NotFittedError)(
             f"this {type(estimator).__name__} is not fitted yet; call fit or partial_fit first"
         )
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised when predict/transform is used before fit."""
 
 
 def check_layer_sizes(name: str, value: Any) -> list[int]:

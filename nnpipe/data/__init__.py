@@ -17,6 +17,7 @@ _EXPORTS = {
     "ArrayDataset": "nnpipe.data.memory",
     "TrainValidationSplit": "nnpipe.data.split",
     "fit_scalers": "nnpipe.data.scaling",
+    "fit_scalers_and_classes": "nnpipe.data.scaling",
     "iter_minibatches": "nnpipe.data.stream",
     "MinibatchStream": "nnpipe.data.stream",
     "write_regression_dataset": "nnpipe.data.synthetic",

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from . import labels as _labels
 from .partition_io import DataError, find_parquet_files, read_footers, resolve_filesystem
 from .split import TrainValidationSplit, check_subset
 
@@ -46,7 +47,7 @@ def _names(value: str | Sequence[str] | None, what: str) -> list[str]:
     return names
 
 
-class ParquetDataset:
+class ParquetDataset(_labels.LabelColumn):
     """Feature and target columns of a (hive-)partitioned Parquet dataset.
 
     Parameters
@@ -66,6 +67,11 @@ class ParquetDataset:
         or drop those rows (``n_dropped`` counts them).
     storage_options : dict, optional
         Passed to fsspec for remote URLs.
+    labels : bool, default False
+        The one target column holds class labels (:mod:`nnpipe.data.labels`): ``y``
+        is each label's index in ``classes``, found by ``fit_scalers_and_classes``.
+    classes : sequence, optional
+        The class labels (sorted), with ``labels=True``; or :meth:`set_classes`.
     """
 
     def __init__(
@@ -77,6 +83,8 @@ class ParquetDataset:
         filters: Any = None,
         nan_policy: str = "raise",
         storage_options: dict | None = None,
+        labels: bool = False,
+        classes: Sequence[Any] | None = None,
     ) -> None:
         if nan_policy not in NAN_POLICIES:
             shown = ", ".join(repr(p) for p in NAN_POLICIES)
@@ -105,7 +113,7 @@ class ParquetDataset:
         self.schema: pa.Schema = self._dataset.schema
         self.partition_columns = [n for n in self.schema.names if n not in self._file_schema.names]
         self.target_names = _names(targets, "targets")
-        self._check_columns(self.target_names, "target")
+        self._init_labels(labels, classes)  # else: checks the targets are numeric
         if features is None:
             skip = set(self.target_names) | set(self.partition_columns)
             self.feature_names = [
@@ -202,6 +210,7 @@ class ParquetDataset:
             "filters": None if self.filters is None else str(self._filter),
             "nan_policy": self.nan_policy,
             "fingerprint": self.fingerprint,
+            **({"labels": True, "classes": self._class_list()} if self.labels else {}),
         }
 
     def __repr__(self) -> str:
@@ -270,8 +279,13 @@ class ParquetDataset:
         split: TrainValidationSplit | None = None,
         dtype: Any = np.float64,
         use_threads: bool = True,
+        raw_labels: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None, int]:
-        """(block (n, n_features + n_targets), validation mask or None, n_dropped)."""
+        """(block (n, n_features + n_targets), validation mask or None, n_dropped).
+
+        Labels come as class indices; with ``raw_labels`` (classes not known yet) the
+        kept rows' labels come as a fourth item (the block holds their row numbers).
+        """
         dtype = np.dtype(dtype)
         table, mask = self._read_table(index, subset, split, use_threads)
         part = self.partitions[index]
@@ -280,7 +294,10 @@ class ParquetDataset:
         # Column-major: each column is written (and later reduced) contiguously.
         block = np.empty((len(columns), n), dtype).T  # (n, n_columns)
         for j, name in enumerate(columns):
-            _column_into(table.column(name), block[:, j])
+            if self.labels and j == len(self.feature_names):
+                self._labels_into(table.column(name), block[:, j], part.path, raw_labels)
+            else:
+                _column_into(table.column(name), block[:, j])
         n_dropped = 0
         # One reduction finds out whether anything is NaN/inf (it would make the sum
         # so); the per-value check only runs then, or when finite values overflow it.
@@ -305,6 +322,9 @@ class ParquetDataset:
         if mask is not None and subset in ("train", "validation"):
             keep = mask if subset == "validation" else ~mask
             block, mask = block[keep], None
+        if raw_labels:
+            rows = block[:, -1].astype(np.int64)  # the kept rows' numbers in the file
+            return block, mask, n_dropped, table.column(self.target_names[0]).take(rows)
         return block, mask, n_dropped
 
     def read_partition(
@@ -407,6 +427,7 @@ class ParquetDataset:
             self.target_names,
             str(self._filter),
             self.nan_policy,
+            None if self.classes is None else self.classes.tolist(),
         )
 
 

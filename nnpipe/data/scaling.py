@@ -145,3 +145,63 @@ def fit_scalers(
     xs = _build(x_scaler, "x_scaler", n, mean[:nf], m2[:nf], lo[:nf], hi[:nf])
     ys = _build(y_scaler, "y_scaler", n, mean[nf:], m2[nf:], lo[nf:], hi[nf:])
     return xs, ys
+
+
+def _partition_labels(index: int, dataset: ParquetDataset, split) -> tuple:
+    """(n, mean, residual, M2, min, max, n_dropped) of the training rows' features, and the distinct
+    labels of the training and of the validation rows, from one read of partition ``index``."""
+    from .labels import distinct_labels
+
+    subset = "all" if split is None else "both"
+    block, mask, n_dropped, labels = dataset._read_block(index, subset, split, raw_labels=True)
+    train = np.ones(len(block), bool) if mask is None else ~mask
+    nf = dataset.n_features
+    moments = _moments(np.asfortranarray(block[train, :nf]))
+    name, where = dataset.target_names[0], dataset.partitions[index].path
+    seen = distinct_labels(labels.filter(pa.array(train)), name, where)
+    held_out = distinct_labels(labels.filter(pa.array(~train)), name, where)
+    return (*moments, n_dropped), seen, held_out
+
+
+def fit_scalers_and_classes(
+    dataset: ParquetDataset,
+    x_scaler: str | None = "standard",
+    *,
+    split: TrainValidationSplit | None = None,
+    client: Any = None,
+) -> tuple[StandardScaler | MinMaxScaler | None, np.ndarray]:
+    """Fit the feature scaler on the training rows and find the classes, in one Dask pass.
+
+    ``dataset`` is opened with ``labels=True``. The classes (sorted) are the labels
+    of the training rows of ``split`` (all rows without one); they are set on the
+    dataset, so its reads give class indices from then on. Refused with a
+    DataError: a label column with fewer than two classes, a float column that
+    holds non-integer numbers, and validation rows with a label no training row has.
+    """
+    from .labels import merge_classes
+
+    if not dataset.labels:
+        raise ValueError(f"dataset {dataset.path!r} was not opened with labels=True")
+    if x_scaler is not None and x_scaler not in SCALERS:
+        shown = ", ".join(repr(k) for k in [*SCALERS, None])
+        raise ValueError(f"x_scaler={x_scaler!r} is not supported; allowed: {shown}")
+    results = compute_partitions(
+        _partition_labels, range(dataset.n_partitions), client, dataset, split
+    )
+    n, mean, m2, lo, hi = _merge([r[0] for r in results])
+    if n == 0:
+        raise DataError(f"dataset {dataset.path!r} is empty: 0 training rows to fit scalers on")
+    name = dataset.target_names[0]
+    classes = merge_classes((r[1] for r in results), name)
+    unseen = merge_classes((r[2] for r in results), name)
+    unseen = unseen[~np.isin(unseen, classes)] if len(classes) else unseen
+    if len(unseen):
+        raise DataError(
+            f"the validation rows of dataset {dataset.path!r} hold labels {unseen[:10].tolist()} "
+            f"in column {name!r} that no training row has (training classes: "
+            f"{classes.tolist()}); every class must appear in the training rows"
+        )
+    dataset.set_classes(classes)
+    if split is None:
+        dataset.n_dropped = sum(r[0][-1] for r in results)
+    return _build(x_scaler, "x_scaler", n, mean, m2, lo, hi), dataset.classes

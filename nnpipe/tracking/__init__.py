@@ -38,6 +38,9 @@ _LAZY = {
     "confusion_matrix_figure": "nnpipe.tracking.plots",
     "energy_trajectory_figure": "nnpipe.tracking.plots",
     "capacity_curve_figure": "nnpipe.tracking.plots",
+    "decision_boundary_figure": "nnpipe.tracking.pictures",
+    "hopfield_recall_figure": "nnpipe.tracking.pictures",
+    "save_png": "nnpipe.tracking.pictures",
     "energy_trajectories": "nnpipe.core.hopfield",
 }
 

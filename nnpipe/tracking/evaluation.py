@@ -30,14 +30,19 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
 def classification_metrics(
     y_true: Any, y_pred: Any, proba: Any = None, classes: Any = None
 ) -> dict[str, float]:
-    """Accuracy, and log-loss when class probabilities ``proba`` (n, n_classes) are given."""
+    """Accuracy, macro F1, and log-loss when class probabilities ``proba`` (n, n_classes) are given.
+
+    Macro F1 is the unweighted mean of each label's ``2 TP / (2 TP + FP + FN)`` over
+    the labels present in ``y_true`` or ``y_pred`` (scikit-learn's ``f1_score``
+    with ``average='macro'``).
+    """
     t = np.asarray(y_true).reshape(-1)
     p = np.asarray(y_pred).reshape(-1)
     if t.shape != p.shape:
         raise ValueError(f"y_true has {t.size} labels but y_pred has {p.size}")
     if t.size == 0:
         raise ValueError("cannot evaluate on 0 samples")
-    out = {"accuracy": float(np.mean(t == p))}
+    out = {"accuracy": float(np.mean(t == p)), "f1_macro": _macro_f1(t, p)}
     if proba is not None:
         P = np.asarray(proba, dtype=np.float64)
         if classes is None:
@@ -56,3 +61,12 @@ def classification_metrics(
         picked = np.clip(P[np.arange(t.size), cols], eps, 1.0)
         out["log_loss"] = float(-np.mean(np.log(picked)))
     return out
+
+
+def _macro_f1(t: np.ndarray, p: np.ndarray) -> float:
+    labels = np.unique(np.concatenate([t, p]))  # (n_labels,)
+    t_idx, p_idx = np.searchsorted(labels, t), np.searchsorted(labels, p)
+    tp = np.bincount(t_idx[t_idx == p_idx], minlength=labels.size)
+    true_count = np.bincount(t_idx, minlength=labels.size)  # TP + FN
+    pred_count = np.bincount(p_idx, minlength=labels.size)  # TP + FP
+    return float(np.mean(2.0 * tp / (true_count + pred_count)))

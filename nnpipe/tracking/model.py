@@ -4,7 +4,10 @@ The pyfunc is MLflow's models-from-code: ``pyfunc_model.py`` is copied into the
 model and defines the Python class; its one artifact is the TrainedModel ``.npz``
 (network + feature scaler + column names) read with ``allow_pickle=False``. So
 loading or serving the model runs nnpipe's own code on plain arrays and nothing
-pickled. Serving needs nnpipe installed in the serving environment
+pickled. A classifier's pyfunc returns class labels, or with the predict param
+``{"predict_proba": true}`` a DataFrame of ``proba_<label>`` columns (declared in
+the signature, so ``pyfunc.predict(df, params=...)`` and the REST API pass it).
+Serving needs nnpipe installed in the serving environment
 (``mlflow models serve --env-manager local``).
 """
 
@@ -41,9 +44,12 @@ MODEL_ARTIFACT_FILE = "model.npz"
 # they stay so those models keep loading and serving.
 NETWORK_ARTIFACT = "network"
 SCALER_ARTIFACT = "feature_scaler"
+# The predict param that makes a classifier's pyfunc return class probabilities.
+PREDICT_PROBA = "predict_proba"
 __all__ = [
     "MODEL_ARTIFACT",
     "NETWORK_ARTIFACT",
+    "PREDICT_PROBA",
     "SCALER_ARTIFACT",
     "TrainedModel",
     "default_feature_names",
@@ -51,6 +57,7 @@ __all__ = [
     "load_scaler",
     "log_pyfunc_model",
     "predict_frame",
+    "probability_frame",
     "register_model",
     "trained_model_from_files",
     "use_tracking_uri",
@@ -65,6 +72,11 @@ def load_network(path: str | os.PathLike):
 def predict_frame(network: Any, scaler: Any, feature_names: list[str], data: Any) -> np.ndarray:
     """``network.predict(scaler.transform(X))`` for earlier models' pyfunc code."""
     return TrainedModel(network, scaler, feature_names).predict(data)
+
+
+def probability_frame(trained: TrainedModel, data: Any) -> pd.DataFrame:
+    """A classifier's class probabilities as columns ``proba_<label>``, in class order."""
+    return pd.DataFrame(trained.predict_proba(data), columns=trained.probability_columns())
 
 
 def trained_model_from_files(
@@ -154,7 +166,10 @@ def log_pyfunc_model(
     # Read and checked before anything is logged.
     trained = trained_model_from_files(model_path, scaler_path, feature_names)
     example = _input_frame(input_example, trained)
-    signature = infer_signature(example, trained.predict(example))
+    # A classifier answers with labels, or with probabilities when asked by this param.
+    classifier = callable(getattr(trained.network, "predict_proba", None))
+    params = {PREDICT_PROBA: False} if classifier else None
+    signature = infer_signature(example, trained.predict(example), params=params)
     estimator = type(trained.network).__name__
     client = MlflowClient(tracking_uri=tracking_uri)
     # Created here in the run's own experiment: left to Model.log, the logged model

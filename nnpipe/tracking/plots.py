@@ -95,21 +95,42 @@ def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = No
     return matrix
 
 
+def _short(label: Any, limit: int = 20) -> str:
+    text = str(label)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def confusion_matrix_figure(
     y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None, title: str = "Confusion matrix"
 ) -> Figure:
-    """Heat map of :func:`confusion_matrix` with the count in each cell."""
+    """Heat map of :func:`confusion_matrix` with the count in each cell.
+
+    The figure grows with the number of classes and leaves room for the longest
+    label (labels longer than 20 characters are shortened with an ellipsis).
+    """
     if labels is None:
         labels = np.unique(np.concatenate([np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()]))
     matrix = confusion_matrix(y_true, y_pred, labels)
     n = len(labels)
-    size = max(4.0, 0.6 * n + 2.0)
-    fig, ax = _figure(size, size)
+    names = [_short(label) for label in labels]
+    longest = max(len(name) for name in names)
+    rotate = n > 6 or n * longest > 36  # horizontal tick labels would run into each other
+    # Sizes in inches: the matrix, then margins for tick labels, title and colour bar.
+    side = max(3.0, 0.55 * n)
+    left = 0.6 + 0.08 * longest
+    bottom = 0.6 + (0.06 * longest + 0.1 if rotate else 0.2)
+    width, height = left + side + 1.1, bottom + side + 0.5
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
     image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax, shrink=0.8)
+    bar = fig.add_axes(((left + side + 0.2) / width, bottom / height, 0.18 / width, side / height))
+    fig.colorbar(image, cax=bar)
     ticks = np.arange(n)
-    names = [str(label) for label in labels]
-    ax.set_xticks(ticks, names, rotation=45 if n > 6 else 0)
+    if rotate:
+        ax.set_xticks(ticks, names, rotation=45, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(ticks, names)
     ax.set_yticks(ticks, names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

@@ -95,12 +95,18 @@ class Trainer:
         return True
 
     def train_epoch(
-        self, batches: Iterable[tuple[Any, Any]], steps: int | None = None
+        self,
+        batches: Iterable[tuple[Any, Any]],
+        steps: int | None = None,
+        counts: list[int] | None = None,
     ) -> tuple[float, int]:
         """``partial_fit`` on each (X, y) of ``batches`` (the first ``steps`` only when given).
 
         Returns (loss sum, sample count): the sum of each batch's loss times its
-        rows, so losses from several workers add up before the one division.
+        rows, so losses from several workers add up before the one division. With
+        ``counts`` (a list [right, rows]) a classifier's rows classified right by
+        the forward pass of their step (``batch_correct_``; else by ``predict``
+        after it), and the rows, are added to it.
         """
         model = self.model
         options = {} if self.classes is None else {"classes": self.classes}
@@ -114,24 +120,49 @@ class Trainer:
                 batch_loss = model.data_loss(Xb, yb)
             loss_sum += float(batch_loss) * len(Xb)
             n_seen += len(Xb)
+            if counts is not None:
+                # As the loss: from the forward pass of the step when the model keeps it.
+                correct = getattr(model, "batch_correct_", None)
+                if correct is None:
+                    correct = np.count_nonzero(model.predict(Xb) == yb)
+                counts[0] += int(correct)
+                counts[1] += len(Xb)
         return loss_sum, n_seen
 
-    def validation_loss(self, batches: Iterable[tuple[Any, Any]]) -> float | None:
-        """Mean data loss of the current weights over ``batches``; None when they hold no rows."""
+    def validation_loss(
+        self, batches: Iterable[tuple[Any, Any]], counts: list[int] | None = None
+    ) -> float | None:
+        """Mean data loss of the current weights over ``batches``; None when they hold no rows.
+
+        With ``counts`` (a list [right, rows]) the rows predicted right, and the rows,
+        are added to it.
+        """
         v_sum, v_n = 0.0, 0
         for Xv, yv in batches:
             v_sum += self.model.data_loss(Xv, yv) * len(Xv)
             v_n += len(Xv)
+            if counts is not None:
+                counts[0] += int(np.count_nonzero(self.model.predict(Xv) == yv))
+                counts[1] += len(Xv)
         return v_sum / v_n if v_n else None
 
     def end_epoch(
-        self, train_loss: float, val_loss: float | None, samples_per_s: float, started: float
+        self,
+        train_loss: float,
+        val_loss: float | None,
+        samples_per_s: float,
+        started: float,
+        accuracy: tuple[float, float | None] | None = None,
     ) -> dict[str, Any]:
         """Book-keep a finished epoch (early stopping, history, checkpoint, callback).
 
-        ``started`` is the epoch's ``time.perf_counter()`` start. Returns its metrics.
+        ``started`` is the epoch's ``time.perf_counter()`` start; ``accuracy`` the
+        (training, validation) accuracy of a classifier, added to the metrics as
+        ``train_accuracy`` / ``val_accuracy``. Returns the epoch's metrics.
         """
-        stop = bool(self.model.record_epoch(train_loss, val_loss)) and self.early_stopping
+        val_score = None if accuracy is None else accuracy[1]
+        recorded = self.model.record_epoch(train_loss, val_loss, val_score)
+        stop = bool(recorded) and self.early_stopping
         self.state.epochs_done += 1
         metrics = {
             "epoch": self.state.epochs_done,
@@ -141,6 +172,8 @@ class Trainer:
             "samples_per_s": samples_per_s,
             "epoch_seconds": time.perf_counter() - started,
         }
+        if accuracy is not None:
+            metrics["train_accuracy"], metrics["val_accuracy"] = accuracy
         self.state.history.append(metrics)
         self.state.stopped = stop
         self.checkpoint()
@@ -166,14 +199,22 @@ class Trainer:
                 epoch = self.state.epochs_done
                 started = time.perf_counter()
                 batches = streams.training_batches(epoch, another_follows=epoch + 1 < epochs)
-                loss_sum, n_seen = self.train_epoch(batches)
+                scored = self.classes is not None  # a classifier: accuracy as well
+                train_ok, val_ok = ([0, 0], [0, 0]) if scored else (None, None)
+                loss_sum, n_seen = self.train_epoch(batches, counts=train_ok)
                 if n_seen == 0:
                     raise ValueError(f"dataset {streams.source!r} yielded no training rows")
                 train_seconds = time.perf_counter() - started
                 validation = streams.validation_batches()
-                val_loss = None if validation is None else self.validation_loss(validation)
+                val_loss = None
+                if validation is not None:
+                    val_loss = self.validation_loss(validation, counts=val_ok)
                 speed = n_seen / train_seconds if train_seconds > 0 else float("inf")
-                self.end_epoch(loss_sum / n_seen, val_loss, speed, started)
+                accuracy = None
+                if scored:
+                    val_accuracy = val_ok[0] / val_ok[1] if val_ok[1] else None
+                    accuracy = (train_ok[0] / n_seen, val_accuracy)
+                self.end_epoch(loss_sum / n_seen, val_loss, speed, started, accuracy)
         finally:
             streams.close()
 
@@ -230,9 +271,12 @@ def train_out_of_core(
     they fit in ``validation_cache_bytes``, else streamed again each epoch. The
     callback gets ``{epoch, train_loss, val_loss, learning_rate, samples_per_s,
     epoch_seconds}`` after each epoch (epoch counts from 1; epoch_seconds covers
-    training and validation). Checkpoints go to ``checkpoint_dir/epoch-NNNN.npz``
-    (all kept) with ``training_state.json``; with ``resume`` a rerun continues after
-    the last one. Returns with the best epoch's weights when ``restore_best``.
+    training and validation); with ``classes`` (a classifier) also
+    ``train_accuracy`` (each batch as its step classified it, like ``train_loss``)
+    and ``val_accuracy`` (None without validation rows).
+    Checkpoints go to ``checkpoint_dir/epoch-NNNN.npz`` (all kept) with
+    ``training_state.json``; with ``resume`` a rerun continues after the last one.
+    Returns with the best epoch's weights when ``restore_best``.
     """
     trainer = Trainer(
         model,

@@ -74,3 +74,43 @@ def test_bad_parameters_and_inputs_are_named():
         p.predict(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="boundary_line"):
         Perceptron(random_state=0).fit(np.hstack([X, X]), y).boundary_line()
+
+
+def row_by_row(X, T, order_rng, passes, eta, fit_intercept):
+    """The perceptron rule one row at a time: the reference the block search must match."""
+    W, b, errors = np.zeros((X.shape[1], T.shape[1])), np.zeros(T.shape[1]), []
+    for _ in range(passes):
+        mistakes = 0
+        for i in order_rng.permutation(len(X)):
+            wrong = T[i] * (X[i] @ W + b) <= 0
+            W += np.outer(X[i], eta * T[i] * wrong)
+            b += eta * T[i] * wrong if fit_intercept else 0.0
+            mistakes += int(wrong.sum())
+        errors.append(mistakes)
+    return W.T, b, errors
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_block_search_makes_the_same_updates_as_row_by_row(fit_intercept, n_classes):
+    rng = np.random.default_rng(3)
+    y = np.arange(300) % n_classes
+    X = rng.normal(size=(300, 4)) + y[:, None]  # overlapping classes: many mistakes a pass
+    p = Perceptron(eta0=0.5, max_iter=20, fit_intercept=fit_intercept, random_state=7)
+    with pytest.warns(ConvergenceWarning):
+        p.fit(X, y)
+    T = np.where(y[:, None] == (np.arange(n_classes) if n_classes > 2 else [1]), 1.0, -1.0)
+    coef, intercept, errors = row_by_row(X, T, np.random.default_rng(7), 20, 0.5, fit_intercept)
+    assert p.errors_ == errors and min(errors) > 10
+    np.testing.assert_allclose(p.coef_, coef, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(p.intercept_, intercept, rtol=1e-12, atol=1e-12)
+
+
+def test_score_of_a_column_vector_y_is_the_accuracy():
+    X, y = separable()
+    p = Perceptron(max_iter=1, shuffle=False, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        p.fit(X, y)
+    accuracy = np.mean(p.predict(X) == y)
+    assert 0.5 < accuracy < 1.0
+    assert p.score(X, y[:, None]) == p.score(X, y) == accuracy

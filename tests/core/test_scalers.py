@@ -97,7 +97,7 @@ def test_bad_input_gets_specific_error(bad, message):
 
 def test_feature_count_mismatch_at_transform(data):
     sc = StandardScaler().fit(data)
-    with pytest.raises(ValueError, match="3 features, but StandardScaler was fitted with 4"):
+    with pytest.raises(ValueError, match="3 features, but StandardScaler is expecting 4 features"):
         sc.transform(data[:, :3])
 
 

@@ -74,3 +74,14 @@ def test_pipeline_stages_agree_on_dataset_split_and_scaler():
     assert (data.validation_fraction, data.split_seed, data.scaler) == (0.25, 7, "minmax")
     assert {data.dask_address, train.dask_address, recall.dask_address} == {"inproc://x"}
     assert isinstance(train, TrainConfig)
+
+
+def test_pattern_shape_reads_from_yaml_and_must_be_two_positive_integers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("recall:\n  pattern_shape: [7, 5]\n")
+    assert load_config(path, "pipeline").recall.pattern_shape == (7, 5)
+    assert load_config(None, "recall_hopfield").pattern_shape is None  # no pictures by default
+    with pytest.raises(ConfigError, match=r"pattern_shape: .*\[0, 5\] must be two positive"):
+        load_config(None, "recall_hopfield", pattern_shape=[0, 5])
+    with pytest.raises(ConfigError, match=r"pattern_shape"):
+        load_config(None, "recall_hopfield", pattern_shape=[7, 5, 1])

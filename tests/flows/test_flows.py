@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from flows.config import PipelineConfig
+from flows.config import PipelineConfig, RecallConfig
 from flows.pipeline import pipeline, stage_configs
-from flows.recall_hopfield import recall_hopfield
+from flows.recall_hopfield import check_inputs, recall_hopfield
 from flows.train_bp import train_bp
 from nnpipe.core.trained_model import TrainedModel
+from nnpipe.data import write_hopfield_dataset
 from nnpipe.data.recall_job import read_results
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -38,7 +41,7 @@ def small_config(workdir, **train) -> PipelineConfig:
                 "learning_rate_init": 0.01,
                 **train,
             },
-            "recall": {"max_iter": 20},
+            "recall": {"max_iter": 20, "pattern_shape": [5, 8]},
         }
     )
 
@@ -113,6 +116,49 @@ def test_recall_run_metrics_match_the_result_files(ran, client):
     assert run.data.metrics["n_probes"] == 600
     paths = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"recall_report.json", "plots", "network"} <= paths
+
+
+def test_recall_run_logs_pictures_of_sampled_probes(ran, client, tmp_path):
+    run_id = ran[1]["run_ids"]["recall_hopfield"]
+    assert "plots/recall_pictures.png" in {a.path for a in client.list_artifacts(run_id, "plots")}
+    png = Path(client.download_artifacts(run_id, "plots/recall_pictures.png", str(tmp_path)))
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    # 8 probes of a 5x8 pattern: 3 panels of 1.3 * 8 / 5 = 2.08 in and 4 gaps of
+    # 0.35 in wide; 8 rows of 1.3 + 0.4 in and 0.6 in on top (100 dpi).
+    assert struct.unpack(">II", data[16:24]) == (764, 1420)
+
+
+def test_recall_rejects_a_pattern_shape_that_does_not_cover_the_patterns(tmp_path):
+    write_hopfield_dataset(tmp_path / "hop", n_patterns=2, n_units=40, n_probes=10)
+    config = RecallConfig(dataset=tmp_path / "hop", pattern_shape=[6, 7])
+    message = (
+        f"pattern_shape [6, 7] has 42 cells but the patterns in '{tmp_path / 'hop'}' have 40 "
+        "neurons; rows * cols must equal the pattern length"
+    )
+    with pytest.raises(ValueError) as info:
+        check_inputs(config)
+    assert str(info.value) == message
+    check_inputs(config.model_copy(update={"pattern_shape": (4, 10)}))  # 40 cells: fine
+
+
+def test_recall_with_a_wrong_pattern_shape_fails_before_recalling(ran, client):
+    config, _ = ran
+    _, _, recall = stage_configs(config)
+    bad = recall.model_copy(
+        update={"pattern_shape": (6, 7), "output": config.workdir / "recall-bad-shape"}
+    )
+    with pytest.raises(ValueError, match=r"pattern_shape \[6, 7\] has 42 cells .* 40 neurons"):
+        recall_hopfield.fn(config=bad)
+    from mlflow.entities import ViewType
+
+    runs = client.search_runs(
+        [client.get_experiment_by_name(bad.experiment).experiment_id],
+        filter_string="attributes.status = 'FAILED'",
+        run_view_type=ViewType.ALL,
+    )
+    assert runs and "pattern_shape [6, 7]" in runs[0].data.tags["nnpipe.error"]
+    assert not (config.workdir / "recall-bad-shape").exists()  # nothing written
 
 
 def test_prefect_recorded_the_pipeline_and_its_three_subflows(ran):

@@ -41,6 +41,22 @@ def test_classification_metrics_match_scikit_learn():
     got = classification_metrics(y_true, y_pred, proba, classes)
     assert got["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
     assert got["log_loss"] == pytest.approx(sk.log_loss(y_true, proba, labels=classes), rel=1e-9)
+    assert got["f1_macro"] == pytest.approx(sk.f1_score(y_true, y_pred, average="macro"))
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred"),
+    [
+        ([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 0, 2]),
+        ([True, False, True, True], [True, True, True, True]),  # one label never predicted
+        (["a", "b", "a", "a"], ["a", "c", "a", "b"]),  # "c" predicted, never true
+    ],
+)
+def test_macro_f1_matches_scikit_learn_also_for_labels_seen_on_one_side(y_true, y_pred):
+    got = classification_metrics(y_true, y_pred)["f1_macro"]
+    with np.errstate(all="ignore"):
+        want = sk.f1_score(y_true, y_pred, average="macro", zero_division=0)
+    assert got == pytest.approx(want, rel=1e-12)
 
 
 def test_classification_metrics_need_classes_with_probabilities():

@@ -119,6 +119,35 @@ def test_classifier_pyfunc_returns_nnpipe_labels(model_store, tmp_path):
     assert set(np.unique(got)) <= {3, 7}
 
 
+def test_classifier_pyfunc_gives_labels_or_probabilities_when_asked(model_store, tmp_path):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 2))
+    labels = np.array(["cat", "dog", "emu"])[np.digitize(X[:, 0] - X[:, 1], [-0.5, 0.5])]
+    net = MLPClassifier(hidden_layer_sizes=(8,), max_iter=40, random_state=0).fit(X, labels)
+    scaler = StandardScaler().fit(X)
+    path = tmp_path / "model.npz"
+    TrainedModel(net, scaler, ["u", "v"], ["animal"]).save(path)
+    tracker = MlflowTracker("nnpipe-classify-proba")
+    with tracker.run():
+        logged = tracker.log_model(path, input_example=X[:3])
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    frame = pd.DataFrame(X[:40], columns=["u", "v"])
+    want = net.predict_proba(scaler.transform(X[:40]))
+    assert np.asarray(model.predict(frame)).tolist() == net.classes_[want.argmax(axis=1)].tolist()
+    proba = model.predict(frame, params={"predict_proba": True})
+    assert list(proba.columns) == ["proba_cat", "proba_dog", "proba_emu"]
+    np.testing.assert_array_equal(proba.to_numpy(), want)
+    # The param is declared in the signature (so the REST API takes it too), default False.
+    (param,) = model.metadata.get_params_schema().params
+    assert (param.name, param.default) == ("predict_proba", False)
+    assert np.asarray(model.predict(frame, params={"predict_proba": False})).shape == (40,)
+
+
+def test_regressor_declares_no_probability_param(logged_regressor):
+    _, _, logged = logged_regressor
+    assert mlflow.pyfunc.load_model(logged.model_uri).metadata.get_params_schema() is None
+
+
 def test_tampered_or_mismatched_files_are_refused_before_logging(
     model_store, regressor_files, tmp_path
 ):

@@ -72,6 +72,24 @@ def test_confusion_matrix_figure_writes_counts_in_cells():
     assert png_bytes(fig).startswith(b"\x89PNG")
 
 
+def test_confusion_matrix_figure_keeps_long_labels_inside_the_picture():
+    names = ["setosa flower", "versicolor", "virginica with a rather long name", *"abcde"]
+    rng = np.random.default_rng(0)
+    t = np.array(names)[rng.integers(0, 8, 400)]
+    fig = confusion_matrix_figure(t, t[::-1], labels=sorted(names))
+    png = png_bytes(fig)  # draws the figure, so the text has its final place
+    assert png.startswith(b"\x89PNG")
+    ax = fig.axes[0]
+    box = fig.bbox
+    texts = [*ax.get_xticklabels(), *ax.get_yticklabels(), ax.xaxis.label, ax.yaxis.label]
+    for text in texts:
+        extent = text.get_window_extent()
+        assert box.x0 <= extent.x0 and extent.x1 <= box.x1, text.get_text()
+        assert box.y0 <= extent.y0 and extent.y1 <= box.y1, text.get_text()
+    shown = [label.get_text() for label in ax.get_yticklabels()]
+    assert "virginica with a ra\u2026" in shown and "versicolor" in shown
+
+
 def test_energy_trajectory_draws_one_line_per_probe():
     fig = energy_trajectory_figure([[-3.0, -8.0, -9.0], [-1.0, -9.0]], labels=["a", "b"])
     lines = fig.axes[0].get_lines()

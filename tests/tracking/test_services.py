@@ -2,7 +2,7 @@
 
 Both processes start together (each spends seconds importing MLflow): an
 ``mlflow server`` that the tracker logs to over HTTP, and ``mlflow models serve``
-serving the pyfunc of a real nnpipe regressor.
+serving the pyfunc of a real nnpipe regressor; a classifier is served on its own.
 """
 
 from __future__ import annotations
@@ -126,3 +126,38 @@ def test_served_model_answers_invocations_with_nnpipe_predictions(services, regr
     # float32 predictions survive JSON exactly (float32 -> float64 is exact).
     np.testing.assert_array_equal(served.astype(want.dtype).reshape(want.shape), want)
     assert want.min() < 0  # original target units
+
+
+def test_served_classifier_answers_labels_or_probabilities_by_param(model_store, tmp_path_factory):
+    from nnpipe.core.mlp import MLPClassifier
+    from nnpipe.core.trained_model import TrainedModel
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 2))
+    labels = np.where(X[:, 0] > X[:, 1], "left", "right")
+    net = MLPClassifier(hidden_layer_sizes=(6,), max_iter=30, random_state=0).fit(X, labels)
+    root = tmp_path_factory.mktemp("served-classifier")
+    TrainedModel(net, None, ["u", "v"]).save(root / "model.npz")
+    tracker = MlflowTracker("nnpipe-serve-classifier")
+    with tracker.run():
+        logged = tracker.log_model(root / "model.npz", input_example=X[:2])
+    proc, url, log = launch_model_server(logged.model_uri, model_store[1], root / "serve")
+    try:
+        wait_for_http(f"{url}/ping", proc, timeout=150, log=log)
+
+        def invoke(**extra):
+            frame = {"columns": ["u", "v"], "data": X[:10].tolist()}
+            body = json.dumps({"dataframe_split": frame, **extra}).encode()
+            request = urllib.request.Request(
+                f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read())["predictions"]
+
+        assert invoke() == net.predict(X[:10]).tolist()
+        proba = invoke(params={"predict_proba": True})
+        assert [sorted(row) for row in proba] == [["proba_left", "proba_right"]] * 10
+        got = np.array([[row["proba_left"], row["proba_right"]] for row in proba])
+        np.testing.assert_allclose(got, net.predict_proba(X[:10]), rtol=1e-6)
+    finally:
+        stop(proc)

@@ -130,6 +130,52 @@ def test_classifier_trains_with_integer_labels(tmp_path, xy):
     assert result.model.score(xs.transform(X), labels) > 0.9
 
 
+def test_classifier_epochs_report_accuracy_and_validation_log_loss(tmp_path, xy):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nnpipe.data import TrainValidationSplit
+    from nnpipe.data.scaling import fit_scalers_and_classes
+
+    X, _ = xy
+    labels = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
+    root = tmp_path / "c"
+    root.mkdir()
+    for i in range(4):
+        rows = slice(250 * i, 250 * (i + 1))
+        table = pa.table({"a": X[rows, 0], "b": X[rows, 1], "label": labels[rows]})
+        pq.write_table(table, root / f"part-{i}.parquet")
+    ds = ParquetDataset(root, targets="label", labels=True)
+    split = TrainValidationSplit(0.2, seed=1)
+    xs, classes = fit_scalers_and_classes(ds, split=split)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(8,), batch_size=50, random_state=0, learning_rate_init=0.01
+    )
+    seen = []
+    result = train_out_of_core(
+        clf,
+        ds,
+        epochs=3,
+        split=split,
+        x_scaler=xs,
+        classes=np.arange(2),
+        callback=seen.append,
+        restore_best=False,
+    )
+    assert {"train_accuracy", "val_accuracy"} <= set(seen[0])
+    assert seen[-1]["val_accuracy"] > 0.9 and seen[-1]["train_accuracy"] > 0.9
+    # The logged validation metrics are those of the final weights on the validation rows.
+    model = result.model
+    val = [ds.read_partition(i, "validation", split) for i in range(4)]
+    Xv = xs.transform(np.concatenate([v[0] for v in val]))
+    yv = np.concatenate([v[1][:, 0] for v in val]).astype(np.int64)
+    assert seen[-1]["val_accuracy"] == pytest.approx(np.mean(model.predict(Xv) == yv))
+    picked = model.predict_proba(Xv)[np.arange(len(yv)), yv]
+    assert seen[-1]["val_loss"] == pytest.approx(-np.mean(np.log(picked)), rel=1e-4)
+    assert model.validation_scores_ == [m["val_accuracy"] for m in seen]
+    assert classes.tolist() == ["down", "up"]
+
+
 def test_model_without_the_protocol_is_refused(setup):
     ds = setup[0]
     with pytest.raises(

@@ -131,3 +131,28 @@ def test_validation_rows_too_big_to_keep_are_streamed_each_epoch(setup):
     np.testing.assert_allclose(
         [m["val_loss"] for m in cached.history], [m["val_loss"] for m in streamed.history], 1e-5
     )
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classifier_counts_its_right_rows_from_the_steps_own_forward_pass(n_classes):
+    import copy
+
+    from nnpipe.core.mlp import MLPClassifier
+
+    rng = np.random.default_rng(n_classes)
+    X = rng.normal(size=(60, 3))
+    y = rng.integers(0, n_classes, 60)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), batch_size=60, random_state=0)
+    clf.partial_fit(X, y, classes=np.arange(n_classes))
+    before = copy.deepcopy(clf)
+    clf.partial_fit(X, y)
+    # What the weights before the step predict: the forward pass the step was taken on.
+    assert clf.batch_correct_ == np.count_nonzero(before.predict(X) == y)
+    # A call of several steps has no one forward pass to count from.
+    clf.partial_fit(np.vstack([X, X]), np.concatenate([y, y]))
+    assert clf.batch_correct_ is None
+    # The Trainer then counts with predict, after the step.
+    trainer = Trainer(clf, classes=np.arange(n_classes))
+    counts, X2, y2 = [0, 0], np.vstack([X, X]), np.concatenate([y, y])
+    trainer.train_epoch([(X2, y2)], counts=counts)
+    assert counts == [np.count_nonzero(clf.predict(X2) == y2), 120]

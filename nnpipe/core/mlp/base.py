@@ -75,10 +75,11 @@ class BaseMLP(Params, MLPFileMixin):
     n_threads: int | None = None
 
     _estimator_type = "regressor"
+    _multi_output = False  # y may be 2-D (n_samples, n_outputs)
 
     # -- scikit-learn estimator protocol ------------------------------------------
     def __sklearn_tags__(self):
-        return sklearn_tags(self._estimator_type)
+        return sklearn_tags(self._estimator_type, multi_output=self._multi_output)
 
     def __getstate__(self) -> dict[str, Any]:
         # Views do not survive copying or pickling; they are rebuilt on demand.
@@ -128,10 +129,9 @@ class BaseMLP(Params, MLPFileMixin):
         n_total = n_parameters(sizes)
         self._params = np.zeros(n_total, dtype=dtype)
         self._grads = np.zeros(n_total, dtype=dtype)
-        coefs, _ = split_flat(self._params, sizes)
-        layer_acts = [self._hidden_name] * len(self._hidden) + [self._output_name]
-        for W, act in zip(coefs, layer_acts, strict=True):
-            W[...] = init_layer(self._rng, W.shape[0], W.shape[1], act)
+        coefs, intercepts = split_flat(self._params, sizes)
+        for W, b in zip(coefs, intercepts, strict=True):  # one bound rule for every layer
+            W[...], b[...] = init_layer(self._rng, W.shape[0], W.shape[1], self._hidden_name)
         self._optimizer = self._make_optimizer(n_total)
         self._best_params = self._params.copy()
         self.n_features_in_ = n_features
@@ -432,7 +432,12 @@ class BaseMLP(Params, MLPFileMixin):
 
     def _check_X(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "_params")
-        X = check_array(X, dtype=self._params.dtype)
+        # Predict in the wider of the input's and the network's float type: a float32
+        # array keeps a float32 network on its fast path; anything else is computed in
+        # float64, whose results do not depend on how the rows are batched (float32
+        # matrix products round differently for 1 row and for 20).
+        float32 = self._params.dtype == np.float32 and getattr(X, "dtype", None) == np.float32
+        X = check_array(X, dtype=np.float32 if float32 else np.float64)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         return X
 

@@ -17,7 +17,14 @@ from ..metrics import r2_score
 from ..scalers import SCALERS, MinMaxScaler, StandardScaler, scaler_from_arrays
 from ..serialization import load_npz, require
 from ..threads import blas_threads
-from ..validation import check_array, check_is_fitted, check_n_features, check_option
+from ..validation import (
+    check_array,
+    check_class_labels,
+    check_is_fitted,
+    check_n_features,
+    check_option,
+    check_y_given,
+)
 from .activations import ACTIVATIONS, activation_names
 from .base import BaseMLP, DivergenceError
 from .losses import regression_losses
@@ -109,6 +116,7 @@ class MLPRegressor(BaseMLP):
     target_scaling: str | None = "standard"
 
     _estimator_type = "regressor"
+    _multi_output = True
 
     @property
     def _output_name(self) -> str:
@@ -142,7 +150,7 @@ class MLPRegressor(BaseMLP):
     def _prepare(self, X: Any, y: Any, *, reset: bool) -> tuple[np.ndarray, np.ndarray]:
         dtype = self._dtype if reset else self._params.dtype
         X = check_array(X, dtype=dtype)
-        y_in = np.asarray(y)
+        y_in = np.asarray(check_y_given(y, type(self).__name__))
         if y_in.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D; got shape {y_in.shape}")
         # float64 until scaled, so neither the scaler's statistics nor the scaled
@@ -198,10 +206,17 @@ class MLPRegressor(BaseMLP):
         return self._partial_fit(X, y)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predictions in the original target units, (n_samples,) or (n_samples, n_outputs)."""
+        """Predictions in the original target units, (n_samples,) or (n_samples, n_outputs).
+
+        Always float64 (as scikit-learn's regressors), whatever ``dtype`` the network
+        computes in.
+        """
         out = self._predict_raw(X)  # (n, n_outputs), scaled units
         if self.target_scaler_ is not None:
-            out = self.target_scaler_.inverse_transform(out, dtype=out.dtype)
+            # float64 maths, straight into the float64 predictions (no rounding to
+            # the scaler's or the network's dtype on the way)
+            out = self.target_scaler_.inverse_transform(out, dtype=np.float64)
+        out = out.astype(np.float64, copy=False)
         return out.ravel() if self._y_1d else out
 
     def _score_encoded(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -247,6 +262,8 @@ class MLPClassifier(BaseMLP):
     classes_ : ndarray (n_classes,)
     coefs_, intercepts_, loss_curve_, validation_loss_curve_, best_loss_, n_iter_
         As for MLPRegressor; validation_scores_ holds validation accuracy.
+    batch_correct_ : int or None
+        Rows the last one-step ``partial_fit`` classified right (before its update).
     """
     )
 
@@ -267,22 +284,17 @@ class MLPClassifier(BaseMLP):
     ) -> tuple[np.ndarray, np.ndarray]:
         dtype = self._dtype if reset else self._params.dtype
         X = check_array(X, dtype=dtype)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        if y.ndim != 1:
-            raise ValueError(f"y must be 1-D class labels; got shape {y.shape}")
+        y = check_class_labels(y, type(self).__name__)
         if y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X and y have different numbers of samples: X has {X.shape[0]}, y has {y.shape[0]}"
             )
-        if y.dtype.kind == "f":
-            check_array(y, name="y", dtype=y.dtype, ndim=1)
         if reset:
             labels = np.unique(y) if classes is None else np.unique(np.asarray(classes))
             if labels.shape[0] < 2:
                 raise ValueError(
-                    f"need at least 2 classes to train a classifier; got {labels.tolist()}"
+                    f"need at least 2 classes to train a classifier; got {labels.shape[0]} "
+                    f"class(es): {labels.tolist()}"
                 )
             self.classes_ = labels
         else:
@@ -329,6 +341,16 @@ class MLPClassifier(BaseMLP):
     def _partial_fit_prepared(self, X: np.ndarray, Y: np.ndarray) -> MLPClassifier:
         with blas_threads(self._threads()), np.errstate(all="ignore"):
             self.batch_loss_ = self._run_epoch(X, Y, shuffle=self.shuffle)
+        # Rows the step's own forward pass classified right, read from its output
+        # buffer (free; a predict would cost ~45% of the step): for one step only.
+        n = X.shape[0]
+        self.batch_correct_ = None
+        if n <= self._batch_rows(n):
+            P = self._get_cache(n).acts[-1][:n]  # (n, n_outputs), before the update
+            if P.shape[1] == 1:
+                self.batch_correct_ = int(np.count_nonzero((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
+            else:
+                self.batch_correct_ = int(np.count_nonzero(P.argmax(axis=1) == Y.argmax(axis=1)))
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -68,18 +68,39 @@ def test_softmax_rows_sum_to_one_and_survive_huge_logits():
 @pytest.mark.parametrize(
     "activation,bound",
     [
-        ("relu", np.sqrt(6 / 300)),  # He: fan_in only
-        ("leaky_relu", np.sqrt(6 / 300)),
-        ("tanh", np.sqrt(6 / (300 + 200))),  # Glorot
+        # Glorot's bound for every activation, as scikit-learn: He's sqrt(6 / fan_in) for
+        # ReLU started the default network too far from the targets to learn in a few steps.
+        ("relu", np.sqrt(6 / (300 + 200))),
+        ("leaky_relu", np.sqrt(6 / (300 + 200))),
+        ("tanh", np.sqrt(6 / (300 + 200))),
         ("identity", np.sqrt(6 / (300 + 200))),
-        ("logistic", np.sqrt(2) * np.sqrt(6 / (300 + 200))),
+        ("logistic", np.sqrt(2 / (300 + 200))),  # scikit-learn's smaller bound
     ],
 )
-def test_initialisation_is_chosen_by_activation(activation, bound):
-    from nnpipe.core.mlp.initializers import init_layer
+def test_initialisation_draws_weights_and_biases_in_the_bound(activation, bound):
+    from nnpipe.core.mlp.initializers import init_bound, init_layer
 
-    W = init_layer(np.random.default_rng(0), 300, 200, activation)
-    assert W.shape == (300, 200)
-    assert np.abs(W).max() <= bound
-    assert np.abs(W).max() > 0.99 * bound  # uses the whole range
+    assert init_bound(300, 200, activation) == pytest.approx(bound)
+    W, b = init_layer(np.random.default_rng(0), 300, 200, activation)
+    assert W.shape == (300, 200) and b.shape == (200,)
+    for values in (W, b):
+        assert np.abs(values).max() <= bound
+        assert np.abs(values).max() > 0.97 * bound  # uses the whole range
     assert W.std() == pytest.approx(bound / np.sqrt(3), rel=0.02)  # uniform(-b, b)
+    assert b.std() == pytest.approx(bound / np.sqrt(3), rel=0.15)  # 200 draws only
+
+
+def test_every_layer_starts_from_the_bound_of_the_hidden_activation():
+    from nnpipe.core.mlp import MLPRegressor
+    from nnpipe.core.mlp.initializers import init_bound
+
+    for activation in ("relu", "logistic"):
+        model = MLPRegressor(hidden_layer_sizes=(300, 200), activation=activation, max_iter=1)
+        model._validate_params()
+        model._initialize(40, 1)  # the weights before any step
+        for W, b in zip(model.coefs_, model.intercepts_, strict=True):
+            limit = init_bound(*W.shape, activation)
+            assert np.abs(W).max() <= limit and np.abs(b).max() <= limit
+            assert np.abs(W).max() > 0.9 * limit  # not He's larger, nor a smaller one
+            if b.size > 1:  # the output layer's one bias can fall anywhere in the bound
+                assert np.abs(b).max() > 0.9 * limit  # biases drawn too, not zeros

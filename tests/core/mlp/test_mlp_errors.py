@@ -49,7 +49,9 @@ def test_shapes_and_empty_data(Xy):
 def test_feature_count_differing_at_predict(Xy):
     X, y = Xy
     model = fast().fit(X, y)
-    with pytest.raises(ValueError, match="X has 2 features, but MLPRegressor was fitted with 3"):
+    with pytest.raises(
+        ValueError, match="X has 2 features, but MLPRegressor is expecting 3 features as input"
+    ):
         model.predict(X[:, :2])
     with pytest.raises(ValueError, match="2 features"):
         model.partial_fit(X[:, :2], y)
