@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .params import Params
-from .serialization import ModelFileError, NpzFileMixin, require
+from .serialization import ModelFileError, NpzFileMixin, params_from_json, params_to_json, require
 from .sklearn_compat import ConvergenceWarning, sklearn_class, sklearn_tags
 from .validation import (
     check_array,
@@ -199,9 +199,7 @@ class Perceptron(NpzFileMixin, Params):
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The state :meth:`save` writes, as (arrays, JSON-able meta) to embed in another file."""
         check_is_fitted(self, "coef_")
-        params = {k: v for k, v in self.get_params().items()}
-        if not isinstance(params["random_state"], int | None):
-            params["random_state"] = None
+        params = params_to_json(self.get_params(), "Perceptron")
         arrays = {"coef_": self.coef_, "intercept_": self.intercept_, "classes_": self.classes_}
         meta = {
             "kind": "Perceptron",
@@ -217,7 +215,7 @@ class Perceptron(NpzFileMixin, Params):
     ) -> Perceptron:
         """Rebuild a perceptron from :meth:`to_arrays` output; ``path`` names it in errors."""
         try:
-            model = cls(**meta["params"])
+            model = cls(**params_from_json(meta["params"]))
             model.coef_ = require(arrays, "coef_", (None, None), path)
             k = model.coef_.shape[0]
             model.intercept_ = require(arrays, "intercept_", (k,), path)

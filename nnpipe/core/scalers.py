@@ -1,31 +1,51 @@
 """Feature and target scalers with streaming ``partial_fit``.
 
-``fit`` = reset + ``partial_fit``. Statistics merge batch by batch (Chan et al.'s
-pairwise update for the variance), so the data layer can fit them out of core
-and hand over the totals with ``from_moments`` / ``from_range``. Zero-variance
-(or zero-range) features get a scale of 1, so they map to a constant instead of
-dividing by zero. ``transform`` and ``inverse_transform`` never touch the caller's
-array.
+``fit`` = reset + ``partial_fit``. Statistics are float64 whatever ``dtype`` (the
+dtype of the output only), and ``transform`` works in float64 before its one cast.
+The variance merges batch by batch with Chan et al.'s pairwise update on values
+shifted by a reference (the first batch's mean), so many small batches of data far
+from zero keep the precision of a one-pass float64 variance; the data layer fits
+them out of core and hands over the totals with ``from_moments`` / ``from_range``.
+Zero-variance (or zero-range) features, up to float noise relative to the data's
+magnitude, get a scale of 1, so they map to a constant instead of dividing by
+zero. ``transform`` and ``inverse_transform`` never touch the caller's array.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .params import Params
-from .serialization import ModelFileError, NpzFileMixin, load_npz, require
+from .serialization import (
+    ModelFileError,
+    NpzFileMixin,
+    load_npz,
+    params_from_json,
+    params_to_json,
+    require,
+)
 from .validation import check_array, check_is_fitted, check_n_features, resolve_dtype
 
-# Relative threshold under which a variance/range counts as zero (float noise).
+# Relative threshold under which a standard deviation/range counts as zero: float
+# noise on values of the data's magnitude (not an absolute one, which would take
+# features of scale 1e-16 for constants).
 _ZERO_SCALE_RTOL = 10 * np.finfo(np.float64).eps
+# Elements per float64 block of a transform with a float32 result: 512 KiB, which
+# stays in a core's L2 cache (larger or smaller blocks measured a few % slower).
+_BLOCK_ELEMENTS = 1 << 16
+
+# A transform's maths: (source, float64 output of its shape) -> the output. The
+# output may be the source itself (a float64 array transformed in place).
+_Maths = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _safe_scale(scale: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
     scale = scale.copy()
-    zero = scale <= _ZERO_SCALE_RTOL * np.maximum(np.abs(magnitude), 1.0)
+    zero = scale <= _ZERO_SCALE_RTOL * np.abs(magnitude)
     scale[zero] = 1.0
     return scale
 
@@ -34,7 +54,8 @@ class _Scaler(NpzFileMixin, Params):
     """Shared bookkeeping: parameters, dtype, shape checks, save/load."""
 
     _fitted_attr = "n_samples_seen_"
-    _state: tuple[str, ...] = ()
+    _state: tuple[str, ...] = ()  # the saved statistics
+    _running: tuple[str, ...] = ()  # private accumulators, dropped by fit's reset
 
     def fit(self, X: Any, y: Any = None):
         """Reset, then compute statistics from ``X`` (n_samples, n_features)."""
@@ -46,13 +67,16 @@ class _Scaler(NpzFileMixin, Params):
         return self.fit(X).transform(X)
 
     def _reset(self) -> None:
-        for attr in (*self._state, "n_samples_seen_", "n_features_in_"):
+        for attr in (*self._state, *self._running, "n_samples_seen_", "n_features_in_"):
             self.__dict__.pop(attr, None)
 
     def _check_input(self, X: Any, *, fitting: bool) -> np.ndarray:
-        dtype = resolve_dtype(self.dtype)
+        """``X`` as a 2-D float array checked against the fit: float32 stays float32 (each
+        value is exact in float64, where all the maths happens), anything else float64."""
+        resolve_dtype(self.dtype)
         arr = np.asarray(X)
-        X = check_array(arr if arr.ndim != 1 else arr.reshape(-1, 1), dtype=dtype)
+        arr = arr if arr.ndim != 1 else arr.reshape(-1, 1)
+        X = check_array(arr, dtype=np.float32 if arr.dtype == np.float32 else np.float64)
         if not fitting:
             check_is_fitted(self, self._fitted_attr)
             check_n_features(X, self.n_features_in_, type(self).__name__)
@@ -60,7 +84,25 @@ class _Scaler(NpzFileMixin, Params):
             check_n_features(X, self.n_features_in_, type(self).__name__)
         return X
 
-    def _as_input_shape(self, out: np.ndarray, X: Any) -> np.ndarray:
+    def _map(self, X: Any, maths: _Maths, dtype: Any) -> np.ndarray:
+        """``maths`` over ``X`` in float64, cast once to ``dtype`` (default the scaler's).
+
+        A large float32 result is built block by block through one float64 buffer
+        that stays in cache: on 500 000 x 32 arrays that costs 1.0-1.6x the CPU time
+        of the float32 maths the scalers did before, instead of about 2.5x.
+        """
+        out_dtype = resolve_dtype(self.dtype if dtype is None else dtype)
+        Xc = self._check_input(X, fitting=False)
+        if out_dtype == np.float64 or Xc.size <= _BLOCK_ELEMENTS:
+            # A new array either way: the caller's is left alone.
+            out = maths(Xc, np.empty(Xc.shape)).astype(out_dtype, copy=False)
+        else:
+            out = np.empty(Xc.shape, out_dtype)  # (n, n_features)
+            rows = max(1, _BLOCK_ELEMENTS // Xc.shape[1])
+            buffer = np.empty((min(rows, Xc.shape[0]), Xc.shape[1]))
+            for start in range(0, Xc.shape[0], rows):
+                block = Xc[start : start + rows]
+                out[start : start + rows] = maths(block, buffer[: len(block)])
         return out.reshape(-1) if np.ndim(X) == 1 else out
 
     # -- persistence -------------------------------------------------------------
@@ -69,7 +111,7 @@ class _Scaler(NpzFileMixin, Params):
         check_is_fitted(self, self._fitted_attr)
         arrays = {k: np.asarray(getattr(self, k)) for k in self._state}
         arrays["n_samples_seen_"] = np.asarray(self.n_samples_seen_, dtype=np.int64)
-        params = {k: _jsonable(v) for k, v in self.get_params().items()}
+        params = params_to_json(self.get_params(), type(self).__name__)
         return arrays, {"kind": type(self).__name__, "params": params}
 
     @classmethod
@@ -77,10 +119,7 @@ class _Scaler(NpzFileMixin, Params):
         cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
     ):
         """Rebuild a fitted scaler from :meth:`to_arrays` output (shapes checked)."""
-        params = dict(meta.get("params", {}))
-        if "feature_range" in params:
-            params["feature_range"] = tuple(params["feature_range"])
-        obj = cls(**params)
+        obj = cls(**params_from_json(meta.get("params", {})))
         n_features = None
         for name in cls._state:
             arr = require(arrays, name, (n_features,), path)
@@ -89,14 +128,6 @@ class _Scaler(NpzFileMixin, Params):
         obj.n_samples_seen_ = int(require(arrays, "n_samples_seen_", (), path))
         obj.n_features_in_ = int(n_features)
         return obj
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.dtype) or isinstance(value, type):
-        return np.dtype(value).name
-    if isinstance(value, tuple):
-        return list(value)
-    return value
 
 
 class StandardScaler(_Scaler):
@@ -119,6 +150,7 @@ class StandardScaler(_Scaler):
     """
 
     _state = ("mean_", "var_", "scale_")
+    _running = ("_shift", "_shifted_mean")
 
     def __init__(self, with_mean: bool = True, with_std: bool = True, dtype: Any = "float32"):
         self.with_mean = with_mean
@@ -127,18 +159,24 @@ class StandardScaler(_Scaler):
 
     def partial_fit(self, X: Any, y: Any = None):
         """Merge the statistics of batch ``X`` into the running ones."""
-        X = self._check_input(X, fitting=True).astype(np.float64, copy=False)  # (n, n_features)
-        n_b = X.shape[0]
-        mean_b = X.mean(axis=0)
-        m2_b = ((X - mean_b) ** 2).sum(axis=0)
-        self._merge(n_b, mean_b, m2_b)
+        X = self._check_input(X, fitting=True)  # (n, n_features)
+        if not hasattr(self, "n_samples_seen_"):
+            self._shift = X.mean(axis=0, dtype=np.float64)  # the reference: the first batch's mean
+        elif not hasattr(self, "_shift"):  # loaded or built from moments: restart at mean_
+            self._shift, self._shifted_mean = self.mean_.copy(), np.zeros_like(self.mean_)
+        D = X - self._shift  # float64 values near 0: the sums below keep their digits
+        mean_b = D.mean(axis=0)
+        D -= mean_b
+        m2_b = np.square(D, out=D).sum(axis=0)
+        self._merge(X.shape[0], mean_b, m2_b)
         return self
 
     def _merge(self, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> None:
+        """Chan's update; ``mean_b`` is relative to ``_shift``, ``m2_b`` sums squared deviations."""
         if not hasattr(self, "n_samples_seen_"):
             n, mean, m2 = n_b, mean_b, m2_b
         else:
-            n_a, mean_a = self.n_samples_seen_, self.mean_
+            n_a, mean_a = self.n_samples_seen_, self._shifted_mean
             m2_a = self.var_ * n_a
             n = n_a + n_b
             delta = mean_b - mean_a
@@ -146,9 +184,10 @@ class StandardScaler(_Scaler):
             m2 = m2_a + m2_b + delta**2 * (n_a * n_b / n)
         self.n_samples_seen_ = int(n)
         self.n_features_in_ = int(mean.shape[0])
-        self.mean_ = mean
+        self._shifted_mean = mean
+        self.mean_ = self._shift + mean
         self.var_ = m2 / n
-        self.scale_ = _safe_scale(np.sqrt(self.var_), mean)
+        self.scale_ = _safe_scale(np.sqrt(self.var_), self.mean_)
 
     @classmethod
     def from_moments(cls, n_samples: int, mean: Any, var: Any, **params: Any) -> StandardScaler:
@@ -160,30 +199,61 @@ class StandardScaler(_Scaler):
         if n_samples <= 0:
             raise ValueError(f"n_samples={n_samples} must be > 0")
         obj = cls(**params)
-        obj._merge(int(n_samples), mean, np.maximum(var, 0.0) * n_samples)
+        obj._shift = mean
+        obj._merge(int(n_samples), np.zeros_like(mean), np.maximum(var, 0.0) * n_samples)
         return obj
 
-    def transform(self, X: Any) -> np.ndarray:
-        """Return ``(X - mean_) / scale_`` as a new array."""
-        Xc = self._check_input(X, fitting=False)
-        dtype = Xc.dtype
-        out = Xc.copy()  # (n, n_features)
-        if self.with_mean:
-            out -= self.mean_.astype(dtype)
-        if self.with_std:
-            out /= self.scale_.astype(dtype)
-        return self._as_input_shape(out, X)
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Fitted state as (arrays, JSON-able params), with the mean's digits beyond float64."""
+        arrays, meta = super().to_arrays()
+        shift = getattr(self, "_shift", self.mean_)
+        shifted = getattr(self, "_shifted_mean", np.zeros_like(self.mean_))
+        # mean_ + mean_residual_ is the mean to more digits than mean_ alone, so a
+        # partial_fit after a load merges as precisely as one without the break.
+        arrays["mean_residual_"] = (shift - self.mean_) + shifted
+        return arrays, meta
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Map standardised values back to original units (new array)."""
-        Xc = self._check_input(X, fitting=False)
-        dtype = Xc.dtype
-        out = Xc.copy()
-        if self.with_std:
-            out *= self.scale_.astype(dtype)
-        if self.with_mean:
-            out += self.mean_.astype(dtype)
-        return self._as_input_shape(out, X)
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, np.ndarray], meta: dict[str, Any], path: Any = "<memory>"
+    ) -> StandardScaler:
+        """Rebuild a fitted scaler from :meth:`to_arrays` output (shapes checked)."""
+        obj = super().from_arrays(arrays, meta, path)
+        if "mean_residual_" in arrays:  # absent from files of earlier versions
+            residual = require(arrays, "mean_residual_", (obj.n_features_in_,), path)
+            obj._shift, obj._shifted_mean = obj.mean_.copy(), residual.astype(np.float64)
+        return obj
+
+    def transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Return ``(X - mean_) / scale_`` as a new array, computed in float64.
+
+        ``dtype``: of the result; default the scaler's ``dtype``.
+        """
+        return self._map(X, self._float64_transform(), dtype)
+
+    def _float64_transform(self) -> _Maths:
+        """``transform``'s float64 maths (also run by the data stream's loader)."""
+        check_is_fitted(self, self._fitted_attr)
+        mean = self.mean_ if self.with_mean else np.zeros_like(self.mean_)
+        scale = self.scale_ if self.with_std else np.ones_like(self.scale_)
+
+        def maths(src: np.ndarray, out: np.ndarray) -> np.ndarray:
+            np.subtract(src, mean, out=out)
+            return np.divide(out, scale, out=out)
+
+        return maths
+
+    def inverse_transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Map standardised values back to original units (new array, float64 maths)."""
+        check_is_fitted(self, self._fitted_attr)
+        mean = self.mean_ if self.with_mean else np.zeros_like(self.mean_)
+        scale = self.scale_ if self.with_std else np.ones_like(self.scale_)
+
+        def maths(src: np.ndarray, out: np.ndarray) -> np.ndarray:
+            np.multiply(src, scale, out=out)
+            return np.add(out, mean, out=out)
+
+        return self._map(X, maths, dtype)
 
 
 class MinMaxScaler(_Scaler):
@@ -216,7 +286,7 @@ class MinMaxScaler(_Scaler):
     def partial_fit(self, X: Any, y: Any = None):
         """Widen the running min/max with batch ``X``."""
         self._check_range()
-        X = self._check_input(X, fitting=True)
+        X = self._check_input(X, fitting=True)  # (n, n_features)
         lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
         if hasattr(self, "n_samples_seen_"):
             lo, hi = np.minimum(lo, self.data_min_), np.maximum(hi, self.data_max_)
@@ -238,7 +308,8 @@ class MinMaxScaler(_Scaler):
     @property
     def scale_(self) -> np.ndarray:
         lo, hi = self._check_range()
-        return (hi - lo) / _safe_scale(self.data_range_, self.data_max_)
+        magnitude = np.maximum(np.abs(self.data_min_), np.abs(self.data_max_))
+        return (hi - lo) / _safe_scale(self.data_range_, magnitude)
 
     @property
     def min_(self) -> np.ndarray:
@@ -259,17 +330,37 @@ class MinMaxScaler(_Scaler):
         obj._set(int(n_samples), data_min, data_max)
         return obj
 
-    def transform(self, X: Any) -> np.ndarray:
-        """Return ``X * scale_ + min_`` as a new array."""
-        Xc = self._check_input(X, fitting=False)
-        out = Xc * self.scale_.astype(Xc.dtype) + self.min_.astype(Xc.dtype)
-        return self._as_input_shape(out, X)
+    def transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Return ``(X - data_min_) * scale_ + min`` (= ``X * scale_ + min_``), float64 maths.
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Map scaled values back to original units (new array)."""
-        Xc = self._check_input(X, fitting=False)
-        out = (Xc - self.min_.astype(Xc.dtype)) / self.scale_.astype(Xc.dtype)
-        return self._as_input_shape(out, X)
+        Subtracting ``data_min_`` first keeps the digits of data far from zero.
+        ``dtype``: of the result; default the scaler's ``dtype``.
+        """
+        return self._map(X, self._float64_transform(), dtype)
+
+    def _float64_transform(self) -> _Maths:
+        """``transform``'s float64 maths (also run by the data stream's loader)."""
+        check_is_fitted(self, self._fitted_attr)
+        lo, data_min, scale = self._check_range()[0], self.data_min_, self.scale_
+
+        def maths(src: np.ndarray, out: np.ndarray) -> np.ndarray:
+            np.subtract(src, data_min, out=out)
+            np.multiply(out, scale, out=out)
+            return np.add(out, lo, out=out)
+
+        return maths
+
+    def inverse_transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
+        """Map scaled values back to original units (new array, float64 maths)."""
+        check_is_fitted(self, self._fitted_attr)
+        lo, data_min, scale = self._check_range()[0], self.data_min_, self.scale_
+
+        def maths(src: np.ndarray, out: np.ndarray) -> np.ndarray:
+            np.subtract(src, lo, out=out)
+            np.divide(out, scale, out=out)
+            return np.add(out, data_min, out=out)
+
+        return self._map(X, maths, dtype)
 
 
 SCALERS = {"standard": StandardScaler, "minmax": MinMaxScaler}

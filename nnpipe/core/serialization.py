@@ -129,6 +129,47 @@ class NpzFileMixin:
         return cls.from_arrays(arrays, meta, path)  # type: ignore[attr-defined]
 
 
+def params_to_json(params: Mapping[str, Any], owner: str = "estimator") -> dict[str, Any]:
+    """An estimator's ``get_params()`` as JSON values: the one serializer of every save path.
+
+    NumPy scalars become Python ones (``np.int64`` -> int, ``np.float32`` -> float,
+    ``np.bool_`` -> bool), a dtype or scalar type its name, tuples, lists and arrays
+    lists, and a ``numpy.random.Generator`` None (its effect is saved as state by
+    the estimator). Anything else is a TypeError naming the parameter.
+    """
+    return {k: _param_to_json(v, f"{owner} parameter {k}") for k, v in params.items()}
+
+
+def params_from_json(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`params_to_json` for constructors: JSON lists come back as tuples."""
+    return {name: _list_to_tuple(value) for name, value in params.items()}
+
+
+def _param_to_json(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.dtype(value).name
+    if isinstance(value, tuple | list | np.ndarray):
+        return [_param_to_json(v, where) for v in value]
+    if isinstance(value, np.random.Generator):
+        return None
+    raise TypeError(
+        f"{where}={value!r} cannot be saved: allowed are None, bool, int, float, str, "
+        "a dtype, or a sequence of those (NumPy scalars included)"
+    )
+
+
+def _list_to_tuple(value: Any) -> Any:
+    return tuple(_list_to_tuple(v) for v in value) if isinstance(value, list) else value
+
+
 def require(arrays: Mapping[str, np.ndarray], name: str, shape: tuple, path: str | os.PathLike):
     """Return ``arrays[name]`` after checking it exists and has ``shape`` (None = any size)."""
     if name not in arrays:

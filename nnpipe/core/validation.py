@@ -104,9 +104,11 @@ def check_array(
         raise ValueError(
             f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
-    out = np.array(arr, dtype=dtype, order="C", copy=True if copy else None)
+    with np.errstate(over="ignore"):  # overflow is reported below, by name
+        out = np.array(arr, dtype=dtype, order="C", copy=True if copy else None)
     finite = np.isfinite(out)
     if not finite.all():
+        _check_overflow(arr, finite, name, out.dtype)
         bad = ~finite
         if out.ndim == 2:
             cols = np.flatnonzero(bad.any(axis=0))
@@ -123,6 +125,22 @@ def check_array(
             "clean or impute them first"
         )
     return out
+
+
+def _check_overflow(arr: np.ndarray, finite: np.ndarray, name: str, dtype: np.dtype) -> None:
+    """Raise when finite values of ``arr`` became infinite in ``dtype`` (e.g. 1e39 in float32)."""
+    overflow = ~finite & np.isfinite(arr)
+    if not overflow.any():
+        return
+    cols = np.flatnonzero(overflow.any(axis=0)) if arr.ndim == 2 else []
+    where = "".join(f", column {c}" for c in cols[:10])
+    big = float(np.abs(arr[overflow]).max())
+    limit = float(np.finfo(dtype).max)
+    raise ValueError(
+        f"{name} has {int(overflow.sum())} values beyond the range of {dtype.name} "
+        f"(|x| up to {big:.3g} > {limit:.3g}{where}); use dtype='float64', or scale the "
+        "data down first"
+    )
 
 
 def check_y_given(y: Any, owner: str) -> Any:

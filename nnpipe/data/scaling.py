@@ -1,9 +1,13 @@
 """Scalers fitted out of core: one Dask pass for every statistic, merged per partition.
 
-Each partition yields (n, mean, M2, min, max) per column; the partials merge with
-Chan et al.'s pairwise update, so the result equals a scaler fitted on all rows
-in memory up to float rounding. The totals become ordinary ``nnpipe.core``
-scalers via ``from_moments`` / ``from_range``.
+Each partition yields (n, mean, residual, M2, min, max) per column, where the
+mean is the float64 rounded one and the residual the mean of the values minus it,
+so together they hold the mean to more digits than one float64. The partials merge
+with Chan et al.'s pairwise update on means shifted by a reference (the first
+partition's mean): data far from zero (|mean| up to 1e8 standard deviations) keep
+the precision of a one-pass float64 variance, as in the in-memory scalers. The
+totals become ordinary ``nnpipe.core`` scalers via ``from_moments`` /
+``from_range``.
 """
 
 from __future__ import annotations
@@ -20,31 +24,37 @@ from .dataset import DataError, ParquetDataset
 from .split import TrainValidationSplit, check_subset
 
 
-def _moments(block: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _column_moments(a: np.ndarray) -> tuple[float, float, float]:
+    """(rounded mean, mean of ``a`` minus it, sum of squared deviations) in float64."""
+    mean = a.mean(dtype=np.float64)
+    d = a - np.array([mean])  # float64 (a (1,) float64 array promotes float32)
+    residual = d.sum() / d.shape[0]
+    return mean, residual, float(d @ d) - d.shape[0] * residual * residual
+
+
+def _moments(block: np.ndarray) -> tuple:
     n = block.shape[0]
     width = block.shape[1]
     if n == 0:
         nan = np.full(width, np.nan)
-        return 0, np.zeros(width), np.zeros(width), nan, nan
+        return 0, np.zeros(width), np.zeros(width), np.zeros(width), nan, nan
     # Column by column keeps the temporaries one column long (cache-friendly, less RSS).
-    mean, m2 = np.empty(width), np.empty(width)
+    mean, residual, m2 = np.empty(width), np.empty(width), np.empty(width)
     lo, hi = np.empty(width), np.empty(width)
     for j in range(width):
         col = block[:, j]  # contiguous: blocks are column-major
-        mean[j] = col.mean()
-        d = col - mean[j]
-        m2[j] = d @ d
+        mean[j], residual[j], m2[j] = _column_moments(col)
         lo[j], hi[j] = col.min(), col.max()
-    return n, mean, m2, lo, hi
+    return n, mean, residual, m2, lo, hi
 
 
 def _partition_moments(index: int, dataset: ParquetDataset, subset: str, split) -> tuple:
-    """(n, mean, M2, min, max, n_dropped) of one partition's feature + target columns."""
+    """(n, mean, residual, M2, min, max, n_dropped) of one partition's feature + target columns."""
     table, mask = dataset._read_table(index, subset, split)
     keep = None if mask is None else (mask if subset == "validation" else ~mask)
     columns = dataset.feature_names + dataset.target_names
     width = len(columns)
-    mean, m2 = np.empty(width), np.empty(width)
+    mean, residual, m2 = np.empty(width), np.empty(width), np.empty(width)
     lo, hi = np.empty(width), np.empty(width)
     n = table.num_rows if keep is None else int(keep.sum())
     # Fast path straight on the Arrow buffers (no float64 block): about 3x cheaper
@@ -62,30 +72,30 @@ def _partition_moments(index: int, dataset: ParquetDataset, subset: str, split) 
         lo[j], hi[j] = a.min(), a.max()
         if not (np.isfinite(lo[j]) and np.isfinite(hi[j])):
             break
-        mean[j] = a.mean(dtype=np.float64)
-        d = a - mean[j : j + 1]  # float64 (a (1,) float64 array promotes float32)
-        m2[j] = d @ d
+        mean[j], residual[j], m2[j] = _column_moments(a)
     else:
-        return n, mean, m2, lo, hi, 0
+        return n, mean, residual, m2, lo, hi, 0
     block, _, n_dropped = dataset._read_block(index, subset, split)
     return (*_moments(block), n_dropped)
 
 
 def _merge(parts: list[tuple]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    n, mean, m2, lo, hi = 0, None, None, None, None
-    for n_b, mean_b, m2_b, lo_b, hi_b, _ in parts:
+    """(n, mean, M2, min, max) of all ``parts``, merged with Chan's update relative to
+    the first partition's mean (each partition's mean relative to it is exact)."""
+    n, shift, mean, m2, lo, hi = 0, None, None, None, None, None
+    for n_b, mean_b, residual_b, m2_b, lo_b, hi_b, _ in parts:
         if n_b == 0:
             continue
         if n == 0:
-            n, mean, m2, lo, hi = n_b, mean_b, m2_b, lo_b, hi_b
+            n, shift, mean, m2, lo, hi = n_b, mean_b, residual_b, m2_b, lo_b, hi_b
             continue
         total = n + n_b
-        delta = mean_b - mean
+        delta = (mean_b - shift) + residual_b - mean  # mean_b - shift: exact when they are close
         mean = mean + delta * (n_b / total)
         m2 = m2 + m2_b + delta**2 * (n * n_b / total)
         lo, hi = np.minimum(lo, lo_b), np.maximum(hi, hi_b)
         n = total
-    return n, mean, m2, lo, hi
+    return n, (None if n == 0 else shift + mean), m2, lo, hi
 
 
 def _build(kind: Any, what: str, n: int, mean, m2, lo, hi):
@@ -130,7 +140,7 @@ def fit_scalers(
             f"dataset {dataset.path!r} is empty: 0 rows in subset {subset!r} to fit scalers on"
         )
     if subset == "all":
-        dataset.n_dropped = sum(p[5] for p in parts)
+        dataset.n_dropped = sum(p[-1] for p in parts)
     nf = dataset.n_features
     xs = _build(x_scaler, "x_scaler", n, mean[:nf], m2[:nf], lo[:nf], hi[:nf])
     ys = _build(y_scaler, "y_scaler", n, mean[nf:], m2[nf:], lo[nf:], hi[nf:])
@@ -138,7 +148,7 @@ def fit_scalers(
 
 
 def _partition_labels(index: int, dataset: ParquetDataset, split) -> tuple:
-    """(n, mean, M2, min, max, n_dropped) of the training rows' features, and the distinct
+    """(n, mean, residual, M2, min, max, n_dropped) of the training rows' features, and the distinct
     labels of the training and of the validation rows, from one read of partition ``index``."""
     from .labels import distinct_labels
 
@@ -193,5 +203,5 @@ def fit_scalers_and_classes(
         )
     dataset.set_classes(classes)
     if split is None:
-        dataset.n_dropped = sum(r[0][5] for r in results)
+        dataset.n_dropped = sum(r[0][-1] for r in results)
     return _build(x_scaler, "x_scaler", n, mean, m2, lo, hi), dataset.classes

@@ -59,25 +59,18 @@ def _apply(scaler: Any, A: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``scaler.transform(A)`` as ``dtype``, overwriting ``A`` when it can.
 
     ``A`` is a partition just read (the loader's own array, checked finite, often
-    column-major). For nnpipe's own scalers the same float operations as their
-    ``transform`` (so the same bits) run in place, in ``A``'s layout, where they
-    stream through memory and need no scaled copy; the group is made C-ordered
-    when it is stacked. Anything else goes through ``transform``.
+    column-major). nnpipe's own scalers compute in float64: on a float64 ``A`` their
+    ``transform`` maths (so the same bits) run in place, in ``A``'s layout, where
+    they stream through memory and need no scaled copy, before the one cast; the
+    group is made C-ordered when it is stacked. Anything else goes through
+    ``transform``.
     """
     if scaler is None:
         return A if A.dtype == dtype else A.astype(dtype)
-    if np.dtype(getattr(scaler, "dtype", None) or "float64") != dtype or A.dtype != dtype:
-        return np.asarray(scaler.transform(A), dtype=dtype)
-    if type(scaler) is StandardScaler:
-        if scaler.with_mean:
-            np.subtract(A, scaler.mean_.astype(dtype), out=A)
-        if scaler.with_std:
-            np.divide(A, scaler.scale_.astype(dtype), out=A)
-        return A
-    if type(scaler) is MinMaxScaler:
-        np.multiply(A, scaler.scale_.astype(dtype), out=A)
-        np.add(A, scaler.min_.astype(dtype), out=A)
-        return A
+    if type(scaler) in (StandardScaler, MinMaxScaler):
+        if A.dtype != np.float64:
+            return scaler.transform(A, dtype=dtype)
+        return scaler._float64_transform()(A, A).astype(dtype, copy=False)
     return np.asarray(scaler.transform(A), dtype=dtype)
 
 
@@ -90,9 +83,11 @@ def _load(
     index: int,
 ):
     """Read, scale and cast partition ``index``: ((X, y), (X_val, y_val) or None)."""
-    # Reading straight into float32 saves a float64 copy; the values are the same
-    # as rounding float64 later, which is what the scalers' float32 transform does.
-    read = np.float32 if scaling.dtype == scaling.y_dtype == np.float32 else np.float64
+    # Reading straight into float32 saves a float64 copy when nothing is scaled; the
+    # scalers work on the float64 values (rounding first would lose their digits).
+    scaled = scaling.x_scaler is not None or scaling.y_scaler is not None
+    float32 = scaling.dtype == scaling.y_dtype == np.float32
+    read = np.float32 if float32 and not scaled else np.float64
     # The datasets hand out arrays of their own for each read, so scaling may overwrite them.
     if sides:
         train, val = dataset.read_partition_sides(index, split, read)

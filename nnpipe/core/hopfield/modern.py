@@ -23,7 +23,14 @@ import numpy as np
 
 from ..mlp.activations import softmax
 from ..params import Params
-from ..serialization import ModelFileError, load_npz, require, save_npz
+from ..serialization import (
+    ModelFileError,
+    load_npz,
+    params_from_json,
+    params_to_json,
+    require,
+    save_npz,
+)
 from ..validation import (
     check_array,
     check_is_fitted,
@@ -193,8 +200,7 @@ class ModernHopfield(Params):
     def save(self, path: str | os.PathLike) -> None:
         """Write the stored patterns and parameters to ``.npz`` atomically (no pickle)."""
         check_is_fitted(self, "patterns_")
-        params = self.get_params()
-        params["dtype"] = np.dtype(resolve_dtype(self.dtype)).name
+        params = params_to_json(self.get_params(), type(self).__name__)
         save_npz(
             path, {"patterns": self.patterns_}, {"kind": type(self).__name__, "params": params}
         )
@@ -205,7 +211,7 @@ class ModernHopfield(Params):
         arrays, meta = load_npz(path, kind=cls.__name__)
         patterns = require(arrays, "patterns", (None, None), path)
         try:
-            net = cls(**meta.get("params", {}))
+            net = cls(**params_from_json(meta.get("params", {})))
             dtype = net._check_params()
             net.patterns_ = check_array(patterns, name="patterns", dtype=dtype)
         except (TypeError, ValueError) as exc:

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from ..params import Params
-from ..serialization import ModelFileError, load_npz, require, save_npz
+from ..serialization import (
+    ModelFileError,
+    load_npz,
+    params_from_json,
+    params_to_json,
+    require,
+    save_npz,
+)
 from ..threads import blas_threads, choose_n_threads
 from ..validation import check_is_fitted, check_option, check_positive, check_rng
 from .dynamics import (
@@ -361,12 +368,10 @@ class HopfieldNetwork(Params):
     def save(self, path: str | os.PathLike) -> None:
         """Write the network to a ``.npz`` file atomically (no pickle)."""
         check_is_fitted(self, "weights_q_")
-        params = self.get_params()
-        if not (params["random_state"] is None or isinstance(params["random_state"], int)):
-            params["random_state"] = None  # a Generator; order_seed_ keeps recall identical
         meta = {
             "kind": type(self).__name__,
-            "params": params,
+            # A Generator random_state is saved as None: order_seed_ keeps recall identical.
+            "params": params_to_json(self.get_params(), type(self).__name__),
             "rule_": self.rule_,
             "weights_scale": self.weights_scale_,
             "order_seed": self.order_seed_,
@@ -381,7 +386,7 @@ class HopfieldNetwork(Params):
         n = q.shape[0]
         patterns = require(arrays, "patterns", (None, n), path)
         try:
-            net = cls(**meta.get("params", {}))
+            net = cls(**params_from_json(meta.get("params", {})))
             net._check_params()
             rule_ = meta.get("rule_")
             if rule_ is not None:

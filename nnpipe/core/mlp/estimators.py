@@ -153,7 +153,9 @@ class MLPRegressor(BaseMLP):
         y_in = np.asarray(check_y_given(y, type(self).__name__))
         if y_in.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D; got shape {y_in.shape}")
-        Y = check_array(y_in.reshape(-1, 1) if y_in.ndim == 1 else y_in, name="y", dtype=dtype)
+        # float64 until scaled, so neither the scaler's statistics nor the scaled
+        # targets see values rounded to a float32 model's dtype.
+        Y = check_array(y_in.reshape(-1, 1) if y_in.ndim == 1 else y_in, name="y", dtype=np.float64)
         if Y.shape[0] != X.shape[0]:
             raise ValueError(
                 f"X and y have different numbers of samples: X has {X.shape[0]}, y has {Y.shape[0]}"
@@ -173,8 +175,10 @@ class MLPRegressor(BaseMLP):
                     f"y has {Y.shape[1]} target columns, but {type(self).__name__} was "
                     f"fitted with {self.n_outputs_}"
                 )
-        if self.target_scaler_ is not None:
-            Y = self.target_scaler_.transform(Y)
+        if self.target_scaler_ is not None:  # the model's dtype, whatever the scaler's
+            Y = self.target_scaler_.transform(Y, dtype=dtype)
+        else:
+            Y = check_array(Y, name="y", dtype=dtype)
         self._check_reachable(Y)
         return X, Y
 
@@ -209,7 +213,9 @@ class MLPRegressor(BaseMLP):
         """
         out = self._predict_raw(X)  # (n, n_outputs), scaled units
         if self.target_scaler_ is not None:
-            out = self.target_scaler_.inverse_transform(out)
+            # float64 maths, straight into the float64 predictions (no rounding to
+            # the scaler's or the network's dtype on the way)
+            out = self.target_scaler_.inverse_transform(out, dtype=np.float64)
         out = out.astype(np.float64, copy=False)
         return out.ravel() if self._y_1d else out
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..serialization import ModelFileError, NpzFileMixin, require
+from ..serialization import ModelFileError, NpzFileMixin, params_from_json, params_to_json, require
 from ..validation import check_is_fitted
 
 
@@ -28,7 +28,7 @@ class MLPFileMixin(NpzFileMixin):
         arrays.update({f"opt_{k}": v for k, v in opt_arrays.items()})
         meta = {
             "kind": type(self).__name__,
-            "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+            "params": params_to_json(self.get_params(), type(self).__name__),
             "layer_sizes": self._layer_sizes,
             "optimizer": opt_meta,
             "rng": _jsonable_state(self._rng.bit_generator.state),
@@ -50,9 +50,7 @@ class MLPFileMixin(NpzFileMixin):
     ):
         """Rebuild a model from :meth:`to_arrays` output; ``path`` names the source in errors."""
         try:
-            params = dict(meta["params"])
-            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-            model = cls(**params)
+            model = cls(**params_from_json(meta["params"]))
             model._validate_params()
             sizes = [int(s) for s in meta["layer_sizes"]]
             if sizes[1:-1] != model._hidden:
@@ -90,20 +88,6 @@ class MLPFileMixin(NpzFileMixin):
 
     def _load_extra(self, arrays: dict, meta: dict, path: Any) -> None:
         """Subclass hook: restore target encoding state."""
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.dtype) or isinstance(value, type):
-        return np.dtype(value).name
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, np.random.Generator):
-        return None  # its state is saved separately (meta["rng"]) and restored on load
-    return value
 
 
 def _jsonable_state(state: Any) -> Any:
