@@ -17,7 +17,7 @@ bundled real sets (diabetes; iris, wine, breast_cancer, digits) and synthetic
 regression sets built on make_friedman1: as is (targets about 0..30), negated and
 shifted (all negative) and offset by 1e4.
 
-    python benchmarks/bench_quality.py                 # 9 sets, 10/50/200 epochs, 3 seeds
+    python benchmarks/bench_quality.py                 # 9 sets, 10/50/200 epochs, 10 seeds
     python benchmarks/bench_quality.py --quick         # 50 epochs, 1 seed
     python benchmarks/bench_quality.py --sets diabetes iris --epochs 50 --seeds 5
     python benchmarks/bench_quality.py --activation tanh   # another default for both
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50 epochs, 1 seed")
     parser.add_argument("--epochs", type=int, nargs="+", default=None, help="budgets (10 50 200)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (3)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (10)")
     parser.add_argument("--sets", nargs="+", choices=list(SETS), default=list(SETS))
     parser.add_argument(
         "--activation", choices=["relu", "tanh", "logistic", "identity"], default="relu",
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     args = parser.parse_args(argv)
     budgets = args.epochs if args.epochs is not None else [50] if args.quick else [10, 50, 200]
-    seeds = args.seeds if args.seeds is not None else 1 if args.quick else 3
+    seeds = args.seeds if args.seeds is not None else 1 if args.quick else 10
     if min(budgets) < 1 or seeds < 1:
         parser.error("--epochs and --seeds must be positive")
     try:
