@@ -181,25 +181,6 @@ def check_class_labels(y: Any, owner: str) -> np.ndarray:
     return y
 
 
-def check_X_y(
-    X: Any, y: Any, *, dtype: np.dtype | type = np.float32, y_numeric: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """Check ``X`` (2-D) and ``y`` (1-D or 2-D) and that their sample counts agree."""
-    X = check_array(X, dtype=dtype)
-    y_arr = np.asarray(y)
-    if y_arr.ndim not in (1, 2):
-        raise ValueError(f"y must be 1-D or 2-D; got shape {y_arr.shape}")
-    if y_numeric:
-        y_arr = check_array(y_arr, name="y", dtype=dtype, ndim=y_arr.ndim)
-    elif y_arr.shape[0] == 0:
-        raise ValueError("y is empty: 0 samples")
-    if y_arr.shape[0] != X.shape[0]:
-        raise ValueError(
-            f"X and y have different numbers of samples: X has {X.shape[0]}, y has {y_arr.shape[0]}"
-        )
-    return X, y_arr
-
-
 def check_n_features(X: np.ndarray, n_features_in: int, what: str) -> None:
     """Raise ValueError when ``X`` has a different feature count from the fitted one."""
     if X.shape[1] != n_features_in:
