@@ -30,21 +30,6 @@ import numpy as np
 GAINS = {"logistic": 1.0 / np.sqrt(3.0)}  # sqrt(2 / (fan_in + fan_out)), as scikit-learn
 
 
-def glorot_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, gain: float = 1.0):
-    """U(-b, b) with b = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio 2010)."""
-    bound = gain * np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-bound, bound, size=(fan_in, fan_out))
-
-
-def he_uniform(rng: np.random.Generator, fan_in: int, fan_out: int, gain: float = 1.0):
-    """U(-b, b) with b = gain * sqrt(6 / fan_in) (He et al. 2015); for deep ReLU stacks.
-
-    Not what the estimators use: see the module docstring for why.
-    """
-    bound = gain * np.sqrt(6.0 / fan_in)
-    return rng.uniform(-bound, bound, size=(fan_in, fan_out))
-
-
 def init_bound(fan_in: int, fan_out: int, activation: str) -> float:
     """The bound b of U(-b, b) for a layer of a network with hidden ``activation``."""
     return float(GAINS.get(activation, 1.0) * np.sqrt(6.0 / (fan_in + fan_out)))
@@ -58,8 +43,7 @@ def init_layer(
     ``activation`` is the network's hidden activation; it sets the gain of every
     layer, the output layer's included, as scikit-learn does.
     """
-    gain = GAINS.get(activation, 1.0)
-    W = glorot_uniform(rng, fan_in, fan_out, gain)  # (fan_in, fan_out)
     bound = init_bound(fan_in, fan_out, activation)
+    W = rng.uniform(-bound, bound, size=(fan_in, fan_out))  # (fan_in, fan_out)
     b = rng.uniform(-bound, bound, size=fan_out)  # (fan_out,)
     return W, b
