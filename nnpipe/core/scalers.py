@@ -231,11 +231,16 @@ class StandardScaler(_Scaler):
         """
         return self._map(X, self._float64_transform(), dtype)
 
-    def _float64_transform(self) -> _Maths:
-        """``transform``'s float64 maths (also run by the data stream's loader)."""
+    def _centre_and_scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, scale) the maps use: 0 and 1 where ``with_mean``/``with_std`` say so."""
         check_is_fitted(self, self._fitted_attr)
         mean = self.mean_ if self.with_mean else np.zeros_like(self.mean_)
         scale = self.scale_ if self.with_std else np.ones_like(self.scale_)
+        return mean, scale
+
+    def _float64_transform(self) -> _Maths:
+        """``transform``'s float64 maths (also run by the data stream's loader)."""
+        mean, scale = self._centre_and_scale()
 
         def maths(src: np.ndarray, out: np.ndarray) -> np.ndarray:
             np.subtract(src, mean, out=out)
@@ -245,9 +250,7 @@ class StandardScaler(_Scaler):
 
     def inverse_transform(self, X: Any, *, dtype: Any = None) -> np.ndarray:
         """Map standardised values back to original units (new array, float64 maths)."""
-        check_is_fitted(self, self._fitted_attr)
-        mean = self.mean_ if self.with_mean else np.zeros_like(self.mean_)
-        scale = self.scale_ if self.with_std else np.ones_like(self.scale_)
+        mean, scale = self._centre_and_scale()
 
         def maths(src: np.ndarray, out: np.ndarray) -> np.ndarray:
             np.multiply(src, scale, out=out)
