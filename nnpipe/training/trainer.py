@@ -134,16 +134,19 @@ class Trainer:
     ) -> float | None:
         """Mean data loss of the current weights over ``batches``; None when they hold no rows.
 
-        With ``counts`` (a list [right, rows]) the rows predicted right, and the rows,
-        are added to it.
+        With ``counts`` (a list [right, rows]) a classifier's rows predicted right, and
+        the rows, are added to it (loss and count from one forward pass per batch).
         """
         v_sum, v_n = 0.0, 0
         for Xv, yv in batches:
-            v_sum += self.model.data_loss(Xv, yv) * len(Xv)
-            v_n += len(Xv)
-            if counts is not None:
-                counts[0] += int(np.count_nonzero(self.model.predict(Xv) == yv))
+            if counts is None:
+                loss = self.model.data_loss(Xv, yv)
+            else:
+                loss, right = self.model.loss_and_correct(Xv, yv)
+                counts[0] += right
                 counts[1] += len(Xv)
+            v_sum += loss * len(Xv)
+            v_n += len(Xv)
         return v_sum / v_n if v_n else None
 
     def end_epoch(

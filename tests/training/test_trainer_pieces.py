@@ -156,3 +156,24 @@ def test_classifier_counts_its_right_rows_from_the_steps_own_forward_pass(n_clas
     counts, X2, y2 = [0, 0], np.vstack([X, X]), np.concatenate([y, y])
     trainer.train_epoch([(X2, y2)], counts=counts)
     assert counts == [np.count_nonzero(clf.predict(X2) == y2), 120]
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_classifier_validation_loss_and_right_rows_come_from_one_forward_pass(n_classes):
+    from nnpipe.core.mlp import MLPClassifier
+
+    rng = np.random.default_rng(10 + n_classes)
+    X = rng.normal(size=(80, 3)).astype(np.float32)
+    y = rng.integers(0, n_classes, 80)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y)
+    loss, right = clf.loss_and_correct(X, y)
+    assert loss == clf.data_loss(X, y)
+    assert right == np.count_nonzero(clf.predict(X) == y)
+    counts = [0, 0]
+    mean = Trainer(clf, classes=np.arange(n_classes)).validation_loss(
+        [(X[:50], y[:50]), (X[50:], y[50:])], counts=counts
+    )
+    assert counts == [right, 80]
+    assert mean == pytest.approx(
+        (clf.data_loss(X[:50], y[:50]) * 50 + clf.data_loss(X[50:], y[50:]) * 30) / 80
+    )

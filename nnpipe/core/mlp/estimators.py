@@ -27,7 +27,7 @@ from ..validation import (
 )
 from .activations import ACTIVATIONS, activation_names
 from .base import BaseMLP, DivergenceError
-from .losses import regression_losses
+from .losses import LOSSES, regression_losses
 
 __all__ = ["MLPRegressor", "MLPClassifier", "DivergenceError", "load_model", "network_from_arrays"]
 
@@ -347,11 +347,16 @@ class MLPClassifier(BaseMLP):
         self.batch_correct_ = None
         if n <= self._batch_rows(n):
             P = self._get_cache(n).acts[-1][:n]  # (n, n_outputs), before the update
-            if P.shape[1] == 1:
-                self.batch_correct_ = int(np.count_nonzero((P[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
-            else:
-                self.batch_correct_ = int(np.count_nonzero(P.argmax(axis=1) == Y.argmax(axis=1)))
+            self.batch_correct_ = _n_right(P, Y)
         return self
+
+    def loss_and_correct(self, X: Any, y: Any) -> tuple[float, int]:
+        """(``data_loss(X, y)``, rows ``predict`` gets right) from one forward pass."""
+        check_is_fitted(self, "_params")
+        X, Y = self._prepare(X, y, reset=False)
+        with blas_threads(self._threads()), np.errstate(all="ignore"):
+            P = self._forward(X)  # (n, n_outputs)
+            return LOSSES[self.loss].value(Y, P), _n_right(P, Y)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_samples, n_classes), columns in ``classes_`` order."""
@@ -362,15 +367,11 @@ class MLPClassifier(BaseMLP):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class label per row."""
-        p = self._predict_raw(X)
-        idx = (p[:, 0] > 0.5).astype(np.intp) if p.shape[1] == 1 else p.argmax(axis=1)
+        idx = _class_index(self._predict_raw(X))  # checks the fit before classes_ is read
         return self.classes_[idx]
 
     def _score_encoded(self, X: np.ndarray, Y: np.ndarray) -> float:
-        p = self._forward(X)
-        if p.shape[1] == 1:
-            return float(np.mean((p[:, 0] > 0.5) == (Y[:, 0] > 0.5)))
-        return float(np.mean(p.argmax(axis=1) == Y.argmax(axis=1)))
+        return _n_right(self._forward(X), Y) / X.shape[0]
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy."""
@@ -403,3 +404,13 @@ def network_from_arrays(arrays: dict, meta: dict, path: Any = "<memory>"):
             f"{str(path)!r} holds a {meta.get('kind')!r}; load_model reads {', '.join(kinds)}"
         )
     return cls.from_arrays(arrays, meta, path)
+
+
+def _class_index(P: np.ndarray) -> np.ndarray:
+    """Each row's class index from network outputs or one-hot targets (n, n_outputs)."""
+    return (P[:, 0] > 0.5).astype(np.intp) if P.shape[1] == 1 else P.argmax(axis=1)
+
+
+def _n_right(P: np.ndarray, Y: np.ndarray) -> int:
+    """Rows whose outputs ``P`` pick the class their encoded targets ``Y`` name."""
+    return int(np.count_nonzero(_class_index(P) == _class_index(Y)))
