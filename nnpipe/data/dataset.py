@@ -427,7 +427,7 @@ class ParquetDataset(_labels.LabelColumn):
             self.target_names,
             str(self._filter),
             self.nan_policy,
-            None if self.classes is None else self.classes.tolist(),
+            self._class_list(),
         )
 
 
