@@ -218,22 +218,22 @@ def evaluate_classifier(
 
     ``baseline_accuracy`` is what always answering the most frequent class would score.
     """
-    truths, preds, probas, example = [], [], [], None
+    truths, probas, example = [], [], None
     for i in range(dataset.n_partitions):
         X, y = dataset.read_partition(i, "validation", split)  # y: class indices
         if len(X) == 0:
             continue
         if example is None:
             example = X[:5]
-        preds.append(model.predict(X))
         probas.append(model.predict_proba(X))
         truths.append(y[:, 0].astype(np.intp))
-    if not preds:
+    if not probas:
         raise ValueError(f"dataset {dataset.path!r} has no validation rows to evaluate on")
     classes = model.classes
-    codes = np.concatenate(truths)
-    y_true, y_pred = classes[codes], np.concatenate(preds)
-    metrics = classification_metrics(y_true, y_pred, np.concatenate(probas), classes)
+    codes, proba = np.concatenate(truths), np.concatenate(probas)
+    # The most probable class is what predict answers: no second pass for the labels.
+    y_true, y_pred = classes[codes], classes[proba.argmax(axis=1)]
+    metrics = classification_metrics(y_true, y_pred, proba, classes)
     metrics.update(
         {
             "val_rows": float(len(y_true)),

@@ -114,6 +114,28 @@ def test_mlflow_run_holds_classes_epoch_accuracy_and_confusion_matrix(ran, clien
         assert json.load(fh) == {"target": "species", "classes": list(SPECIES)}
 
 
+def test_logged_accuracy_is_what_the_saved_model_predicts_on_the_validation_rows(ran):
+    from flows.train_bp import evaluate_classifier, make_split
+    from nnpipe.data.dataset import ParquetDataset
+
+    config, result, _, _ = ran
+    s = result["summary"]["train_bp"]
+    trained = TrainedModel.load(s["model_path"])
+    _, train, _ = stage_configs(config)
+    dataset = ParquetDataset(
+        train.dataset_path, targets=train.target, labels=True, classes=trained.classes
+    )
+    split = make_split(train)
+    metrics, _, (y_true, y_pred) = evaluate_classifier.fn(trained, dataset, split)
+    right, rows = 0, 0
+    for i in range(dataset.n_partitions):
+        X, y = dataset.read_partition(i, "validation", split)
+        right += int(np.count_nonzero(trained.predict(X) == trained.classes[y[:, 0].astype(int)]))
+        rows += len(X)
+    assert rows == len(y_true) > 0
+    assert metrics["accuracy"] == pytest.approx(right / rows) == pytest.approx(s["accuracy"])
+
+
 def test_saved_model_and_registered_pyfunc_answer_with_species_names(ran):
     import mlflow
 
