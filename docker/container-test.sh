@@ -124,7 +124,7 @@ previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 podman build --ignorefile docker/Dockerfile.dockerignore --file docker/Dockerfile \
     --build-arg BASE_IMAGE="$BASE" --iidfile "$iid" --tag "$IMAGE" . >"$LOGS/build.log" 2>&1 \
     || fail_log build.log
-IID=$(cat "$iid") && rm -f "$iid"
+IID=$(cat "$iid") && IID=${IID#sha256:} && rm -f "$iid"
 # The image the tag named before is replaced: without this, every run would leave
 # 1.3 GB behind (the build stage's layers stay, as the next build's cache).
 if [[ -n $previous && $previous != "$IID" ]]; then
@@ -132,7 +132,7 @@ if [[ -n $previous && $previous != "$IID" ]]; then
 fi
 rm -rf "$STAGE"
 size=$(podman image inspect --format '{{.Size}}' "$IID")
-step "image $IMAGE ${IID:0:19}: $((size / 1000000)) MB (base $BASE: $(($(podman image inspect --format '{{.Size}}' "$BASE") / 1000000)) MB)"
+step "image $IMAGE ${IID:0:12}: $((size / 1000000)) MB (base $BASE: $(($(podman image inspect --format '{{.Size}}' "$BASE") / 1000000)) MB)"
 
 # -- 5. the topology ----------------------------------------------------------------
 step "starting compose.yaml's services as containers; running tests/containers"
