@@ -11,10 +11,7 @@ import json
 import pytest
 
 from tests.containers.conftest import SERVICES
-from tests.system.test_pipeline_on_cluster import (  # noqa: F401 (collected here)
-    test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers,
-    test_recall_job_survives_losing_a_worker_mid_job,
-)
+from tests.system import test_pipeline_on_cluster as loopback
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -67,3 +64,13 @@ def test_runner_serves_the_flows_as_deployments_on_the_cluster(cluster):
     ]
     for key, deployment in deployments.items():
         assert deployment.parameters["config"]["dask_address"] == cluster.runner_dask_address, key
+
+
+# Collected last, in this order: the worker-loss test kills a worker's container,
+# which a test after it would have to start again.
+test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers = (
+    loopback.test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers
+)
+test_recall_job_survives_losing_a_worker_mid_job = (
+    loopback.test_recall_job_survives_losing_a_worker_mid_job
+)
