@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.stamp-install
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test lint ui bench clean install
+.PHONY: demo test container-test lint ui bench clean install
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check nnpipe flows tests benchmarks examples
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The image built and docker/compose.yaml's services run as podman containers, with
+# the pipeline and fault tests run against them (docker/container-test.sh).
+container-test: $(STAMP)
+	PYTHON=$(BIN)/python docker/container-test.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check nnpipe flows tests benchmarks examples

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tests.system.processes import LocalCompose
+from tests.system.commands import LoopbackCluster
 
 # The compose services every system test needs. The runner is started only by the
 # test about it: the other tests run the pipeline with the `nnpipe` command, as a
@@ -24,7 +24,7 @@ def _interrupt(signum, frame):
 def running_servers(tmp_path_factory):
     """Scheduler, two workers, MLflow and Prefect servers, started once for the package."""
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    compose = LocalCompose(tmp_path_factory.mktemp("cluster"))
+    compose = LoopbackCluster(tmp_path_factory.mktemp("cluster"))
     try:
         compose.start(SERVERS)
         compose.startup_seconds = compose.wait_healthy(SERVERS)

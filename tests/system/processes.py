@@ -94,7 +94,8 @@ def dockerfile_env(path: Path = DOCKERFILE) -> dict[str, str]:
                 key, sep, value = item.partition("=")
                 if not sep:
                     raise ValueError(f"{path}: ENV needs key=value pairs, got {item!r}")
-                env[key] = value.strip('"')
+                if key != "PATH":  # the image's; locally the venv's bin comes first
+                    env[key] = value.strip('"')
     return env
 
 

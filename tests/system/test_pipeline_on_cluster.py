@@ -3,7 +3,10 @@
 The `nnpipe` command runs as a user would run it against a cluster:
 ``--dask-address`` names the scheduler, ``PREFECT_API_URL`` and
 ``MLFLOW_TRACKING_URI`` name the servers, and the data directory is the one the
-workers also see (the compose file's shared volume). The fault test drives the
+workers also see (the compose file's shared volume). ``cluster`` is the compose
+topology as local processes here, and as podman containers in tests/containers,
+which runs these same tests (``cluster.run_nnpipe`` runs the command in the
+runner container there). The fault test drives the
 recall job (the function the recall flow calls) from here, so that it can kill a
 worker at a chosen moment: after the first partition is done, while that worker
 holds recall tasks.
@@ -13,9 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,8 +24,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
-from tests.system.processes import VENV_BIN
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -43,38 +41,6 @@ PIPELINE_CONFIG = {
     },
     "train": {"hidden_layer_sizes": [16], "max_epochs": 4, "batch_size": 128},
 }
-
-
-class CommandFailed(AssertionError):
-    pass
-
-
-def run_nnpipe(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 150) -> str:
-    """Run `nnpipe ARGS` to completion in its own process group; return stdout."""
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "nnpipe"), *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        raise CommandFailed(
-            f"nnpipe {args[0]} did not finish in {timeout} s\n{err[-3000:]}"
-        ) from None
-    finally:
-        if proc.poll() is None:  # interrupted while waiting: leave nothing behind
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    if proc.returncode != 0:
-        raise CommandFailed(f"nnpipe {args[0]} exited {proc.returncode}\n{err[-3000:]}")
-    return out
 
 
 def json_result(stdout: str) -> dict:
@@ -111,11 +77,13 @@ def probe_ids(directory: Path) -> np.ndarray:
 def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
+    # On the data volume: the runner container reads the config there.
     workdir = cluster.data_dir / "pipeline"
-    config = tmp_path / "pipeline.yaml"
+    config = cluster.data_dir / "pipeline.yaml"
     config.write_text(yaml.safe_dump(PIPELINE_CONFIG))
+    config.chmod(0o644)
     started = time.monotonic()
-    out = run_nnpipe(
+    out = cluster.run_nnpipe(
         [
             "pipeline",
             "--config",
@@ -123,11 +91,9 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
             "--workdir",
             str(workdir),
             "--dask-address",
-            cluster.dask_address,
+            cluster.runner_dask_address,
             "--json",
-        ],
-        env=cluster.client_env(),
-        cwd=tmp_path,
+        ]
     )
     print(f"pipeline on the cluster: {time.monotonic() - started:.1f} s")
     result = json_result(out)
@@ -178,7 +144,7 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     # the scheduler counted the recall tasks it got back, one per probe partition.
     for stage in ("train_bp", "recall_hopfield"):
         params = client.get_run(run_ids[stage]).data.params
-        assert params["cluster.scheduler"] == cluster.dask_address, stage
+        assert params["cluster.scheduler"] == cluster.runner_dask_address, stage
         assert params["cluster.n_workers"] == "2", stage
     from distributed import Client
 

@@ -1,0 +1,56 @@
+"""The `nnpipe` command run as a client of the loopback cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.system.processes import VENV_BIN, LocalCompose
+
+
+class CommandFailed(AssertionError):
+    pass
+
+
+def run_nnpipe(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 150) -> str:
+    """Run `nnpipe ARGS` to completion in its own process group; return stdout."""
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "nnpipe"), *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise CommandFailed(
+            f"nnpipe {args[0]} did not finish in {timeout} s\n{err[-3000:]}"
+        ) from None
+    finally:
+        if proc.poll() is None:  # interrupted while waiting: leave nothing behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc.returncode != 0:
+        raise CommandFailed(f"nnpipe {args[0]} exited {proc.returncode}\n{err[-3000:]}")
+    return out
+
+
+class LoopbackCluster(LocalCompose):
+    """The local processes with the interface the pipeline tests use in both topologies."""
+
+    @property
+    def runner_dask_address(self) -> str:
+        """The scheduler as the runner names it: one network here, so as any client does."""
+        return self.dask_address
+
+    def run_nnpipe(self, args: list[str], timeout: float = 150) -> str:
+        """`nnpipe ARGS` where the runner would run it: with the servers' addresses, in the
+        data directory."""
+        return run_nnpipe(args, self.client_env(), self.data_dir, timeout)
