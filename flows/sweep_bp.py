@@ -105,7 +105,11 @@ def train_trials(
 
 
 def log_parent(
-    tracker: MlflowTracker, config: SweepConfig, rows: list[dict[str, Any]], best: Trial
+    tracker: MlflowTracker,
+    config: SweepConfig,
+    dataset: ParquetDataset,
+    rows: list[dict[str, Any]],
+    best: Trial,
 ) -> None:
     """Leaderboard table, validation loss against each parameter, best config, best model."""
     metric_names = sorted(rows[0]["metrics"]) if rows else []
@@ -123,12 +127,11 @@ def log_parent(
     tracker.log_artifact(best_config)
     model_path = rows[0]["model_path"]
     tracker.log_artifact(model_path, artifact_path="model_file")
-    tracker.log_model(model_path, input_example=_example(best.config))
+    tracker.log_model(model_path, input_example=_example(dataset, best.config))
 
 
-def _example(config: TrainConfig) -> Any:
+def _example(dataset: ParquetDataset, config: TrainConfig) -> Any:
     """A few validation rows as the logged model's input example."""
-    dataset = open_dataset.fn(config)
     split = make_split(config)
     for i in range(dataset.n_partitions):
         X, _ = dataset.read_partition(i, "validation", split)
@@ -177,7 +180,7 @@ def sweep_bp(config: SweepConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         summary = _summary(config, trials, results, rows, cluster, time.perf_counter() - start)
         tracker.log_metrics({k: v for k, v in summary.items() if isinstance(v, (int, float))})
         tracker.log_metrics({f"best_{k}": v for k, v in rows[0]["metrics"].items()})
-        log_parent(tracker, config, rows, best)
+        log_parent(tracker, config, dataset, rows, best)
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     if registered is not None:
         champion = promote_champion(

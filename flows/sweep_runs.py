@@ -15,7 +15,8 @@ from flows.sweep_trials import Trial
 from nnpipe.tracking import MlflowTracker
 
 # Evaluation metrics a trial result may carry that go to its child run.
-_SUMMARY = ("val_loss", "epochs", "rung", "budget", "train_seconds")
+# (val_loss per epoch is the history's; the one a trial is ranked by is best_val_loss.)
+_SUMMARY = ("epochs", "budget", "train_seconds")
 
 
 def short_params(params: dict[str, Any]) -> str:
@@ -71,6 +72,7 @@ class ChildRuns:
         callback.flush()
         self._epochs_logged[trial.trial_id] = len(result["history"])
         metrics = {**result["metrics"], **{k: result.get(k) for k in _SUMMARY}, "rung": rung}
+        metrics["best_val_loss"] = result["val_loss"]
         self.tracker.log_metrics(metrics, step=int(result["epochs"]), run_id=run_id)
 
     def end(self, status: str = "FINISHED") -> None:
