@@ -17,8 +17,10 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import _store
+from .plots import _plain_number
 
 CHAMPION_ALIAS = "champion"
 # The model version tag holding the validation metric the champion is judged by.
@@ -46,13 +48,18 @@ def _cell(value: Any) -> Any:
 def validation_loss_figure(
     rows: Sequence[Mapping[str, Any]], params: Sequence[str], log_scale: Sequence[str] = ()
 ) -> Figure:
-    """Validation loss of every trial against each swept parameter (one panel each)."""
+    """Validation loss of every trial against each swept parameter (one panel each).
+
+    ``rows`` are the leaderboard's, best first, each with ``params``, ``val_loss``
+    and ``rung``; parameters in ``log_scale`` get a logarithmic axis.
+    """
     n = max(1, len(params))
     fig = Figure(figsize=(3.6 * n, 3.4))
     FigureCanvasAgg(fig)
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.18, top=0.86, wspace=0.35)
     losses = [float(row["val_loss"]) for row in rows]
-    best = min(range(len(losses)), key=losses.__getitem__) if losses else None
+    best = 0 if losses else None  # rows come best first
+    n_rungs = len({int(row.get("rung", 0)) for row in rows})
     for i, name in enumerate(params):
         ax = fig.add_subplot(1, n, i + 1)
         values = [_cell(row["params"][name]) for row in rows]
@@ -63,11 +70,20 @@ def validation_loss_figure(
             labels = list(dict.fromkeys(str(v) for v in values))
             xs = [labels.index(str(v)) for v in values]
             ax.set_xticks(range(len(labels)), labels)
-        ax.scatter(xs, losses, s=18, color="tab:blue")
+        # One colour per rung: a trial stopped early was scored after fewer epochs.
+        for rung in sorted({int(row.get("rung", 0)) for row in rows}):
+            mine = [j for j, row in enumerate(rows) if int(row.get("rung", 0)) == rung]
+            label = f"rung {rung}" if n_rungs > 1 else "trial"
+            ax.scatter([xs[j] for j in mine], [losses[j] for j in mine], s=18, label=label)
         if best is not None:
-            ax.scatter([xs[best]], [losses[best]], s=60, color="tab:red", label="best")
+            ax.scatter(
+                [xs[best]], [losses[best]], s=70, facecolors="none", edgecolors="red", label="best"
+            )
         if numeric and name in log_scale:
             ax.set_xscale("log")
+        elif numeric:
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.xaxis.set_major_formatter(FuncFormatter(_plain_number))
         if losses and min(losses) > 0 and max(losses) / min(losses) > 20:
             ax.set_yscale("log")
         ax.set_xlabel(name)
