@@ -29,6 +29,7 @@ from typing import Any
 from flows.config import TrainConfig
 from flows.sweep_config import SweepConfig, digest, identity_of
 from nnpipe.core.serialization import atomic_write
+from nnpipe.core.threads import blas_threads, usable_cores
 
 ATTEMPTS_FILE = "attempts.jsonl"
 STATE_FILE = "training_state.json"  # the Trainer's, in the checkpoints directory
@@ -107,6 +108,22 @@ def _record_attempt(trial: Trial, budget: int) -> None:
         fh.write(json.dumps(line) + "\n")
 
 
+def _slot_threads() -> int:
+    """BLAS threads a trial may use: its worker's cores shared among the worker's task slots.
+
+    Each worker thread runs one trial at a time; without this cap two trials on a
+    two-thread worker could each ask for both cores (the network picks its own BLAS
+    threads by layer size and idle cores) and slow each other down.
+    """
+    from distributed import get_worker
+
+    try:
+        slots = get_worker().state.nthreads
+    except ValueError:  # not inside a Dask task
+        return usable_cores()
+    return max(1, usable_cores() // max(1, slots))
+
+
 def run_trial(
     trial: Trial, budget: int, scalers: tuple[Any, Any], classes: Any = None
 ) -> dict[str, Any]:
@@ -127,9 +144,10 @@ def run_trial(
         dataset.set_classes(classes)
     split = train_bp.make_split(config)
     start = time.perf_counter()
-    result = train_bp.train_network(
-        config, dataset, split, scalers, None, trial.checkpoint_dir, epochs=budget
-    )
+    with blas_threads(_slot_threads()):
+        result = train_bp.train_network(
+            config, dataset, split, scalers, None, trial.checkpoint_dir, epochs=budget
+        )
     train_seconds = time.perf_counter() - start
     model = result.model
     if classes is not None:
