@@ -159,6 +159,10 @@ def test_an_interrupted_trial_continues_from_its_checkpoint(tmp_path):
     assert [a["from_epoch"] for a in attempts(first)] == [0, 2]
     row = next(r for r in result["summary"]["leaderboard"] if r["trial_id"] == first.trial_id)
     assert row["epochs"] == 4 and not row["reused"]
+    # Its task run a second time (a scheduler or Prefect re-running a finished task)
+    # reads the result back: no training, no new attempt.
+    assert run_trial(first, 4, *inputs)["val_loss"] == row["val_loss"]
+    assert len(attempts(first)) == 2
     # The same weights as the trial trained without a stop.
     whole = halving_sweep(
         tmp_path,
