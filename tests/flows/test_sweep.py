@@ -163,15 +163,24 @@ def test_an_interrupted_trial_continues_from_its_checkpoint(tmp_path):
     # reads the result back: no training, no new attempt.
     assert run_trial(first, 4, *inputs)["val_loss"] == row["val_loss"]
     assert len(attempts(first)) == 2
-    # The same weights as the trial trained without a stop.
+    # The same as the trial trained without a stop.
     whole = halving_sweep(
         tmp_path,
         strategy="grid",
         workdir=str(tmp_path / "whole"),
         space={"learning_rate_init": [1e-2]},
     )
-    again = sweep_bp(config=whole)["summary"]["leaderboard"][0]
+    again = run_trial(make_trials(whole)[0], 4, *inputs)
+    assert losses(again["history"]) == losses(result_history(first, 4))
     assert again["val_loss"] == row["val_loss"]
+
+
+def losses(history):
+    return [(h["epoch"], h["train_loss"], h["val_loss"]) for h in history]
+
+
+def result_history(trial, budget):
+    return json.loads(trial.result_path(budget).read_text())["history"]
 
 
 def _inputs(config):
