@@ -116,16 +116,19 @@ def train_network(
     client: Any,
     checkpoint_dir: Path,
     callback: Any = None,
+    epochs: int | None = None,
 ) -> TrainingResult:
     """The flow's training as one library call: the config's network, epochs and seed.
 
     A classifier trains on class indices 0..K-1 (what a labels dataset reads).
+    ``epochs`` (default ``max_epochs``) stops earlier; a later call with more
+    continues from the checkpoints (a sweep's rungs).
     """
     classes = None if dataset.classes is None else np.arange(len(dataset.classes))
     return train_out_of_core(
         build_model(config),
         dataset,
-        epochs=config.max_epochs,
+        epochs=config.max_epochs if epochs is None else epochs,
         batch_size=config.batch_size,
         split=split,
         x_scaler=scalers[0],

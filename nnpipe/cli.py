@@ -1,4 +1,4 @@
-"""The ``nnpipe`` command: make data, train, recall, run the pipeline, serve, predict, demo.
+"""The ``nnpipe`` command: make data, train, recall, run the pipeline, sweep, serve, predict, demo.
 
 Exit codes: 0 success, 2 bad usage or bad input (a one-line message, no
 traceback), 1 a failure while running (the message; ``--debug`` adds the
@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from nnpipe import __version__
+from nnpipe.cli_sweep import add_sweep_command
 from nnpipe.quiet import quiet_loggers, quiet_services
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-FLOW_COMMANDS = {"prepare", "train", "recall", "pipeline", "serve", "demo"}
+FLOW_COMMANDS = {"prepare", "train", "recall", "pipeline", "sweep", "serve", "demo"}
 
 
 ENV_HELP = (
@@ -251,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_and_flow_commands(sub)
+    add_sweep_command(sub)
     _add_service_commands(sub)
     return parser
 

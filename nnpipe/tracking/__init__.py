@@ -42,6 +42,9 @@ _LAZY = {
     "hopfield_recall_figure": "nnpipe.tracking.pictures",
     "save_png": "nnpipe.tracking.pictures",
     "energy_trajectories": "nnpipe.core.hopfield",
+    "log_leaderboard": "nnpipe.tracking.sweep",
+    "validation_loss_figure": "nnpipe.tracking.sweep",
+    "promote_champion": "nnpipe.tracking.sweep",
 }
 
 __all__ = [
