@@ -62,6 +62,14 @@ class Reporter:
             if bar is not None:
                 bar.close()
 
+    def note(self, text: str) -> None:
+        """One line of information (a link, a choice made), above any bars."""
+        with self._lock:
+            if self._bars:
+                tqdm.write(f"[nnpipe] {text}", file=self.stream)
+            else:
+                self._line(text)
+
     def close(self) -> None:
         """Close every bar."""
         for stage in list(self._bars):
@@ -132,3 +140,9 @@ def finish(stage: str) -> None:
     """Report the end of ``stage`` (no-op without a reporter)."""
     if _current is not None:
         _current.finish(stage)
+
+
+def note(text: str) -> None:
+    """Show one line of information to the installed reporter (no-op without one)."""
+    if _current is not None:
+        _current.note(text)
