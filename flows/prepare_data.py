@@ -19,7 +19,9 @@ from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import DataConfig
 from flows.datasets import check_dataset, write_dataset
+from flows.lineage import describe_run, log_dataset_input
 from flows.naming import run_name
+from flows.report import prepare_report
 from nnpipe.core.scalers import SCALERS
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
@@ -183,6 +185,7 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
                 scalers = fit_and_save_scalers(dataset, config.scaler, split, out, client)
         progress.advance("prepare_data", {"scalers": "reused" if saved else "fitted"})
         tracker.log_params({"data": dataset.describe(), "scalers_reused": scalers["reused"]})
+        log_dataset_input(tracker, dataset, "preparation")
         if cluster is not None:
             tracker.log_params({"cluster": cluster})
         tracker.log_metrics(
@@ -202,4 +205,6 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         tracker.log_dict(summary, "prepare_data.json")
         progress.advance("prepare_data", {"logged": run_id[:8]})
         progress.finish("prepare_data")
-    return {"run_ids": {"prepare_data": run_id}, "summary": summary}
+    result = {"run_ids": {"prepare_data": run_id}, "summary": summary}
+    describe_run(tracker, run_id, prepare_report(result))
+    return result

@@ -19,7 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import RecallConfig
+from flows.lineage import describe_run
 from flows.naming import run_name
+from flows.report import recall_report
 from nnpipe.core.hopfield import HopfieldNetwork, capacity_curve, energy_trajectories
 from nnpipe.data.partition_io import read_patterns
 from nnpipe.data.recall_job import (
@@ -215,4 +217,6 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             tracker.log_plot(
                 "plots/recall_pictures.png", recall_pictures, network, patterns, config
             )
-    return {"run_ids": {"recall_hopfield": rid}, "summary": summary}
+    result = {"run_ids": {"recall_hopfield": rid}, "summary": summary}
+    describe_run(tracker, rid, recall_report(result))
+    return result

@@ -27,9 +27,11 @@ def prepare_report(result: dict[str, Any]) -> str:
 
 
 def _model_line(s: dict[str, Any]) -> str:
-    return f"  model {s['model_path']}" + (
-        f"  registered as {s['registered_model']}" if s.get("registered_model") else ""
-    )
+    line = f"  model {s['model_path']}"
+    if s.get("registered_model"):
+        line += f"  registered as {s['registered_model']}"
+        line += " (now @champion)" if s.get("champion") else " (@champion unchanged)"
+    return line
 
 
 def classifier_lines(s: dict[str, Any]) -> list[str]:

@@ -34,7 +34,7 @@ from nnpipe.core.scalers import load_scaler
 from nnpipe.core.serialization import load_npz
 from nnpipe.core.trained_model import TrainedModel, default_feature_names
 
-from .base import LoggedModel
+from .base import CHAMPION_ALIAS, LoggedModel, ValidationScore
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 # The logged model's one artifact: the key pyfunc_model.py reads, and its file name.
@@ -60,6 +60,7 @@ __all__ = [
     "log_pyfunc_model",
     "predict_frame",
     "probability_frame",
+    "promote_if_better",
     "register_model",
     "trained_model_from_files",
     "use_tracking_uri",
@@ -218,15 +219,51 @@ def log_pyfunc_model(
     return LoggedModel(model_uri=info.model_uri, run_id=run_id)
 
 
-def register_model(tracking_uri: str, logged: LoggedModel, name: str) -> LoggedModel:
-    """Create a new version of registered model ``name`` from a logged model."""
+def register_model(
+    tracking_uri: str, logged: LoggedModel, name: str, score: ValidationScore | None = None
+) -> LoggedModel:
+    """Create a new version of registered model ``name`` from a logged model.
+
+    With a ``score`` the version is tagged with it and takes the ``@champion`` alias
+    when there is no champion yet or it beats the champion's score (see
+    :func:`promote_if_better`).
+    """
     if not name or not isinstance(name, str):
         raise ValueError(f"registered model name must be a non-empty string, got {name!r}")
     with use_tracking_uri(tracking_uri):
         version = mlflow.register_model(logged.model_uri, name)
+    champion = False
+    if score is not None:
+        champion = promote_if_better(tracking_uri, name, str(version.version), score)
     return LoggedModel(
         model_uri=logged.model_uri,
         run_id=logged.run_id,
         registered_name=name,
         version=str(version.version),
+        champion=champion,
     )
+
+
+SCORE_TAGS = ("nnpipe.validation_metric", "nnpipe.validation_value", "nnpipe.greater_is_better")
+
+
+def promote_if_better(tracking_uri: str, name: str, version: str, score: ValidationScore) -> bool:
+    """Tag ``version`` with its score; move ``@champion`` to it if it beats the champion.
+
+    The champion's score is read from its own version tags. A champion scored on
+    another metric, or with none recorded, is replaced: the two cannot be compared.
+    Returns whether ``version`` holds the alias afterwards.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    values = (score.name, repr(float(score.value)), str(score.greater_is_better).lower())
+    for key, value in zip(SCORE_TAGS, values, strict=True):
+        client.set_model_version_tag(name, version, key, value)
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except mlflow.exceptions.MlflowException:  # no champion yet
+        current = None
+    if current is not None and current.tags.get(SCORE_TAGS[0]) == score.name:
+        if not score.beats(float(current.tags[SCORE_TAGS[1]])):
+            return False
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    return True

@@ -87,6 +87,33 @@ def test_train_run_holds_params_epoch_metrics_artifacts_and_model(ran, client):
     assert client.get_model_version(name, version).run_id == run_id
 
 
+def test_runs_show_their_dataset_description_and_source_in_the_ui(ran, client):
+    config, result = ran
+    ids = result["run_ids"]
+    train = client.get_run(ids["train_bp"])
+    (data_input,) = train.inputs.dataset_inputs
+    dataset = data_input.dataset
+    assert dataset.name == config.data.regression_path.name
+    assert json.loads(dataset.source) == {"uri": str(config.data.regression_path)}
+    assert json.loads(dataset.profile)["num_rows"] == 2_400
+    columns = json.loads(dataset.schema)["mlflow_colspec"]
+    # make-data writes float32 columns: MLflow's "float".
+    assert [(c["name"], c["type"]) for c in columns] == [
+        *((f"x{i}", "float") for i in range(4)),
+        ("y", "float"),
+    ]
+    assert [(t.key, t.value) for t in data_input.tags] == [("mlflow.data.context", "training")]
+    # The same data, the same digest, in the run that prepared it.
+    prep = client.get_run(ids["prepare_data"]).inputs.dataset_inputs
+    assert [d.dataset.digest for d in prep] == [dataset.digest]
+    for flow_name, run_id in ids.items():
+        tags = client.get_run(run_id).data.tags
+        assert tags["mlflow.source.name"] == f"flows/{flow_name}.py:{flow_name}"
+        assert tags["mlflow.source.type"] == "JOB"
+        assert tags["mlflow.note.content"].startswith(f"```\n{flow_name}")
+    assert "R2 " in train.data.tags["mlflow.note.content"]
+
+
 def test_logged_model_predicts_negative_targets_like_the_local_files(ran):
     import mlflow
 
