@@ -309,7 +309,9 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     tracker = MlflowTracker(config.experiment, registered_model_name=config.registered_model_name)
     sizes = "x".join(map(str, config.hidden_layer_sizes))
     name = run_name(config.dataset_path.name, sizes)
-    with tracker.run(run_name=name, tags={"nnpipe.flow": "train_bp"}) as run_id:
+    with tracker.run(
+        run_name=name, tags={"nnpipe.flow": "train_bp"}, system_metrics=True
+    ) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         dataset = open_dataset(config)
         split = make_split(config)

@@ -8,10 +8,12 @@ cheap until the first call. Each function takes the tracking URI first; one
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,24 @@ def log_dataset(
     )
     tags = [InputTag(key="mlflow.data.context", value=context)]
     client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset=dataset, tags=tags)])
+
+
+@contextlib.contextmanager
+def system_metrics(uri: str, run_id: str, seconds: float, enabled: bool = True) -> Iterator[None]:
+    """MLflow's system-metrics monitor (psutil) sampling into ``run_id`` for the block."""
+    if not enabled:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    # Its start/stop chatter at INFO would land in every training command's output.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=seconds, tracking_uri=uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()  # stops the sampling thread and sends what it holds
 
 
 def log_text(uri: str, run_id: str, text: str, filename: str) -> None:

@@ -49,6 +49,9 @@ _log = logging.getLogger(__name__)
 # Package versions and the git commit are run tags named nnpipe.env.<name>.
 ENV_TAG_PREFIX = "nnpipe.env."
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# How often a run with system metrics samples CPU and memory (MLflow's default is 10 s;
+# most nnpipe runs last well under a minute).
+SYSTEM_METRICS_SECONDS = 2.0
 # The Prefect flow a run belongs to (tag value: the flow's name, e.g. train_bp).
 FLOW_TAG = "nnpipe.flow"
 
@@ -203,6 +206,7 @@ class MlflowTracker:
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
         nested: bool = False,
+        system_metrics: bool = False,
     ) -> Iterator[str]:
         """Context yielding a new run id; the run ends FINISHED, FAILED or KILLED.
 
@@ -211,13 +215,18 @@ class MlflowTracker:
         buffered are sent first, and the exception propagates once all of it is
         stored. A model version requested by :meth:`log_model` is registered only
         when the run succeeds. ``nested=True`` makes the current run the parent.
+        ``system_metrics=True`` samples CPU, memory, disk and network use (MLflow's
+        ``system/*`` metrics, every ``SYSTEM_METRICS_SECONDS``) while the block runs.
         """
         outer = self.run_id
         rid = self.start_run(run_name, tags, parent_run_id=outer if nested else None)
         self._open_runs.add(rid)
         try:
             try:
-                yield rid
+                with _store().system_metrics(
+                    self.tracking_uri, rid, SYSTEM_METRICS_SECONDS, enabled=system_metrics
+                ):
+                    yield rid
                 # Register only once the work succeeded, before the run is marked FINISHED.
                 self._register_pending(rid)
             except KeyboardInterrupt as exc:

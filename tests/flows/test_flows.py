@@ -82,6 +82,10 @@ def test_train_run_holds_params_epoch_metrics_artifacts_and_model(ran, client):
     assert run.data.metrics["r2"] > 0.5
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert "plots/loss_curve.png" in artifacts
+    # CPU and memory over the run (MLflow's system metrics), sampled from its start.
+    for name in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
+        samples = client.get_metric_history(run_id, name)
+        assert samples and all(m.value >= 0 for m in samples), name
     registered = result["summary"]["train_bp"]["registered_model"]
     name, version = registered.removeprefix("models:/").split("/")
     assert client.get_model_version(name, version).run_id == run_id
