@@ -19,7 +19,7 @@ from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import DataConfig
 from flows.datasets import check_dataset, write_dataset
-from flows.lineage import describe_run, log_dataset_input
+from flows.lineage import log_dataset_input, publish_run, run_tags
 from flows.naming import run_name
 from flows.report import prepare_report
 from nnpipe.core.scalers import SCALERS
@@ -159,12 +159,14 @@ DEFAULT_CONFIG = DataConfig()
 
 
 @flow(name="prepare_data")
-def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+def prepare_data(
+    config: DataConfig = DEFAULT_CONFIG, parent_run_id: str | None = None
+) -> dict[str, Any]:
     """Synthetic datasets (when missing) and out-of-core scalers, tracked in MLflow."""
     check_data(config)
     tracker = MlflowTracker(config.experiment)
     name = run_name(f"{config.regression.n_rows} rows")
-    with tracker.run(run_name=name, tags={"nnpipe.flow": "prepare_data"}) as run_id:
+    with tracker.run(run_name=name, tags=run_tags("prepare_data", parent_run_id)) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         progress.start("prepare_data", 3, unit="step")
         regression = ensure_dataset("regression", config.regression_path, config)
@@ -206,5 +208,5 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         progress.advance("prepare_data", {"logged": run_id[:8]})
         progress.finish("prepare_data")
     result = {"run_ids": {"prepare_data": run_id}, "summary": summary}
-    describe_run(tracker, run_id, prepare_report(result))
+    publish_run(tracker, run_id, prepare_report(result), summary)
     return result

@@ -116,5 +116,7 @@ def pipeline_report(result: dict[str, Any], tracking_uri: str | None = None) -> 
     lines += train_lines(s["train_bp"])
     lines += ["Hopfield recall (recall_hopfield):", *recall_lines(s["recall_hopfield"])]
     lines.append("MLflow runs" + (f" in {tracking_uri}:" if tracking_uri else ":"))
+    if result.get("parent_run_id"):  # the stage runs are nested under it
+        lines.append(f"  {'pipeline':<16} {result['parent_run_id']}")
     lines += [f"  {name:<16} {run_id}" for name, run_id in ids.items()]
     return "\n".join(line for line in lines if line)

@@ -24,7 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import TrainConfig
-from flows.lineage import describe_run, log_dataset_input
+from flows.lineage import log_dataset_input, publish_run, run_tags
 from flows.naming import run_name
 from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
@@ -304,13 +304,15 @@ DEFAULT_CONFIG = TrainConfig()
 
 
 @flow(name="train_bp")
-def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+def train_bp(
+    config: TrainConfig = DEFAULT_CONFIG, parent_run_id: str | None = None
+) -> dict[str, Any]:
     """Train the BP network out of core and track it in MLflow; return run id and summary."""
     tracker = MlflowTracker(config.experiment, registered_model_name=config.registered_model_name)
     sizes = "x".join(map(str, config.hidden_layer_sizes))
     name = run_name(config.dataset_path.name, sizes)
     with tracker.run(
-        run_name=name, tags={"nnpipe.flow": "train_bp"}, system_metrics=True
+        run_name=name, tags=run_tags("train_bp", parent_run_id), system_metrics=True
     ) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         dataset = open_dataset(config)
@@ -378,5 +380,5 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     if trained.classes is not None:
         summary["classes"] = trained.classes.tolist()
     result = {"run_ids": {"train_bp": run_id}, "summary": summary}
-    describe_run(tracker, run_id, train_report(result))
+    publish_run(tracker, run_id, train_report(result), summary)
     return result

@@ -234,6 +234,43 @@ def test_prefect_recorded_the_pipeline_and_its_three_subflows(ran):
     assert {"pipeline", "prepare_data", "train_bp", "recall_hopfield"} <= names
 
 
+def test_one_pipeline_is_one_tree_of_runs_linked_to_prefect(ran, client):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    config, result = ran
+    parent = client.get_run(result["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["nnpipe.flow"] == "pipeline"
+    assert parent.data.metrics["train_r2"] == pytest.approx(result["summary"]["train_bp"]["r2"])
+    assert parent.data.tags["mlflow.note.content"].startswith("```\npipeline finished in")
+    experiment = client.get_experiment_by_name(config.experiment)
+    assert parent.info.experiment_id == experiment.experiment_id
+    with get_client(sync_client=True) as prefect:
+        for flow_name, run_id in [("pipeline", parent.info.run_id), *result["run_ids"].items()]:
+            run = client.get_run(run_id)
+            assert run.info.experiment_id == experiment.experiment_id, flow_name
+            if flow_name != "pipeline":
+                assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            flow_run = prefect.read_flow_run(run.data.tags["prefect.flow_run_id"])
+            assert prefect.read_flow(flow_run.flow_id).name == flow_name
+            assert run.data.tags["prefect.flow_run_name"] == flow_run.name
+            artifacts = prefect.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])
+                )
+            )
+            key = flow_name.replace("_", "-")
+            by_key = {a.key: a for a in artifacts}
+            assert set(by_key) == {f"{key}-report", f"{key}-metrics", f"{key}-mlflow-run"}
+            link = by_key[f"{key}-mlflow-run"].data
+            assert f"/#/experiments/{experiment.experiment_id}/runs/{run_id}" in link
+            assert by_key[f"{key}-report"].data.startswith(f"```\n{flow_name}")
+            assert by_key[f"{key}-metrics"].type == "table"
+    recall_table = json.loads(by_key["recall-hopfield-metrics"].data)  # the last in the loop
+    assert any(row["metric"] == "exact_recall_rate" for row in recall_table)
+
+
 def test_recall_rerun_skips_every_finished_partition(ran, client):
     config, result = ran
     _, _, recall = stage_configs(config)
