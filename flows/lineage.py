@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 from prefect.settings import PREFECT_UI_URL
 
+from flows import progress
 from nnpipe.data import ParquetDataset
 from nnpipe.tracking import MlflowTracker
 from nnpipe.tracking.tracker import FLOW_TAG
@@ -95,6 +96,7 @@ def publish_run(
     tracker.set_tags({"mlflow.note.content": f"```\n{report}\n```"}, run_id=run_id)
     if flow_run.id is None:  # called outside a flow run: no Prefect artifacts
         return
+    progress.to_prefect(report)  # the flow run's Logs tab, for scheduled runs
     key = str(flow_run.flow_name).replace("_", "-")
     url = mlflow_run_url(tracker, run_id)
     create_markdown_artifact(f"```\n{report}\n```", key=f"{key}-report", description="report")

@@ -271,6 +271,26 @@ def test_one_pipeline_is_one_tree_of_runs_linked_to_prefect(ran, client):
     assert any(row["metric"] == "exact_recall_rate" for row in recall_table)
 
 
+def test_progress_and_report_are_in_the_prefect_flow_run_logs(ran, client):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    config, result = ran
+    tags = client.get_run(result["run_ids"]["train_bp"]).data.tags
+    with get_client(sync_client=True) as prefect:
+        flow_run_id = prefect.read_flow_run(tags["prefect.flow_run_id"]).id
+        logs = prefect.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    messages = [log.message for log in logs if log.name == "nnpipe.progress"]
+    epochs = config.train.max_epochs
+    assert [m.split(" ")[1] for m in messages if m.startswith("train_bp: ")] == [
+        "started",
+        *(f"{e}/{epochs}" for e in range(1, epochs + 1)),
+    ]
+    assert any(m.startswith("train_bp:\n  ") and "R2 " in m for m in messages)
+
+
 def test_recall_rerun_skips_every_finished_partition(ran, client):
     config, result = ran
     _, _, recall = stage_configs(config)
