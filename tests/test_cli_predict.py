@@ -32,11 +32,15 @@ def test_predict_one_row_says_one_prediction(nnpipe, trained, data, tmp_path):
 def model_sources(trained):
     """The one trained model four ways: its .npz file, runs:/, models:/ and @champion URIs."""
     npz = next(trained[0].glob("models/*/model.npz"))
-    registered, champion = re.search(
-        r"registered as (models:/\S+) \((now @champion|@champion unchanged)\)", trained[1]
-    ).groups()
-    assert champion == "now @champion"  # the registered model's first version
-    alias = registered.rsplit("/", 1)[0] + "@champion"
+    registered = re.search(
+        r"registered as (models:/\S+) \((?:now @champion|@champion unchanged)\)", trained[1]
+    ).group(1)
+    name, version = registered.removeprefix("models:/").split("/")
+    # Earlier tests of the session may hold a better champion: point it at this version.
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(name, "champion", version)
+    alias = f"models:/{name}@champion"
     return {
         "npz": str(npz),
         "runs": f"runs:/{npz.parent.name}/model",

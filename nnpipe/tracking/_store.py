@@ -144,6 +144,11 @@ def system_metrics(uri: str, run_id: str, seconds: float, enabled: bool = True) 
         yield
     finally:
         monitor.finish()  # stops the sampling thread and sends what it holds
+        # MLflow's monitor drops the samples of an unfinished interval, so a run
+        # shorter than one would have none: one more sample marks the end.
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
 
 
 def log_text(uri: str, run_id: str, text: str, filename: str) -> None:
