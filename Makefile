@@ -1,21 +1,32 @@
 # The two set-up commands are `make demo` and `make test`; both create .venv on
-# first use and reinstall only when pyproject.toml changes (stamp file).
+# first use and reinstall only when pyproject.toml or the lock file changes (stamp
+# file). The exact versions come from requirements/test.lock, installed with uv:
+# 11 s instead of pip's 110 s from a clean clone (see README, "Installing").
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-install
+LOCK   := requirements/test.lock
+UV_VERSION := 0.13.9
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test container-test lint ui bench clean install
+.PHONY: demo test container-test lint ui bench clean install lock
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r $(LOCK) -e .
 	@touch $(STAMP)
+
+# Re-resolve the lock after changing a dependency in pyproject.toml (tests/test_lock.py
+# fails while the lock and pyproject.toml disagree).
+lock:
+	@test -x $(BIN)/uv || $(MAKE) install
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--custom-compile-command "make lock" --quiet -o $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/nnpipe demo

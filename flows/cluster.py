@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import Iterator
 
+import dask
 from distributed import Client, LocalCluster
+
+from flows import progress
 
 # Two single-threaded workers: the machine this runs on by default has two cores, and
 # NumPy inside each task should not fight a second task for them. Local workers are
@@ -15,16 +19,38 @@ from distributed import Client, LocalCluster
 LOCAL_WORKERS = 2
 
 
+def scheduler_address(address: str | None = None) -> tuple[str | None, str]:
+    """The scheduler to use and where that choice came from.
+
+    ``address`` (``--dask-address`` / the config) wins; otherwise Dask's own setting
+    ``scheduler-address``, which ``DASK_SCHEDULER_ADDRESS`` or a Dask YAML file sets,
+    as ``Client()`` itself would read it. None: a local cluster for the run.
+    """
+    if address:
+        return address, "--dask-address"
+    configured = dask.config.get("scheduler-address", None)
+    return (configured or None), "DASK_SCHEDULER_ADDRESS"
+
+
+def dashboard_enabled() -> bool:
+    """Whether a local cluster can draw its dashboard (bokeh: the 'dashboard' extra)."""
+    return importlib.util.find_spec("bokeh") is not None
+
+
 @contextlib.contextmanager
 def dask_client(address: str | None = None, n_workers: int = LOCAL_WORKERS) -> Iterator[Client]:
-    """A ``distributed.Client`` on ``address`` (tcp://host:port) or on a temporary local cluster."""
+    """A ``distributed.Client`` on ``address`` (tcp://host:port) or on a temporary local cluster.
+
+    Without ``address``, ``DASK_SCHEDULER_ADDRESS`` is honoured as Dask honours it.
+    """
+    address, source = scheduler_address(address)
     if address:
         try:
             client = Client(address, timeout="30s")
         except OSError as exc:
             raise ConnectionError(
-                f"cannot reach the Dask scheduler at {address}: {exc}; is `dask scheduler` "
-                "running there?"
+                f"cannot reach the Dask scheduler at {address} (from {source}): {exc}; is "
+                "`dask scheduler` running there?"
             ) from exc
         with client:
             yield client
@@ -34,19 +60,29 @@ def dask_client(address: str | None = None, n_workers: int = LOCAL_WORKERS) -> I
         max(logging.WARNING, logging.getLogger("distributed").level)
     )
     with (
+        # The local dashboard listens on loopback; Dask would name the host's address.
+        dask.config.set({"distributed.dashboard.link": "http://127.0.0.1:{port}/status"}),
         LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
             processes=False,
-            dashboard_address=":0",
+            # On loopback only, and only when bokeh can draw it (about 2 s to import).
+            dashboard_address="127.0.0.1:0" if dashboard_enabled() else None,
             silence_logs=logging.WARNING,
         ) as cluster,
         Client(cluster) as client,
     ):
+        if dashboard_enabled():
+            progress.note(f"Dask dashboard: {client.dashboard_link}")
         yield client
 
 
 def describe(client: Client) -> dict[str, object]:
-    """Scheduler address and worker count, for run parameters."""
+    """Scheduler address, worker count and dashboard link (None without one), for run parameters."""
     info = client.scheduler_info()
-    return {"scheduler": client.scheduler.address, "n_workers": len(info.get("workers", {}))}
+    dashboard = info.get("services", {}).get("dashboard")
+    return {
+        "scheduler": client.scheduler.address,
+        "n_workers": len(info.get("workers", {})),
+        "dashboard": client.dashboard_link if dashboard else None,
+    }

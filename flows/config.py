@@ -169,6 +169,8 @@ class RecallConfig(_WorkdirConfig):
 class PipelineConfig(_WorkdirConfig):
     """Parameters of the ``pipeline`` flow: the three stages, sharing workdir and cluster."""
 
+    # MLflow experiment of the pipeline's run and of its three stage runs nested under it.
+    experiment: str = "nnpipe-pipeline"
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     recall: RecallConfig = RecallConfig()

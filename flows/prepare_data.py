@@ -19,7 +19,9 @@ from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import DataConfig
 from flows.datasets import check_dataset, write_dataset
+from flows.lineage import log_dataset_input, publish_run, run_tags
 from flows.naming import run_name
+from flows.report import prepare_report
 from nnpipe.core.scalers import SCALERS
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers
@@ -157,12 +159,14 @@ DEFAULT_CONFIG = DataConfig()
 
 
 @flow(name="prepare_data")
-def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+def prepare_data(
+    config: DataConfig = DEFAULT_CONFIG, parent_run_id: str | None = None
+) -> dict[str, Any]:
     """Synthetic datasets (when missing) and out-of-core scalers, tracked in MLflow."""
     check_data(config)
     tracker = MlflowTracker(config.experiment)
     name = run_name(f"{config.regression.n_rows} rows")
-    with tracker.run(run_name=name, tags={"nnpipe.flow": "prepare_data"}) as run_id:
+    with tracker.run(run_name=name, tags=run_tags("prepare_data", parent_run_id)) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         progress.start("prepare_data", 3, unit="step")
         regression = ensure_dataset("regression", config.regression_path, config)
@@ -183,6 +187,7 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
                 scalers = fit_and_save_scalers(dataset, config.scaler, split, out, client)
         progress.advance("prepare_data", {"scalers": "reused" if saved else "fitted"})
         tracker.log_params({"data": dataset.describe(), "scalers_reused": scalers["reused"]})
+        log_dataset_input(tracker, dataset, "preparation")
         if cluster is not None:
             tracker.log_params({"cluster": cluster})
         tracker.log_metrics(
@@ -202,4 +207,6 @@ def prepare_data(config: DataConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         tracker.log_dict(summary, "prepare_data.json")
         progress.advance("prepare_data", {"logged": run_id[:8]})
         progress.finish("prepare_data")
-    return {"run_ids": {"prepare_data": run_id}, "summary": summary}
+    result = {"run_ids": {"prepare_data": run_id}, "summary": summary}
+    publish_run(tracker, run_id, prepare_report(result), summary)
+    return result

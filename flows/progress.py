@@ -8,6 +8,7 @@ report to whatever is installed; with none installed they report nothing.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -46,14 +47,16 @@ class Reporter:
             count = self._counts.setdefault(stage, [0, 0])
             count[0] += 1
             text = _format(info or {})
+            total = f"/{count[1]}" if count[1] else ""
+            line = f"{stage}: {count[0]}{total} {text}".rstrip()
             bar = self._bars.get(stage)
             if bar is not None:
                 bar.update(1)
                 if text:
                     bar.set_postfix_str(text, refresh=True)
+                to_prefect(line)
             else:
-                total = f"/{count[1]}" if count[1] else ""
-                self._line(f"{stage}: {count[0]}{total} {text}".rstrip())
+                self._line(line)
 
     def finish(self, stage: str) -> None:
         """Close ``stage``'s bar (early stopping can end a stage before its total)."""
@@ -61,6 +64,15 @@ class Reporter:
             bar = self._bars.pop(stage, None)
             if bar is not None:
                 bar.close()
+
+    def note(self, text: str) -> None:
+        """One line of information (a link, a choice made), above any bars."""
+        with self._lock:
+            if self._bars:
+                tqdm.write(f"[nnpipe] {text}", file=self.stream)
+                to_prefect(text)
+            else:
+                self._line(text)
 
     def close(self) -> None:
         """Close every bar."""
@@ -71,6 +83,32 @@ class Reporter:
         # Written, not print()ed: Prefect may redirect print inside flows to its logger.
         self.stream.write(f"[nnpipe] {text}\n")
         self.stream.flush()
+        to_prefect(text)
+
+
+_prefect_logger: logging.Logger | None = None
+
+
+def to_prefect(text: str) -> None:
+    """Send a progress line to the current Prefect flow run's logs (its Logs tab).
+
+    Through a logger of its own that only Prefect's API handler listens to, so the
+    terminal shows the line once. Outside a flow or task run it goes nowhere.
+    """
+    global _prefect_logger
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return
+    if _prefect_logger is None:
+        from prefect.logging.handlers import APILogHandler
+
+        logger = logging.getLogger("nnpipe.progress")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(APILogHandler())
+        _prefect_logger = logger
+    _prefect_logger.info(text)
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -116,19 +154,43 @@ def plural(n: int, unit: str) -> str:
     return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
 
 
+class _Discard:
+    """A stream that keeps nothing: progress with no terminal still reaches Prefect."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+# Without an installed reporter (a flow called from Python, a scheduled run) progress
+# lines go only to the flow run's logs in Prefect.
+_unattended = Reporter(_Discard(), bars=False)
+
+
+def _reporter() -> Reporter:
+    return _current if _current is not None else _unattended
+
+
 def start(stage: str, total: int | None, unit: str = "it") -> None:
-    """Report the start of ``stage`` to the installed reporter (no-op without one)."""
-    if _current is not None:
-        _current.start(stage, total, unit)
+    """Report the start of ``stage`` (to Prefect's logs only without a reporter)."""
+    _reporter().start(stage, total, unit)
 
 
 def advance(stage: str, info: Mapping[str, Any] | None = None) -> None:
-    """Report one step of ``stage`` (no-op without a reporter)."""
-    if _current is not None:
-        _current.advance(stage, info)
+    """Report one step of ``stage`` (to Prefect's logs only without a reporter)."""
+    _reporter().advance(stage, info)
 
 
 def finish(stage: str) -> None:
-    """Report the end of ``stage`` (no-op without a reporter)."""
-    if _current is not None:
-        _current.finish(stage)
+    """Report the end of ``stage``."""
+    _reporter().finish(stage)
+
+
+def note(text: str) -> None:
+    """Show one line of information (to Prefect's logs only without a reporter)."""
+    _reporter().note(text)

@@ -19,7 +19,9 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import RecallConfig
+from flows.lineage import publish_run, run_tags
 from flows.naming import run_name
+from flows.report import recall_report
 from nnpipe.core.hopfield import HopfieldNetwork, capacity_curve, energy_trajectories
 from nnpipe.data.partition_io import read_patterns
 from nnpipe.data.recall_job import (
@@ -168,12 +170,14 @@ DEFAULT_CONFIG = RecallConfig()
 
 
 @flow(name="recall_hopfield")
-def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+def recall_hopfield(
+    config: RecallConfig = DEFAULT_CONFIG, parent_run_id: str | None = None
+) -> dict[str, Any]:
     """Hopfield recall over every probe partition, tracked in MLflow; run id and summary."""
     tracker = MlflowTracker(config.experiment)
     out = config.output_path
     name = run_name(config.dataset_path.name, f"{config.rule}-{config.update}")
-    with tracker.run(run_name=name, tags={"nnpipe.flow": "recall_hopfield"}) as rid:
+    with tracker.run(run_name=name, tags=run_tags("recall_hopfield", parent_run_id)) as rid:
         tracker.log_params({"config": config.model_dump(mode="json")})
         patterns = load_patterns(config.dataset_path)
         check_pattern_shape(config, patterns)
@@ -215,4 +219,6 @@ def recall_hopfield(config: RecallConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             tracker.log_plot(
                 "plots/recall_pictures.png", recall_pictures, network, patterns, config
             )
-    return {"run_ids": {"recall_hopfield": rid}, "summary": summary}
+    result = {"run_ids": {"recall_hopfield": rid}, "summary": summary}
+    publish_run(tracker, rid, recall_report(result), summary)
+    return result

@@ -27,9 +27,11 @@ def prepare_report(result: dict[str, Any]) -> str:
 
 
 def _model_line(s: dict[str, Any]) -> str:
-    return f"  model {s['model_path']}" + (
-        f"  registered as {s['registered_model']}" if s.get("registered_model") else ""
-    )
+    line = f"  model {s['model_path']}"
+    if s.get("registered_model"):
+        line += f"  registered as {s['registered_model']}"
+        line += " (now @champion)" if s.get("champion") else " (@champion unchanged)"
+    return line
 
 
 def classifier_lines(s: dict[str, Any]) -> list[str]:
@@ -114,5 +116,7 @@ def pipeline_report(result: dict[str, Any], tracking_uri: str | None = None) -> 
     lines += train_lines(s["train_bp"])
     lines += ["Hopfield recall (recall_hopfield):", *recall_lines(s["recall_hopfield"])]
     lines.append("MLflow runs" + (f" in {tracking_uri}:" if tracking_uri else ":"))
+    if result.get("parent_run_id"):  # the stage runs are nested under it
+        lines.append(f"  {'pipeline':<16} {result['parent_run_id']}")
     lines += [f"  {name:<16} {run_id}" for name, run_id in ids.items()]
     return "\n".join(line for line in lines if line)

@@ -24,9 +24,11 @@ from prefect.cache_policies import NO_CACHE
 from flows import progress
 from flows.cluster import dask_client, describe
 from flows.config import TrainConfig
+from flows.lineage import log_dataset_input, publish_run, run_tags
 from flows.naming import run_name
 from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
+from flows.report import train_report
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.dataset import ParquetDataset
@@ -34,6 +36,7 @@ from nnpipe.data.scaling import fit_scalers, fit_scalers_and_classes
 from nnpipe.data.split import TrainValidationSplit
 from nnpipe.tracking import (
     MlflowTracker,
+    ValidationScore,
     classification_metrics,
     confusion_matrix_figure,
     loss_curve_figure,
@@ -292,17 +295,28 @@ def log_evaluation(
     return metrics, example
 
 
+def validation_score(config: TrainConfig, metrics: dict[str, float]) -> ValidationScore:
+    """What decides the @champion: R2 of a regressor, log-loss of a classifier (validation)."""
+    if is_classifier(config):
+        return ValidationScore("log_loss", metrics["log_loss"], greater_is_better=False)
+    return ValidationScore("r2", metrics["r2"])
+
+
 # The defaults, shown in the Prefect UI form of a deployment (never mutated).
 DEFAULT_CONFIG = TrainConfig()
 
 
 @flow(name="train_bp")
-def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+def train_bp(
+    config: TrainConfig = DEFAULT_CONFIG, parent_run_id: str | None = None
+) -> dict[str, Any]:
     """Train the BP network out of core and track it in MLflow; return run id and summary."""
     tracker = MlflowTracker(config.experiment, registered_model_name=config.registered_model_name)
     sizes = "x".join(map(str, config.hidden_layer_sizes))
     name = run_name(config.dataset_path.name, sizes)
-    with tracker.run(run_name=name, tags={"nnpipe.flow": "train_bp"}) as run_id:
+    with tracker.run(
+        run_name=name, tags=run_tags("train_bp", parent_run_id), system_metrics=True
+    ) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         dataset = open_dataset(config)
         split = make_split(config)
@@ -316,6 +330,7 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             else:
                 x_scaler, y_scaler, scaler_source = get_scalers(config, dataset, split, client)
             tracker.log_params(run_params(config, dataset, split, scaler_source, cluster))
+            log_dataset_input(tracker, dataset, "training")
             start = time.perf_counter()
             result = train(
                 config,
@@ -351,7 +366,9 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             title="Log-loss per epoch" if is_classifier(config) else "Loss per epoch",
         )
         tracker.log_dict(config.model_dump(mode="json"), "config.json")
-        logged = tracker.log_model(model_path, input_example=example)
+        logged = tracker.log_model(
+            model_path, input_example=example, score=validation_score(config, metrics)
+        )
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     summary = {
         **metrics,
@@ -359,9 +376,12 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         "model_path": str(model_path),
         "model_uri": logged.model_uri if logged else None,
         "registered_model": registered.registry_uri if registered else None,
+        "champion": registered.champion_uri if registered and registered.champion else None,
         "scaler_source": scaler_source,
         "history": result.history,
     }
     if trained.classes is not None:
         summary["classes"] = trained.classes.tolist()
-    return {"run_ids": {"train_bp": run_id}, "summary": summary}
+    result = {"run_ids": {"train_bp": run_id}, "summary": summary}
+    publish_run(tracker, run_id, train_report(result), summary)
+    return result

@@ -6,9 +6,15 @@ The estimators are re-exported here; importing ``nnpipe`` loads only NumPy code
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from nnpipe._lazy import lazy_attributes
 
-__version__ = "0.1.0"
+# The version is written once, in pyproject.toml; an installed nnpipe reads it back.
+try:
+    __version__ = metadata.version("nnpipe")
+except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+    __version__ = "0+unknown"
 
 # Public name -> the nnpipe.core module or subpackage it is imported from. Resolved
 # on first use so that `import nnpipe` stays cheap.

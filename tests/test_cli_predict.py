@@ -30,13 +30,26 @@ def test_predict_one_row_says_one_prediction(nnpipe, trained, data, tmp_path):
 
 @pytest.fixture
 def model_sources(trained):
-    """The one trained model three ways: its .npz file, runs:/ and models:/ URIs."""
+    """The one trained model four ways: its .npz file, runs:/, models:/ and @champion URIs."""
     npz = next(trained[0].glob("models/*/model.npz"))
-    registered = re.search(r"registered as (models:/\S+)", trained[1]).group(1)
-    return {"npz": str(npz), "runs": f"runs:/{npz.parent.name}/model", "models": registered}
+    registered = re.search(
+        r"registered as (models:/\S+) \((?:now @champion|@champion unchanged)\)", trained[1]
+    ).group(1)
+    name, version = registered.removeprefix("models:/").split("/")
+    # Earlier tests of the session may hold a better champion: point it at this version.
+    from mlflow import MlflowClient
+
+    MlflowClient().set_registered_model_alias(name, "champion", version)
+    alias = f"models:/{name}@champion"
+    return {
+        "npz": str(npz),
+        "runs": f"runs:/{npz.parent.name}/model",
+        "models": registered,
+        "champion": alias,
+    }
 
 
-@pytest.mark.parametrize("source", ["npz", "runs", "models"])
+@pytest.mark.parametrize("source", ["npz", "runs", "models", "champion"])
 def test_predict_answers_bad_input_the_same_for_every_model_source(
     nnpipe, model_sources, data, tmp_path, source
 ):

@@ -12,10 +12,12 @@ from __future__ import annotations
 from nnpipe._lazy import lazy_attributes
 
 from .base import (
+    CHAMPION_ALIAS,
     EpochCallback,
     LoggedModel,
     NoopTracker,
     Tracker,
+    ValidationScore,
     environment_info,
     flatten_params,
     git_commit,
@@ -48,10 +50,12 @@ _LAZY = {
 }
 
 __all__ = [
+    "CHAMPION_ALIAS",
     "EpochCallback",
     "LoggedModel",
     "NoopTracker",
     "Tracker",
+    "ValidationScore",
     "environment_info",
     "flatten_params",
     "git_commit",

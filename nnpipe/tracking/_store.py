@@ -8,18 +8,27 @@ cheap until the first call. Each function takes the tracking URI first; one
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
-from .base import ERROR_TAG, MAX_TAG_VALUE_LENGTH, TRACEBACK_ARTIFACT, LoggedModel
+from .base import (
+    ERROR_TAG,
+    MAX_TAG_VALUE_LENGTH,
+    TRACEBACK_ARTIFACT,
+    LoggedModel,
+    ValidationScore,
+)
 
 # (key, value, timestamp_ms, step) / (key, value): metric rows and param/tag pairs.
 MetricRow = tuple[str, float, int, int]
@@ -94,6 +103,54 @@ def log_batch(
     )
 
 
+def log_dataset(
+    uri: str,
+    run_id: str,
+    name: str,
+    digest: str,
+    source: str,
+    columns: Sequence[tuple[str, str]],
+    n_rows: int,
+    context: str,
+) -> None:
+    """A dataset input of the run: what the UI's Datasets section shows."""
+    scheme = source.split("://", 1)[0] if "://" in source else "local"
+    colspec = [{"type": kind, "name": col, "required": True} for col, kind in columns]
+    dataset = Dataset(
+        name=name,
+        digest=digest,
+        source_type="local" if scheme == "file" else scheme,
+        source=json.dumps({"uri": source}),
+        schema=json.dumps({"mlflow_colspec": colspec}),
+        profile=json.dumps({"num_rows": int(n_rows)}),
+    )
+    tags = [InputTag(key="mlflow.data.context", value=context)]
+    client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset=dataset, tags=tags)])
+
+
+@contextlib.contextmanager
+def system_metrics(uri: str, run_id: str, seconds: float, enabled: bool = True) -> Iterator[None]:
+    """MLflow's system-metrics monitor (psutil) sampling into ``run_id`` for the block."""
+    if not enabled:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    # Its start/stop chatter at INFO would land in every training command's output.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=seconds, tracking_uri=uri)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()  # stops the sampling thread and sends what it holds
+        # MLflow's monitor drops the samples of an unfinished interval, so a run
+        # shorter than one would have none: one more sample marks the end.
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
+
+
 def log_text(uri: str, run_id: str, text: str, filename: str) -> None:
     """Write ``text`` to the artifact ``filename``."""
     client(uri).log_text(run_id, text, filename)
@@ -155,8 +212,10 @@ def log_model(uri: str, run_id: str, model_path: str, **kwargs: Any) -> LoggedMo
     return log_pyfunc_model(uri, run_id, model_path, **kwargs)
 
 
-def register_model(uri: str, logged: LoggedModel, name: str) -> LoggedModel:
-    """A new version of registered model ``name``."""
+def register_model(
+    uri: str, logged: LoggedModel, name: str, score: ValidationScore | None = None
+) -> LoggedModel:
+    """A new version of registered model ``name`` (``@champion`` if its score beats it)."""
     from .model import register_model as register
 
-    return register(uri, logged, name)
+    return register(uri, logged, name, score)

@@ -28,6 +28,23 @@ TRACEBACK_ARTIFACT = "error/traceback.txt"
 ENVIRONMENT_PACKAGES = ("nnpipe", "numpy", "dask", "pyarrow", "mlflow")
 
 
+# The registry alias of the best version so far of a registered model.
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class ValidationScore:
+    """A model's validation metric, which decides whether its version becomes champion."""
+
+    name: str
+    value: float
+    greater_is_better: bool = True
+
+    def beats(self, other: float) -> bool:
+        """Strictly better than ``other`` (a tie keeps the current champion)."""
+        return self.value > other if self.greater_is_better else self.value < other
+
+
 @dataclass(frozen=True)
 class LoggedModel:
     """Where a logged pyfunc model lives and, when registered, its registry version."""
@@ -36,6 +53,7 @@ class LoggedModel:
     run_id: str | None
     registered_name: str | None = None
     version: str | None = None
+    champion: bool = False  # the version holds the @champion alias
 
     @property
     def registry_uri(self) -> str | None:
@@ -43,6 +61,13 @@ class LoggedModel:
         if self.registered_name is None or self.version is None:
             return None
         return f"models:/{self.registered_name}/{self.version}"
+
+    @property
+    def champion_uri(self) -> str | None:
+        """``models:/<name>@champion``: the registered model's best version so far."""
+        if self.registered_name is None:
+            return None
+        return f"models:/{self.registered_name}@{CHAMPION_ALIAS}"
 
 
 @runtime_checkable

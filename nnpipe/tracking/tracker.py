@@ -36,6 +36,7 @@ from .base import (
     MAX_TAG_VALUE_LENGTH,
     TRACEBACK_ARTIFACT,
     LoggedModel,
+    ValidationScore,
     environment_info,
     flatten_params,
     numeric_metrics,
@@ -48,6 +49,11 @@ _log = logging.getLogger(__name__)
 # Package versions and the git commit are run tags named nnpipe.env.<name>.
 ENV_TAG_PREFIX = "nnpipe.env."
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# How often a run with system metrics samples CPU and memory (MLflow's default is 10 s;
+# most nnpipe runs last well under a minute).
+SYSTEM_METRICS_SECONDS = 2.0
+# The Prefect flow a run belongs to (tag value: the flow's name, e.g. train_bp).
+FLOW_TAG = "nnpipe.flow"
 
 __all__ = [
     "ERROR_TAG",
@@ -109,7 +115,7 @@ class MlflowTracker:
         self.registered_models: list[LoggedModel] = []
         self._experiment_id: str | None = None
         self._callbacks: dict[str, list[MlflowEpochCallback]] = {}
-        self._pending_registrations: dict[str, list[tuple[LoggedModel, str]]] = {}
+        self._pending_registrations: dict[str, list[tuple[Any, ...]]] = {}
         self._open_runs: set[str] = set()
 
     @classmethod
@@ -177,6 +183,10 @@ class MlflowTracker:
             if "git_commit" in env:
                 all_tags["mlflow.source.git.commit"] = env["git_commit"]
         all_tags.update({k: str(v) for k, v in (tags or {}).items()})
+        flow = all_tags.get(FLOW_TAG)
+        if flow:  # the MLflow UI's Source column: the flow's module and function
+            all_tags.setdefault("mlflow.source.name", f"flows/{flow}.py:{flow}")
+            all_tags.setdefault("mlflow.source.type", "JOB")
         if parent_run_id is not None:
             all_tags["mlflow.parentRunId"] = parent_run_id
         self.run_id = _store().create_run(self.tracking_uri, self.experiment_id, run_name, all_tags)
@@ -196,6 +206,7 @@ class MlflowTracker:
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
         nested: bool = False,
+        system_metrics: bool = False,
     ) -> Iterator[str]:
         """Context yielding a new run id; the run ends FINISHED, FAILED or KILLED.
 
@@ -204,13 +215,18 @@ class MlflowTracker:
         buffered are sent first, and the exception propagates once all of it is
         stored. A model version requested by :meth:`log_model` is registered only
         when the run succeeds. ``nested=True`` makes the current run the parent.
+        ``system_metrics=True`` samples CPU, memory, disk and network use (MLflow's
+        ``system/*`` metrics, every ``SYSTEM_METRICS_SECONDS``) while the block runs.
         """
         outer = self.run_id
         rid = self.start_run(run_name, tags, parent_run_id=outer if nested else None)
         self._open_runs.add(rid)
         try:
             try:
-                yield rid
+                with _store().system_metrics(
+                    self.tracking_uri, rid, SYSTEM_METRICS_SECONDS, enabled=system_metrics
+                ):
+                    yield rid
                 # Register only once the work succeeded, before the run is marked FINISHED.
                 self._register_pending(rid)
             except KeyboardInterrupt as exc:
@@ -278,6 +294,36 @@ class MlflowTracker:
         for callback in self._callbacks.get(rid, []):
             callback.flush()
 
+    def log_dataset(
+        self,
+        name: str,
+        *,
+        digest: str,
+        source: str,
+        columns: Mapping[str, str],
+        n_rows: int,
+        context: str = "training",
+        run_id: str | None = None,
+    ) -> None:
+        """Record a dataset the run read as an MLflow dataset input (the UI's Datasets).
+
+        ``digest`` identifies the data's content (at most 36 characters are kept, as
+        MLflow stores them), ``source`` is its path or URL, ``columns`` maps column
+        names to MLflow types (``double``, ``long``, ``string``...), ``context`` says
+        what the run did with it (``training``, ``evaluation``...).
+        """
+        rid = self._rid(run_id)
+        _store().log_dataset(
+            self.tracking_uri,
+            rid,
+            name,
+            digest[:36],
+            source,
+            list(columns.items()),
+            n_rows,
+            context,
+        )
+
     # -- artifacts -----------------------------------------------------------------
     def log_artifact(
         self,
@@ -331,6 +377,7 @@ class MlflowTracker:
         registered_model_name: str | None = None,
         name: str = "model",
         run_id: str | None = None,
+        score: ValidationScore | None = None,
     ) -> LoggedModel:
         """Log a model file as a servable MLflow pyfunc model.
 
@@ -342,6 +389,8 @@ class MlflowTracker:
         With a registered model name (argument or the tracker's default) a new model
         version is created: at the end of the run when it succeeds if this is called
         inside :meth:`run`, otherwise at once. Returns once the model is stored.
+        With a ``score`` (its validation metric) the new version also takes the
+        ``@champion`` alias if it beats the current champion, or there is none.
         """
         rid = self._rid(run_id)
         logged = _store().log_model(
@@ -357,15 +406,15 @@ class MlflowTracker:
         if reg_name is None:
             return logged
         if rid in self._open_runs:
-            self._pending_registrations.setdefault(rid, []).append((logged, reg_name))
+            self._pending_registrations.setdefault(rid, []).append((logged, reg_name, score))
             return logged
-        registered = _store().register_model(self.tracking_uri, logged, reg_name)
+        registered = _store().register_model(self.tracking_uri, logged, reg_name, score)
         self.registered_models.append(registered)
         return registered
 
     def _register_pending(self, rid: str) -> None:
-        for logged, reg_name in self._pending_registrations.pop(rid, []):
-            registered = _store().register_model(self.tracking_uri, logged, reg_name)
+        for logged, reg_name, score in self._pending_registrations.pop(rid, []):
+            registered = _store().register_model(self.tracking_uri, logged, reg_name, score)
             self.registered_models.append(registered)
 
 

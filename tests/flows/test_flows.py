@@ -82,9 +82,40 @@ def test_train_run_holds_params_epoch_metrics_artifacts_and_model(ran, client):
     assert run.data.metrics["r2"] > 0.5
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert "plots/loss_curve.png" in artifacts
+    # CPU and memory over the run (MLflow's system metrics), sampled from its start.
+    for name in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
+        samples = client.get_metric_history(run_id, name)
+        assert samples and all(m.value >= 0 for m in samples), name
     registered = result["summary"]["train_bp"]["registered_model"]
     name, version = registered.removeprefix("models:/").split("/")
     assert client.get_model_version(name, version).run_id == run_id
+
+
+def test_runs_show_their_dataset_description_and_source_in_the_ui(ran, client):
+    config, result = ran
+    ids = result["run_ids"]
+    train = client.get_run(ids["train_bp"])
+    (data_input,) = train.inputs.dataset_inputs
+    dataset = data_input.dataset
+    assert dataset.name == config.data.regression_path.name
+    assert json.loads(dataset.source) == {"uri": str(config.data.regression_path)}
+    assert json.loads(dataset.profile)["num_rows"] == 2_400
+    columns = json.loads(dataset.schema)["mlflow_colspec"]
+    # make-data writes float32 columns: MLflow's "float".
+    assert [(c["name"], c["type"]) for c in columns] == [
+        *((f"x{i}", "float") for i in range(4)),
+        ("y", "float"),
+    ]
+    assert [(t.key, t.value) for t in data_input.tags] == [("mlflow.data.context", "training")]
+    # The same data, the same digest, in the run that prepared it.
+    prep = client.get_run(ids["prepare_data"]).inputs.dataset_inputs
+    assert [d.dataset.digest for d in prep] == [dataset.digest]
+    for flow_name, run_id in ids.items():
+        tags = client.get_run(run_id).data.tags
+        assert tags["mlflow.source.name"] == f"flows/{flow_name}.py:{flow_name}"
+        assert tags["mlflow.source.type"] == "JOB"
+        assert tags["mlflow.note.content"].startswith(f"```\n{flow_name}")
+    assert "R2 " in train.data.tags["mlflow.note.content"]
 
 
 def test_logged_model_predicts_negative_targets_like_the_local_files(ran):
@@ -201,6 +232,63 @@ def test_prefect_recorded_the_pipeline_and_its_three_subflows(ran):
         runs = prefect.read_flow_runs()
         names = {prefect.read_flow(r.flow_id).name for r in runs if r.state.is_completed()}
     assert {"pipeline", "prepare_data", "train_bp", "recall_hopfield"} <= names
+
+
+def test_one_pipeline_is_one_tree_of_runs_linked_to_prefect(ran, client):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    config, result = ran
+    parent = client.get_run(result["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["nnpipe.flow"] == "pipeline"
+    assert parent.data.metrics["train_r2"] == pytest.approx(result["summary"]["train_bp"]["r2"])
+    assert parent.data.tags["mlflow.note.content"].startswith("```\npipeline finished in")
+    experiment = client.get_experiment_by_name(config.experiment)
+    assert parent.info.experiment_id == experiment.experiment_id
+    with get_client(sync_client=True) as prefect:
+        for flow_name, run_id in [("pipeline", parent.info.run_id), *result["run_ids"].items()]:
+            run = client.get_run(run_id)
+            assert run.info.experiment_id == experiment.experiment_id, flow_name
+            if flow_name != "pipeline":
+                assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            flow_run = prefect.read_flow_run(run.data.tags["prefect.flow_run_id"])
+            assert prefect.read_flow(flow_run.flow_id).name == flow_name
+            assert run.data.tags["prefect.flow_run_name"] == flow_run.name
+            artifacts = prefect.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])
+                )
+            )
+            key = flow_name.replace("_", "-")
+            by_key = {a.key: a for a in artifacts}
+            assert set(by_key) == {f"{key}-report", f"{key}-metrics", f"{key}-mlflow-run"}
+            link = by_key[f"{key}-mlflow-run"].data
+            assert f"/#/experiments/{experiment.experiment_id}/runs/{run_id}" in link
+            assert by_key[f"{key}-report"].data.startswith(f"```\n{flow_name}")
+            assert by_key[f"{key}-metrics"].type == "table"
+    recall_table = json.loads(by_key["recall-hopfield-metrics"].data)  # the last in the loop
+    assert any(row["metric"] == "exact_recall_rate" for row in recall_table)
+
+
+def test_progress_and_report_are_in_the_prefect_flow_run_logs(ran, client):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    config, result = ran
+    tags = client.get_run(result["run_ids"]["train_bp"]).data.tags
+    with get_client(sync_client=True) as prefect:
+        flow_run_id = prefect.read_flow_run(tags["prefect.flow_run_id"]).id
+        logs = prefect.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    messages = [log.message for log in logs if log.name == "nnpipe.progress"]
+    epochs = config.train.max_epochs
+    assert [m.split(" ")[1] for m in messages if m.startswith("train_bp: ")] == [
+        "started",
+        *(f"{e}/{epochs}" for e in range(1, epochs + 1)),
+    ]
+    assert any(m.startswith("train_bp:\n  ") and "R2 " in m for m in messages)
 
 
 def test_recall_rerun_skips_every_finished_partition(ran, client):

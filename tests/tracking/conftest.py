@@ -115,14 +115,23 @@ def launch_tracking_server(root: Path, empty_store: Path) -> tuple[subprocess.Po
 
 
 def launch_model_server(
-    model_uri: str, tracking_uri: str, root: Path
+    model_uri: str, tracking_uri: str, root: Path, env_manager: str | None = "local"
 ) -> tuple[subprocess.Popen, str, Path]:
-    """Start ``mlflow models serve --env-manager local`` for ``model_uri``; don't wait."""
+    """Start ``mlflow models serve`` for ``model_uri``; don't wait.
+
+    ``env_manager=None`` leaves MLflow its default (virtualenv): it builds an
+    environment from the model's own requirements, without nnpipe installed, under
+    ``~/.mlflow/envs`` (reused while the requirements stay the same).
+    """
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "OMP_NUM_THREADS": "1"}
     log = root / "serve.log"
-    args = [mlflow_command(), "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    args = [mlflow_command(), "models", "serve", "-m", model_uri]
+    if env_manager is not None:
+        args += ["--env-manager", env_manager]
+    else:  # nothing of this environment may leak into the one MLflow builds
+        env.pop("PYTHONPATH", None)
     args += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     return start_process(args, cwd=root, log=log, env=env), f"http://127.0.0.1:{port}", log
 

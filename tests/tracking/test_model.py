@@ -74,6 +74,17 @@ def test_logged_model_has_signature_input_example_and_code_not_pickle(logged_reg
     assert trained.feature_names == FEATURES
     assert not any(f.endswith((".pkl", ".pickle", ".cloudpickle")) for f in files)
     assert meta.flavors["python_function"]["model_code_path"].endswith("pyfunc_model.py")
+    # nnpipe's sources travel with the model (code_paths), without bytecode caches.
+    assert meta.flavors["python_function"]["code"] == "code"
+    assert "code/nnpipe/core/trained_model.py" in files
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    requirements = (local / "requirements.txt").read_text().split()
+    assert [r.split("==")[0] for r in requirements] == [
+        "mlflow-skinny",
+        "numpy",
+        "pandas",
+        "threadpoolctl",
+    ]
 
 
 def test_successful_run_registers_a_model_version(logged_regressor, model_store):

@@ -3,6 +3,12 @@
 Both processes start together (each spends seconds importing MLflow): an
 ``mlflow server`` that the tracker logs to over HTTP, and ``mlflow models serve``
 serving the pyfunc of a real nnpipe regressor; a classifier is served on its own.
+
+The regressor is served with MLflow's default environment manager, as a user
+outside nnpipe's environment would: MLflow builds a virtualenv from the model's
+requirements alone (no nnpipe installed there), so the model must bring nnpipe's
+code itself. Building it the first time on a machine takes about two minutes
+(pip installing mlflow-skinny, numpy, pandas); later runs reuse it.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ def services(tmp_path_factory, empty_store_file, logged_regressor, model_store):
     started = []
     try:
         started.append(launch_tracking_server(root / "tracking", empty_store_file))
-        started.append(launch_model_server(logged.model_uri, store_uri, root / "model"))
+        started.append(
+            launch_model_server(logged.model_uri, store_uri, root / "model", env_manager=None)
+        )
         tracking, model = started
         wait_for_http(f"{tracking[1]}/health", tracking[0], timeout=150, log=tracking[2])
-        wait_for_http(f"{model[1]}/ping", model[0], timeout=150, log=model[2])
+        wait_for_http(f"{model[1]}/ping", model[0], timeout=420, log=model[2])
         yield {"tracking": tracking[1], "model": model[1]}
     finally:
         for proc, _, _ in started:
