@@ -32,12 +32,13 @@ from flows.train_bp import (
     is_classifier,
     make_split,
     open_dataset,
+    validation_score,
 )
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.tracking import (
     MlflowTracker,
     log_leaderboard,
-    promote_champion,
+    promote_if_better,
     validation_loss_figure,
 )
 
@@ -183,11 +184,13 @@ def sweep_bp(config: SweepConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         log_parent(tracker, config, dataset, rows, best)
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     if registered is not None:
-        champion = promote_champion(
+        # Judged like any training run's model (R2 or log-loss on its validation rows),
+        # so sweeps and single trainings of one registered model compete fairly.
+        champion = promote_if_better(
             tracker.tracking_uri,
             registered.registered_name,
             registered.version,
-            rows[0]["val_loss"],
+            validation_score(config.train, rows[0]["metrics"]),
         )
         tracker.set_tags(
             {"nnpipe.champion": champion["champion"], "nnpipe.champion_moved": champion["moved"]},

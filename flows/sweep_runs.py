@@ -150,13 +150,13 @@ def sweep_report(result: dict[str, Any]) -> str:
     champion = s.get("champion")
     if s.get("registered_model"):
         if champion and champion["moved"]:
-            was = champion["previous_val_loss"]
-            beaten = f" (beats {was:.5g})" if was is not None else ""
+            was = champion["previous_value"]
+            beaten = f" (beats {champion['metric']} {was:.5g})" if was is not None else ""
             note = f"@champion moved to this version{beaten}"
         elif champion:
             note = (
                 f"@champion stays on version {champion['champion']} "
-                f"(val_loss {champion['previous_val_loss']:.5g})"
+                f"({champion['metric']} {champion['previous_value']:.5g})"
             )
         else:
             note = ""

@@ -46,7 +46,7 @@ _LAZY = {
     "energy_trajectories": "nnpipe.core.hopfield",
     "log_leaderboard": "nnpipe.tracking.sweep",
     "validation_loss_figure": "nnpipe.tracking.sweep",
-    "promote_champion": "nnpipe.tracking.sweep",
+    "promote_if_better": "nnpipe.tracking.model",
 }
 
 __all__ = [

@@ -234,7 +234,7 @@ def register_model(
         version = mlflow.register_model(logged.model_uri, name)
     champion = False
     if score is not None:
-        champion = promote_if_better(tracking_uri, name, str(version.version), score)
+        champion = promote_if_better(tracking_uri, name, str(version.version), score)["moved"]
     return LoggedModel(
         model_uri=logged.model_uri,
         run_id=logged.run_id,
@@ -247,12 +247,15 @@ def register_model(
 SCORE_TAGS = ("nnpipe.validation_metric", "nnpipe.validation_value", "nnpipe.greater_is_better")
 
 
-def promote_if_better(tracking_uri: str, name: str, version: str, score: ValidationScore) -> bool:
+def promote_if_better(
+    tracking_uri: str, name: str, version: str, score: ValidationScore
+) -> dict[str, Any]:
     """Tag ``version`` with its score; move ``@champion`` to it if it beats the champion.
 
     The champion's score is read from its own version tags. A champion scored on
     another metric, or with none recorded, is replaced: the two cannot be compared.
-    Returns whether ``version`` holds the alias afterwards.
+    Returns ``{"moved", "champion" (the version holding the alias now), "previous"
+    (the one before, or None), "previous_value" (its score, or None), "metric"}``.
     """
     client = MlflowClient(tracking_uri=tracking_uri)
     values = (score.name, repr(float(score.value)), str(score.greater_is_better).lower())
@@ -262,8 +265,17 @@ def promote_if_better(tracking_uri: str, name: str, version: str, score: Validat
         current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
     except mlflow.exceptions.MlflowException:  # no champion yet
         current = None
+    held = None
     if current is not None and current.tags.get(SCORE_TAGS[0]) == score.name:
-        if not score.beats(float(current.tags[SCORE_TAGS[1]])):
-            return False
-    client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-    return True
+        held = float(current.tags[SCORE_TAGS[1]])
+    moved = held is None or score.beats(held)
+    if moved:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    previous = None if current is None else str(current.version)
+    return {
+        "moved": moved,
+        "champion": version if moved else previous,
+        "previous": previous,
+        "previous_value": held,
+        "metric": score.name,
+    }

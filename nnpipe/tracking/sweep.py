@@ -1,17 +1,15 @@
-"""What a sweep's parent run holds beyond plain metrics: the leaderboard, its plot, the champion.
+"""What a sweep's parent run holds beyond plain metrics: the leaderboard and its plot.
 
 The leaderboard is a ``log_table`` artifact (``leaderboard.json``, shown as a
-table in the MLflow UI) plus the same rows as ``leaderboard.csv``. The champion
-is a registry alias (``@champion``) that moves to a new model version only when
-that version's validation metric beats the one recorded on the current champion
-(lower is better: a validation loss).
+table in the MLflow UI) plus the same rows as ``leaderboard.csv``. The best model's
+version takes ``@champion`` by the same rule as any training run's
+(``nnpipe.tracking.model.promote_if_better``).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,10 +19,6 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from . import _store
 from .plots import _plain_number
-
-CHAMPION_ALIAS = "champion"
-# The model version tag holding the validation metric the champion is judged by.
-METRIC_TAG = "nnpipe.val_loss"
 
 
 def log_leaderboard(uri: str, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -93,42 +87,3 @@ def validation_loss_figure(
                 ax.legend(fontsize=8)
     fig.suptitle("Validation loss per trial against each swept parameter")
     return fig
-
-
-def _recorded_loss(client: Any, version: Any) -> float:
-    # The tag a sweep set, else the best_loss its training run logged (train_bp's),
-    # else nothing to beat.
-    if METRIC_TAG in version.tags:
-        return float(version.tags[METRIC_TAG])
-    if version.run_id:
-        metric = client.get_run(version.run_id).data.metrics.get("best_loss")
-        if metric is not None:
-            return float(metric)
-    return math.inf
-
-
-def promote_champion(uri: str, name: str, version: str, val_loss: float) -> dict[str, Any]:
-    """Record ``val_loss`` on the version; move ``@champion`` to it only if it beats the holder.
-
-    Returns ``{"moved": bool, "champion": version now holding the alias,
-    "previous": version before (None), "previous_val_loss": its metric}``.
-    """
-    from mlflow.exceptions import MlflowException
-
-    client = _store.client(uri)
-    client.set_model_version_tag(name, version, METRIC_TAG, repr(float(val_loss)))
-    try:
-        holder = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
-        holder = None  # no champion yet
-    previous = None if holder is None else str(holder.version)
-    held = math.inf if holder is None else _recorded_loss(client, holder)
-    moved = float(val_loss) < held
-    if moved:
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-    return {
-        "moved": moved,
-        "champion": version if moved else previous,
-        "previous": previous,
-        "previous_val_loss": None if math.isinf(held) else held,
-    }

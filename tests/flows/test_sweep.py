@@ -14,7 +14,7 @@ from flows.sweep_bp import sweep_bp
 from flows.sweep_config import parse_sweep_config
 from flows.sweep_trials import attempts, make_trials, run_trial
 from nnpipe.core.trained_model import TrainedModel
-from nnpipe.tracking import promote_champion
+from nnpipe.tracking import ValidationScore, promote_if_better
 from tests.flows.test_classification import write_species
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -134,15 +134,21 @@ def test_rerun_reuses_every_trial_and_keeps_the_champion(swept, client):
     assert first["summary"]["registered_model"].endswith(f"/{champion.version}")
 
 
-def test_champion_moves_only_to_a_better_validation_loss(swept, client):
+def test_champion_moves_only_to_a_better_validation_score(swept, client):
     _, first, second = swept
     held = str(client.get_model_version_by_alias(MODEL_NAME, "champion").version)
     newer = second["summary"]["registered_model"].rsplit("/", 1)[1]
-    best = first["summary"]["best_val_loss"]
-    kept = promote_champion(client.tracking_uri, MODEL_NAME, newer, best * 1.01)
+    # The sweep's best model is judged as train_bp's: R2 on the validation rows.
+    r2 = first["summary"]["best_metrics"]["r2"]
+    assert first["summary"]["champion"]["metric"] == "r2"
+    kept = promote_if_better(
+        client.tracking_uri, MODEL_NAME, newer, ValidationScore("r2", r2 - 0.01)
+    )
     assert not kept["moved"] and kept["champion"] == held
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == held
-    moved = promote_champion(client.tracking_uri, MODEL_NAME, newer, best * 0.99)
+    moved = promote_if_better(
+        client.tracking_uri, MODEL_NAME, newer, ValidationScore("r2", r2 + 0.01)
+    )
     assert moved["moved"] and moved["previous"] == held
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == newer
 
