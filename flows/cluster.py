@@ -16,8 +16,14 @@ LOCAL_WORKERS = 2
 
 
 @contextlib.contextmanager
-def dask_client(address: str | None = None, n_workers: int = LOCAL_WORKERS) -> Iterator[Client]:
-    """A ``distributed.Client`` on ``address`` (tcp://host:port) or on a temporary local cluster."""
+def dask_client(
+    address: str | None = None, n_workers: int = LOCAL_WORKERS, processes: bool = False
+) -> Iterator[Client]:
+    """A ``distributed.Client`` on ``address`` (tcp://host:port) or on a temporary local cluster.
+
+    ``processes``: local workers as processes (for training, whose minibatch steps
+    spend much of their time in Python, where threads would take turns).
+    """
     if address:
         try:
             client = Client(address, timeout="30s")
@@ -37,7 +43,7 @@ def dask_client(address: str | None = None, n_workers: int = LOCAL_WORKERS) -> I
         LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
-            processes=False,
+            processes=processes,
             dashboard_address=":0",
             silence_logs=logging.WARNING,
         ) as cluster,
