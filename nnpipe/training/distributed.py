@@ -292,6 +292,8 @@ def _same_start(model: Any, y_scaler: Any, dataset: Any, split: Any, client: Any
     they draw the same weights. A regressor that would fit its target scaler on
     its first batch gets one fitted on all training rows instead.
     """
+    if hasattr(model, "_params"):
+        return  # already trained: the workers start from its arrays
     seed = getattr(model, "random_state", 0)
     if not isinstance(seed, (int, np.integer)):
         model.set_params(random_state=int(np.random.default_rng(seed).integers(2**31)))
@@ -331,6 +333,7 @@ def train_distributed(
     checkpoint_dir: str | os.PathLike | None = None,
     resume: bool = True,
     classes: Any = None,
+    scale_learning_rate: bool = True,
 ) -> TrainingResult:
     """Train ``model`` on ``dataset`` across ``workers`` Dask workers; a :class:`TrainingResult`.
 
@@ -340,6 +343,10 @@ def train_distributed(
     between averagings, H = 1 during the first ``warmup_epochs``; ``client`` a
     ``distributed.Client`` (None: a local cluster of ``workers`` processes);
     ``worker_timeout`` seconds to wait for the cluster to have ``workers``.
+    ``scale_learning_rate``: a new model's ``learning_rate_init`` is multiplied by
+    ``workers`` (the linear scaling rule for a batch ``workers`` times larger,
+    Goyal et al. 2017); without it the run equals, for H = 1 and SGD, one process
+    with batch ``workers * batch_size`` and the same learning rate.
     ``round_callback(metrics)`` gets per round ``round``, ``round_train_loss``,
     ``round_samples_per_s``, ``round_compute_seconds`` (slowest worker's task),
     ``round_communication_seconds`` (the rest of the round) and ``workers_alive``;
@@ -371,6 +378,9 @@ def train_distributed(
     with _client_for(client, workers) as client:
         if trainer.resumed_from == 0:
             _same_start(trainer.model, y_scaler, dataset, split, client)
+            if scale_learning_rate and not hasattr(trainer.model, "_params"):
+                rate = trainer.model.learning_rate_init * workers
+                trainer.model.set_params(learning_rate_init=rate)
         addresses = choose_workers(client, workers, worker_timeout)
         read = {
             "dataset": dataset,

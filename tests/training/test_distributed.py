@@ -16,20 +16,6 @@ from nnpipe.training.shares import batches, epoch_order, read_share
 from tests.training.conftest import write_parts
 
 
-@pytest.fixture(scope="module")
-def two_workers():
-    """An in-process cluster of two single-threaded workers."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
-
-
 @pytest.fixture
 def uneven(tmp_path):
     """700 rows in partitions of 100, 250, 50, 300 rows: shares cannot be equal."""
@@ -46,21 +32,23 @@ def uneven(tmp_path):
     return ParquetDataset(root, targets="y")
 
 
-def sgd(batch_size: int) -> MLPRegressor:
+def sgd(batch_size: int, learning_rate: float = 0.05) -> MLPRegressor:
     return MLPRegressor(
-        hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=0.05, momentum=0.9,
+        hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=learning_rate, momentum=0.9,
         alpha=0.0, batch_size=batch_size, dtype="float64", random_state=0,
         target_scaling=None,
     )  # fmt: skip
 
 
-def single_process_reference(dataset, n_workers: int, b: int, epochs: int) -> MLPRegressor:
+def single_process_reference(
+    dataset, n_workers: int, b: int, epochs: int, learning_rate: float = 0.05
+) -> MLPRegressor:
     """One process with batch n_workers * b: step k takes every worker's k-th batch."""
     counts = dataset.partition_row_counts()
     shares = balance_partitions(counts, n_workers)
     read = {"dataset": dataset, "split": None, "x_scaler": None, "dtype": "float64"}
     parts = [read_share(**read, indices=s, y_dtype=np.float64, where="here") for s in shares]
-    model = sgd(n_workers * b)
+    model = sgd(n_workers * b, learning_rate)
     for epoch in range(epochs):
         orders = [epoch_order(len(p.X), 0, epoch, w) for w, p in enumerate(parts)]
         per_worker = [batches(p, o, 0, 10**6, b) for p, o in zip(parts, orders, strict=True)]
@@ -81,6 +69,7 @@ def test_synchronous_rounds_equal_one_process_with_n_times_the_batch(two_workers
     result = train_distributed(
         sgd(32), uneven, workers=2, client=two_workers, local_steps=1, warmup_epochs=0,
         epochs=3, batch_size=32, early_stopping=False, restore_best=False,
+        scale_learning_rate=False,
     )  # fmt: skip
     reference = single_process_reference(uneven, 2, 32, epochs=3)
     assert result.workers == 2 and result.epochs_done == 3
@@ -88,11 +77,22 @@ def test_synchronous_rounds_equal_one_process_with_n_times_the_batch(two_workers
     np.testing.assert_allclose(result.model.coefs_[0], reference.coefs_[0], rtol=1e-6, atol=1e-12)
 
 
+def test_by_default_the_learning_rate_scales_with_the_workers(two_workers, uneven):
+    result = train_distributed(
+        sgd(32, 0.02), uneven, workers=2, client=two_workers, local_steps=1, warmup_epochs=0,
+        epochs=1, batch_size=32, early_stopping=False, restore_best=False,
+    )  # fmt: skip
+    assert result.model.learning_rate_init == pytest.approx(0.04)
+    reference = single_process_reference(uneven, 2, 32, epochs=1, learning_rate=0.04)
+    assert relative_difference(result.model, reference) < 1e-6
+
+
 def test_local_steps_are_not_synchronous_sgd(two_workers, uneven):
     # The parity above is a property of H = 1: with H = 4 the averaged model differs.
     result = train_distributed(
         sgd(32), uneven, workers=2, client=two_workers, local_steps=4, warmup_epochs=0,
         epochs=1, batch_size=32, early_stopping=False, restore_best=False,
+        scale_learning_rate=False,
     )  # fmt: skip
     reference = single_process_reference(uneven, 2, 32, epochs=1)
     assert relative_difference(result.model, reference) > 1e-4
