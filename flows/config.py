@@ -96,10 +96,10 @@ class DistributedConfig(_Config):
 
     workers: int = Field(2, gt=0, description="Dask workers that train the one network together")
     local_steps: int = Field(
-        8, gt=0, description="minibatches each worker trains between two averagings (H)"
+        16, gt=0, description="minibatches each worker trains between two averagings (H)"
     )
     warmup_epochs: int = Field(
-        1, ge=0, description="first epochs averaged after every minibatch (post-local SGD)"
+        0, ge=0, description="first epochs averaged after every minibatch (post-local SGD)"
     )
     worker_timeout: float = Field(
         60.0, gt=0, description="seconds to wait for the cluster to have that many workers"

@@ -62,3 +62,12 @@ def test_yaml_section_and_workers_flag_set_the_workers(tmp_path):
     path.write_text("distributed:\n  workers: 0\n")
     with pytest.raises(ValueError, match=r"distributed.workers: Input should be greater than 0"):
         load_config(path, "train_bp")
+
+
+def test_config_defaults_are_the_library_defaults():
+    from nnpipe.training import distributed
+
+    defaults = TrainConfig(distributed={}).distributed
+    assert defaults.local_steps == distributed.DEFAULT_LOCAL_STEPS
+    assert defaults.warmup_epochs == distributed.DEFAULT_WARMUP_EPOCHS
+    assert defaults.worker_timeout == distributed.DEFAULT_WORKER_TIMEOUT
