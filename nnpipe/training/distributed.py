@@ -249,17 +249,19 @@ class DataParallel:
                 }
             )
 
-    def validation(self) -> tuple[float | None, float | None]:
-        """(validation loss, accuracy or None) of the trainer's model on the workers' rows."""
+    def validation(self, epoch: int) -> tuple[float | None, float | None]:
+        """(validation loss, accuracy or None) of the trainer's model on the workers' rows.
+
+        Each epoch's tasks have keys of their own: a key still held from the last
+        epoch would hand back that epoch's result.
+        """
         c = self.cluster
         if c.validation_rows == 0:
             return None, None
         state, kind = self.trainer.model.to_arrays(), type(self.trainer.model)
         parts = c.client.gather(
             [
-                c.submit(
-                    validate, state, kind, s, self.trainer.classes, name="val", w=w, pure=False
-                )  # fmt: skip
+                c.submit(validate, state, kind, s, self.trainer.classes, name=f"val-{epoch}", w=w)
                 for w, s in enumerate(c.shares)
             ]
         )
@@ -276,7 +278,7 @@ class DataParallel:
             totals = self.train_epoch(epoch)
             if totals["n"] == 0:
                 raise ValueError("the workers' shares hold no training rows")
-            val_loss, val_accuracy = self.validation()
+            val_loss, val_accuracy = self.validation(epoch)
             accuracy = None
             if trainer.classes is not None:
                 accuracy = (totals["correct"] / totals["n"], val_accuracy)
