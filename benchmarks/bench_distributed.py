@@ -41,6 +41,7 @@ from nnpipe.data import ParquetDataset, TrainValidationSplit, fit_scalers  # noq
 from nnpipe.data.partition_io import read_patterns  # noqa: E402
 from nnpipe.data.recall_job import run_recall_job  # noqa: E402
 from nnpipe.training import train_distributed  # noqa: E402
+from nnpipe.training.distributed import DEFAULT_LOCAL_STEPS  # noqa: E402
 
 
 def cluster(n_workers: int) -> tuple[LocalCluster, Client]:
@@ -80,6 +81,10 @@ def time_to(curve: list[dict], target: float) -> float | None:
     return next((m["elapsed"] for m in curve if m["val_loss"] <= target), None)
 
 
+def epoch_seconds(curve: list[dict]) -> float:
+    return statistics.median(m["epoch_seconds"] for m in curve[1:])
+
+
 def outside_share(curve: list[dict], until: float) -> float:
     """Share of the time up to ``until`` not spent in the slowest worker's round tasks."""
     done = [m for m in curve if m["elapsed"] <= until + 1e-9]
@@ -102,15 +107,16 @@ def bench_training(args, root: Path) -> None:
         f"training: {args.rows} rows x 8 features, MLP 8-{'-'.join(map(str, args.hidden))}-1, "
         f"batch {args.batch} per worker, float32, Adam"
     )
-    default_h = 8
     for h in args.local_steps:
-        t1s, t2s, shares = [], [], []
+        t1s, t2s, shares, speedups = [], [], [], []
         for _ in range(args.repeat):
-            one = train_run(setup, 1, h if h != default_h else default_h, args.target_epoch)
+            one = train_run(setup, 1, h, args.target_epoch)
             target = one[-1]["val_loss"]
             two = train_run(setup, 2, h, args.target_epoch * 2)
             t1, t2 = one[-1]["elapsed"], time_to(two, target)
             t1s.append(t1)
+            # Epochs after the first (which also reads the shares): seconds per epoch.
+            speedups.append(epoch_seconds(one) / epoch_seconds(two))
             if t2 is None:
                 print(f"  H={h}: 2 workers did not reach {target:.4f} in {len(two)} epochs")
                 continue
@@ -126,7 +132,8 @@ def bench_training(args, root: Path) -> None:
             print(
                 f"  H={h}: median T1 {t1:.1f} s, T2 {t2:.1f} s, E(2) = T1/(2 T2) = "
                 f"{t1 / (2 * t2):.2f}; outside worker compute (2 workers): "
-                f"{100 * statistics.median(shares):.0f}%"
+                f"{100 * statistics.median(shares):.0f}%; epoch time 1 worker / 2 workers "
+                f"{statistics.median(speedups):.2f}"
             )
 
 
@@ -170,7 +177,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--target-epoch", type=int, default=3)
-    parser.add_argument("--local-steps", type=int, nargs="+", default=[8])
+    parser.add_argument("--local-steps", type=int, nargs="+", default=[DEFAULT_LOCAL_STEPS])
     parser.add_argument("--probes", type=int, default=1_000_000)
     parser.add_argument("--skip", choices=["training", "recall"])
     args = parser.parse_args()
