@@ -38,10 +38,14 @@ def dashboard_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def dask_client(address: str | None = None, n_workers: int = LOCAL_WORKERS) -> Iterator[Client]:
+def dask_client(
+    address: str | None = None, n_workers: int = LOCAL_WORKERS, processes: bool = False
+) -> Iterator[Client]:
     """A ``distributed.Client`` on ``address`` (tcp://host:port) or on a temporary local cluster.
 
     Without ``address``, ``DASK_SCHEDULER_ADDRESS`` is honoured as Dask honours it.
+    ``processes``: local workers as processes (for training, whose minibatch steps
+    spend much of their time in Python, where threads would take turns).
     """
     address, source = scheduler_address(address)
     if address:
@@ -65,7 +69,7 @@ def dask_client(address: str | None = None, n_workers: int = LOCAL_WORKERS) -> I
         LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
-            processes=False,
+            processes=processes,
             # On loopback only, and only when bokeh can draw it (about 2 s to import).
             dashboard_address="127.0.0.1:0" if dashboard_enabled() else None,
             silence_logs=logging.WARNING,

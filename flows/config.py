@@ -91,6 +91,21 @@ class DataConfig(_WorkdirConfig):
 CLASSIFIER_REGISTRY_NAME = "nnpipe-classifier"
 
 
+class DistributedConfig(_Config):
+    """Data-parallel training on Dask workers (nnpipe.training.train_distributed)."""
+
+    workers: int = Field(2, gt=0, description="Dask workers that train the one network together")
+    local_steps: int = Field(
+        16, gt=0, description="minibatches each worker trains between two averagings (H)"
+    )
+    warmup_epochs: int = Field(
+        0, ge=0, description="first epochs averaged after every minibatch (post-local SGD)"
+    )
+    worker_timeout: float = Field(
+        60.0, gt=0, description="seconds to wait for the cluster to have that many workers"
+    )
+
+
 class TrainConfig(_WorkdirConfig):
     """Parameters of the ``train_bp`` flow (MLPRegressor / MLPClassifier names where they exist)."""
 
@@ -113,6 +128,10 @@ class TrainConfig(_WorkdirConfig):
     n_iter_no_change: int = Field(5, gt=0)
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     random_state: int = Field(0, ge=0)
+    distributed: DistributedConfig | None = Field(
+        None,
+        description="train across Dask workers (batch_size per worker); None: in one process",
+    )
     experiment: str = "nnpipe-train-bp"
     registered_model_name: str | None = "nnpipe-regressor"
 

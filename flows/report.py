@@ -34,9 +34,16 @@ def _model_line(s: dict[str, Any]) -> str:
     return line
 
 
+def _stop(s: dict[str, Any]) -> str:
+    """Why training ended, and on how many Dask workers when more than one."""
+    stop = "early stop" if s["stopped_early"] else "max epochs"
+    workers = int(s.get("workers", 1))
+    return stop if workers == 1 else f"{stop}, {workers} workers"
+
+
 def classifier_lines(s: dict[str, Any]) -> list[str]:
     """Accuracy (against always answering the commonest class), log-loss, macro F1, classes."""
-    stop = "early stop" if s["stopped_early"] else "max epochs"
+    stop = _stop(s)
     classes = ", ".join(str(c) for c in s["classes"][:20])
     more = f", ... ({len(s['classes'])} in all)" if len(s["classes"]) > 20 else ""
     return [
@@ -54,7 +61,7 @@ def train_lines(s: dict[str, Any]) -> list[str]:
     """R2, error and the range of predictions against the range of targets (or a classifier's)."""
     if s.get("task") == "classification":
         return classifier_lines(s)
-    stop = "early stop" if s["stopped_early"] else "max epochs"
+    stop = _stop(s)
     return [
         f"  {int(s['epochs'])} epochs ({stop}) in {s['train_seconds']:.1f} s; "
         f"validation rows {int(s['val_rows'])}",

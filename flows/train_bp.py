@@ -42,7 +42,7 @@ from nnpipe.tracking import (
     loss_curve_figure,
     regression_metrics,
 )
-from nnpipe.training import TrainingResult, train_out_of_core
+from nnpipe.training import TrainingResult, train_distributed, train_out_of_core
 
 
 def is_classifier(config: TrainConfig) -> bool:
@@ -120,14 +120,21 @@ def train_network(
     checkpoint_dir: Path,
     callback: Any = None,
     epochs: int | None = None,
+    round_callback: Any = None,
 ) -> TrainingResult:
     """The flow's training as one library call: the config's network, epochs and seed.
 
     A classifier trains on class indices 0..K-1 (what a labels dataset reads).
     ``epochs`` (default ``max_epochs``) stops earlier; a later call with more
-    continues from the checkpoints (a sweep's rungs).
+    continues from the checkpoints (a sweep's rungs). With a ``distributed``
+    section, across that many Dask workers of ``client``.
     """
     classes = None if dataset.classes is None else np.arange(len(dataset.classes))
+    if config.distributed is not None:
+        return train_distributed_network(
+            config, dataset, split, scalers, client, checkpoint_dir, classes,
+            callback, round_callback,
+        )  # fmt: skip
     return train_out_of_core(
         build_model(config),
         dataset,
@@ -142,6 +149,47 @@ def train_network(
         classes=classes,
         client=client,
     )
+
+
+def train_distributed_network(
+    config: TrainConfig,
+    dataset: ParquetDataset,
+    split: TrainValidationSplit,
+    scalers: tuple[Any, Any],
+    client: Any,
+    checkpoint_dir: Path,
+    classes: Any,
+    callback: Any,
+    round_callback: Any,
+) -> TrainingResult:
+    """``train_network`` across the Dask workers the config's ``distributed`` section asks for."""
+    options = config.distributed
+    return train_distributed(
+        build_model(config),
+        dataset,
+        workers=options.workers,
+        client=client,
+        local_steps=options.local_steps,
+        warmup_epochs=options.warmup_epochs,
+        worker_timeout=options.worker_timeout,
+        epochs=config.max_epochs,
+        batch_size=config.batch_size,
+        split=split,
+        x_scaler=scalers[0],
+        y_scaler=scalers[1],
+        random_state=config.random_state,
+        callback=callback,
+        round_callback=round_callback,
+        checkpoint_dir=checkpoint_dir,
+        classes=classes,
+    )
+
+
+def cluster_options(config: TrainConfig) -> dict[str, Any]:
+    """The local cluster's size: one single-threaded worker process each, when distributed."""
+    if config.distributed is None:
+        return {}
+    return {"n_workers": config.distributed.workers, "processes": True}
 
 
 @task(cache_policy=NO_CACHE)
@@ -164,7 +212,12 @@ def train(
             shown["val_acc"] = metrics["val_accuracy"]
         progress.advance("train_bp", shown)
 
-    result = train_network(config, dataset, split, scalers, client, checkpoint_dir, on_epoch)
+    def on_round(metrics: dict[str, Any]) -> None:  # distributed training: stepped by round
+        epoch_callback(metrics, step=int(metrics["round"]))
+
+    result = train_network(
+        config, dataset, split, scalers, client, checkpoint_dir, on_epoch, on_round
+    )
     progress.finish("train_bp")
     return result
 
@@ -271,6 +324,19 @@ def run_params(
         "scaler_source": scaler_source,
         "model": build_model(config).get_params(),
         "cluster": cluster,
+        "training": training_params(config),
+    }
+
+
+def training_params(config: TrainConfig) -> dict[str, Any]:
+    """Workers and local steps (H) of the run: 1 and None in one process."""
+    options = config.distributed
+    if options is None:
+        return {"workers": 1, "local_steps": None, "warmup_epochs": None}
+    return {
+        "workers": options.workers,
+        "local_steps": options.local_steps,
+        "warmup_epochs": options.warmup_epochs,
     }
 
 
@@ -321,7 +387,7 @@ def train_bp(
         dataset = open_dataset(config)
         split = make_split(config)
         model_dir = config.model_dir / run_id
-        with dask_client(config.dask_address) as client:
+        with dask_client(config.dask_address, **cluster_options(config)) as client:
             cluster = describe(client)
             if is_classifier(config):
                 x_scaler, classes = get_scaler_and_classes(config, dataset, split, client)
@@ -353,9 +419,13 @@ def train_bp(
                 "stopped_early": float(result.stopped_early),
                 "train_seconds": train_seconds,
                 "best_loss": float(model.best_loss_),
+                "workers": float(result.workers),
+                "workers_lost": float(result.workers_lost),
             }
         )
         tracker.log_metrics(metrics)
+        if result.workers_lost:
+            tracker.set_tags({"nnpipe.workers_lost": result.workers_lost})
         model_path = save_model(trained, model_dir)
         tracker.log_artifact(model_path, artifact_path="model_file")  # in the Artifacts tab
         tracker.log_plot(
@@ -378,6 +448,7 @@ def train_bp(
         "registered_model": registered.registry_uri if registered else None,
         "champion": registered.champion_uri if registered and registered.champion else None,
         "scaler_source": scaler_source,
+        "workers": result.workers,
         "history": result.history,
     }
     if trained.classes is not None:

@@ -71,6 +71,12 @@ def _add_overwrite(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help=help_)
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed a whole number of workers >= 1")
+    return int(text)
+
+
 def _check_address(address: str | None) -> None:
     if address is not None and "://" not in address:
         raise UsageError(
@@ -138,6 +144,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         target=args.target,
         max_epochs=args.epochs,
         random_state=args.seed,
+        distributed=None if args.workers is None else {"workers": args.workers},
     )
     return _run_flow(args, config, train_bp, train_report, check_inputs)
 
@@ -304,6 +311,8 @@ def _add_data_and_flow_commands(sub: Any) -> None:
     p.add_argument("--target", help="target column, or the label column (default: y)")
     p.add_argument("--epochs", type=int, help="maximum epochs")
     p.add_argument("--seed", type=int, help="random_state")
+    help_ = "train across N Dask workers (local, or --dask-address's); batch size per worker"
+    p.add_argument("--workers", type=_workers, metavar="N", help=help_)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(

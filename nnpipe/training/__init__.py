@@ -1,4 +1,4 @@
-"""Training: the Trainer (epochs of minibatches into ``partial_fit``) and ``train_out_of_core``.
+"""Training: the Trainer, ``train_out_of_core`` (one process), ``train_distributed`` (Dask).
 
 Sits above ``nnpipe.data`` and ``nnpipe.core``, below the flows and the CLI.
 Public names are loaded on first use, so ``import nnpipe.training`` stays cheap.
@@ -12,6 +12,7 @@ _EXPORTS = {
     "Trainer": "nnpipe.training.trainer",
     "TrainingResult": "nnpipe.training.trainer",
     "train_out_of_core": "nnpipe.training.trainer",
+    "train_distributed": "nnpipe.training.distributed",
     "TrainingState": "nnpipe.training.state",
     "EpochStreams": "nnpipe.training.streams",
 }

@@ -42,6 +42,8 @@ class TrainingResult:
     epochs_done: int = 0
     resumed_from: int = 0  # epochs already done when this call started
     checkpoint: str | None = None  # last checkpoint written or loaded
+    workers: int = 1  # Dask workers that trained it (1: one process)
+    workers_lost: int = 0  # workers that died during the run
 
 
 class Trainer:
@@ -156,12 +158,14 @@ class Trainer:
         samples_per_s: float,
         started: float,
         accuracy: tuple[float, float | None] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Book-keep a finished epoch (early stopping, history, checkpoint, callback).
 
         ``started`` is the epoch's ``time.perf_counter()`` start; ``accuracy`` the
         (training, validation) accuracy of a classifier, added to the metrics as
-        ``train_accuracy`` / ``val_accuracy``. Returns the epoch's metrics.
+        ``train_accuracy`` / ``val_accuracy``; ``extra`` more metrics of the epoch.
+        Returns the epoch's metrics.
         """
         val_score = None if accuracy is None else accuracy[1]
         recorded = self.model.record_epoch(train_loss, val_loss, val_score)
@@ -177,6 +181,7 @@ class Trainer:
         }
         if accuracy is not None:
             metrics["train_accuracy"], metrics["val_accuracy"] = accuracy
+        metrics.update(extra or {})
         self.state.history.append(metrics)
         self.state.stopped = stop
         self.checkpoint()

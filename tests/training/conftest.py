@@ -13,6 +13,7 @@ __all__ = [
     "assert_same_weights",
     "local_client",
     "parquet_xy",
+    "two_workers",
     "small_model",
     "weights",
     "write_parts",
@@ -43,3 +44,17 @@ def setup(parquet_xy):
     split = TrainValidationSplit(0.2)
     xs, ys = fit_scalers(ds, subset="train", split=split)
     return ds, X, y, split, xs, ys
+
+
+@pytest.fixture(scope="package")
+def two_workers():
+    """An in-process cluster of two single-threaded workers."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

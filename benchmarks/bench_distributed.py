@@ -1,0 +1,198 @@
+"""Data-parallel training and Hopfield recall on 1 vs 2 Dask worker processes.
+
+Every worker is a process with one thread and one BLAS thread; the clusters are
+started before the clock starts.
+
+1. Training: time for ``train_distributed`` to reach a target validation loss
+   with 1 worker (T1) and with 2 workers (T2), same data, model and defaults
+   (H, warm-up, learning rate scaled by the workers). The target is the loss the
+   1-worker run reaches at epoch ``--target-epoch``. Scaling efficiency
+   E(2) = T1 / (2 T2); also the share of the 2-worker time spent outside worker
+   compute (task and transfer overhead, averaging, validation). ``--local-steps``
+   with several values runs the 2-worker case for each H (how the default was
+   chosen).
+2. Recall: ``run_recall_job`` over a probe set (1M probes by default) on 1 and 2
+   workers; the throughput ratio.
+
+Run: ``.venv/bin/python benchmarks/bench_distributed.py [--quick] [--repeat 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+# One BLAS thread in every process, the worker processes included (they inherit it).
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = "1"
+
+import numpy as np  # noqa: E402
+from distributed import Client, LocalCluster  # noqa: E402
+
+from flows.datasets import write_dataset  # noqa: E402
+from nnpipe.core.hopfield import HopfieldNetwork  # noqa: E402
+from nnpipe.core.mlp import MLPRegressor  # noqa: E402
+from nnpipe.data import ParquetDataset, TrainValidationSplit, fit_scalers  # noqa: E402
+from nnpipe.data.partition_io import read_patterns  # noqa: E402
+from nnpipe.data.recall_job import run_recall_job  # noqa: E402
+from nnpipe.training import train_distributed  # noqa: E402
+from nnpipe.training.distributed import DEFAULT_LOCAL_STEPS  # noqa: E402
+
+
+def cluster(n_workers: int) -> tuple[LocalCluster, Client]:
+    local = LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
+    client = Client(local)
+    client.wait_for_workers(n_workers)
+    return local, client
+
+
+def train_run(setup: dict, n_workers: int, local_steps: int, epochs: int) -> list[dict]:
+    """Per-epoch (seconds since the call, val_loss, compute and outside seconds)."""
+    local, client = cluster(n_workers)
+    curve: list[dict] = []
+    try:
+        start = time.perf_counter()
+
+        def on_epoch(metrics: dict) -> None:
+            curve.append({**metrics, "elapsed": time.perf_counter() - start})
+
+        model = MLPRegressor(
+            hidden_layer_sizes=setup["hidden"], batch_size=setup["batch"], random_state=0
+        )
+        train_distributed(
+            model, setup["dataset"], workers=n_workers, client=client, local_steps=local_steps,
+            epochs=epochs, split=setup["split"], x_scaler=setup["x_scaler"],
+            y_scaler=setup["y_scaler"], early_stopping=False, callback=on_epoch,
+        )  # fmt: skip
+    finally:
+        client.close()
+        local.close()
+    return curve
+
+
+def time_to(curve: list[dict], target: float) -> float | None:
+    return next((m["elapsed"] for m in curve if m["val_loss"] <= target), None)
+
+
+def epoch_seconds(curve: list[dict]) -> float:
+    return statistics.median(m["epoch_seconds"] for m in curve[1:])
+
+
+def outside_share(curve: list[dict], until: float) -> float:
+    """Share of the time up to ``until`` not spent in the slowest worker's round tasks."""
+    done = [m for m in curve if m["elapsed"] <= until + 1e-9]
+    compute = sum(m["compute_seconds"] for m in done)
+    return 1.0 - compute / until
+
+
+def bench_training(args, root: Path) -> None:
+    path = write_dataset(
+        "regression", root / "reg", n_rows=args.rows, n_features=8, rows_per_partition=5_000
+    )["path"]
+    dataset = ParquetDataset(path, targets="y")
+    split = TrainValidationSplit(0.2)
+    x_scaler, y_scaler = fit_scalers(dataset, subset="train", split=split)
+    setup = {
+        "dataset": dataset, "split": split, "x_scaler": x_scaler, "y_scaler": y_scaler,
+        "hidden": tuple(args.hidden), "batch": args.batch,
+    }  # fmt: skip
+    print(
+        f"training: {args.rows} rows x 8 features, MLP 8-{'-'.join(map(str, args.hidden))}-1, "
+        f"batch {args.batch} per worker, float32, Adam"
+    )
+    for h in args.local_steps:
+        t1s, t2s, shares, speedups = [], [], [], []
+        for _ in range(args.repeat):
+            one = train_run(setup, 1, h, args.target_epoch)
+            target = one[-1]["val_loss"]
+            two = train_run(setup, 2, h, args.target_epoch * 2)
+            t1, t2 = one[-1]["elapsed"], time_to(two, target)
+            t1s.append(t1)
+            # Epochs after the first (which also reads the shares): seconds per epoch.
+            speedups.append(epoch_seconds(one) / epoch_seconds(two))
+            if t2 is None:
+                print(f"  H={h}: 2 workers did not reach {target:.4f} in {len(two)} epochs")
+                continue
+            t2s.append(t2)
+            shares.append(outside_share(two, t2))
+            epochs2 = next(m["epoch"] for m in two if m["val_loss"] <= target)
+            print(
+                f"  H={h}: target val_loss {target:.4f}: 1 worker {t1:.1f} s "
+                f"({args.target_epoch} epochs), 2 workers {t2:.1f} s ({epochs2} epochs)"
+            )
+        if t2s:
+            t1, t2 = statistics.median(t1s), statistics.median(t2s)
+            print(
+                f"  H={h}: median T1 {t1:.1f} s, T2 {t2:.1f} s, E(2) = T1/(2 T2) = "
+                f"{t1 / (2 * t2):.2f}; outside worker compute (2 workers): "
+                f"{100 * statistics.median(shares):.0f}%; epoch time 1 worker / 2 workers "
+                f"{statistics.median(speedups):.2f}"
+            )
+
+
+def recall_run(network, patterns, probes: Path, out: Path, n_workers: int) -> float:
+    local, client = cluster(n_workers)
+    try:
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        summary = run_recall_job(network, patterns, probes, out, client=client)
+        seconds = time.perf_counter() - start
+    finally:
+        client.close()
+        local.close()
+    return summary.n_probes / seconds
+
+
+def bench_recall(args, root: Path) -> None:
+    data = root / "hopfield"
+    write_dataset(
+        "hopfield", data, n_rows=args.probes, n_neurons=100, n_patterns=6,
+        rows_per_partition=args.probes // 20,
+    )  # fmt: skip
+    patterns = read_patterns(data)
+    network = HopfieldNetwork(rule="hebbian", random_state=0).fit(patterns)
+    rates = {1: [], 2: []}
+    for _ in range(args.repeat):
+        for n in (1, 2):
+            rates[n].append(recall_run(network, patterns, data / "probes", root / "out", n))
+    r1, r2 = statistics.median(rates[1]), statistics.median(rates[2])
+    print(
+        f"recall: {args.probes} probes x 100 neurons in 20 partitions: 1 worker {r1:,.0f} "
+        f"probes/s, 2 workers {r2:,.0f} probes/s; ratio {r2 / r1:.2f} (medians of {args.repeat})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, one repeat")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=60_000)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--target-epoch", type=int, default=3)
+    parser.add_argument("--local-steps", type=int, nargs="+", default=[DEFAULT_LOCAL_STEPS])
+    parser.add_argument("--probes", type=int, default=1_000_000)
+    parser.add_argument("--skip", choices=["training", "recall"])
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.rows, args.probes, args.hidden = 1, 20_000, 200_000, [128, 128]
+    print(f"{os.cpu_count()} CPUs, numpy {np.__version__}, one BLAS thread per worker")
+    root = Path(tempfile.mkdtemp(prefix="nnpipe-bench-distributed-"))
+    try:
+        if args.skip != "training":
+            bench_training(args, root)
+        if args.skip != "recall":
+            bench_recall(args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
