@@ -321,6 +321,29 @@ def _same_start(model: Any, y_scaler: Any, dataset: Any, split: Any, client: Any
         model.set_target_scaler(y_scaler)
 
 
+def _check_rounds(
+    workers: Any, local_steps: Any, warmup_epochs: Any, worker_timeout: Any, epochs: Any
+) -> None:
+    check_positive("workers", workers, integer=True)
+    check_positive("local_steps", local_steps, integer=True)
+    check_positive("warmup_epochs", warmup_epochs, integer=True, allow_zero=True)
+    check_positive("worker_timeout", worker_timeout)
+    check_positive("epochs", epochs, integer=True)
+
+
+def _read_options(
+    dataset: Any, split: Any, x_scaler: Any, model: Any, classes: Any
+) -> dict[str, Any]:
+    """How each worker reads its share: rows, scaling and dtypes as one process would."""
+    return {
+        "dataset": dataset,
+        "split": split,
+        "x_scaler": x_scaler,
+        "dtype": getattr(model, "dtype", "float32"),
+        "y_dtype": np.int64 if classes is not None else np.float64,
+    }
+
+
 def train_distributed(
     model: Any,
     dataset: Any,
@@ -364,11 +387,7 @@ def train_distributed(
     the epoch callback also ``workers``, ``workers_alive``, ``workers_lost``,
     ``local_steps``, ``compute_seconds`` and ``communication_seconds``.
     """
-    check_positive("workers", workers, integer=True)
-    check_positive("local_steps", local_steps, integer=True)
-    check_positive("warmup_epochs", warmup_epochs, integer=True, allow_zero=True)
-    check_positive("worker_timeout", worker_timeout)
-    check_positive("epochs", epochs, integer=True)
+    _check_rounds(workers, local_steps, warmup_epochs, worker_timeout, epochs)
     batch_size = _default_batch_size(model) if batch_size is None else batch_size
     check_positive("batch_size", batch_size, integer=True)
     subset = "train" if split is not None else "all"
@@ -393,13 +412,7 @@ def train_distributed(
                 rate = trainer.model.learning_rate_init * workers
                 trainer.model.set_params(learning_rate_init=rate)
         addresses = choose_workers(client, workers, worker_timeout)
-        read = {
-            "dataset": dataset,
-            "split": split,
-            "x_scaler": x_scaler,
-            "dtype": getattr(model, "dtype", "float32"),
-            "y_dtype": np.int64 if classes is not None else np.float64,
-        }
+        read = _read_options(dataset, split, x_scaler, model, classes)
         runner = DataParallel(
             trainer, _Cluster(client, addresses, shares, read), batch_size, local_steps,
             warmup_epochs, shuffle, round_callback,
