@@ -19,7 +19,8 @@ import yaml
 
 from flows.sweep_config import parse_sweep_config
 from flows.sweep_trials import attempts, epochs_checkpointed, finished_result, make_trials
-from tests.system.test_pipeline_on_cluster import json_result, run_nnpipe
+from tests.system.commands import run_nnpipe
+from tests.system.test_pipeline_on_cluster import json_result
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
