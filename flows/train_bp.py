@@ -27,6 +27,7 @@ from flows.config import TrainConfig
 from flows.naming import run_name
 from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
+from flows.resume import take_over
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.dataset import ParquetDataset
@@ -78,6 +79,7 @@ def open_dataset(config: TrainConfig) -> ParquetDataset:
         features=config.features,
         targets=config.target,
         labels=is_classifier(config),
+        nan_policy=config.nan_policy,
     )
 
 
@@ -133,6 +135,7 @@ def train_network(
         random_state=config.random_state,
         callback=callback,
         checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=config.keep_checkpoints,
         classes=classes,
         client=client,
     )
@@ -304,6 +307,10 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         dataset = open_dataset(config)
         split = make_split(config)
         model_dir = config.model_dir / run_id
+        checkpoint_dir = config.checkpoint_dir(dataset.fingerprint)
+        resumed_from = take_over(
+            checkpoint_dir, run_id, tracker, restart=config.restart, keep=config.keep_checkpoints
+        )
         with dask_client(config.dask_address) as client:
             cluster = describe(client)
             if is_classifier(config):
@@ -321,7 +328,7 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
                 (x_scaler, y_scaler),
                 client,
                 tracker.epoch_callback(run_id),
-                model_dir / "checkpoints",
+                checkpoint_dir,
             )
             train_seconds = time.perf_counter() - start
         model = result.model
@@ -338,6 +345,9 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             }
         )
         tracker.log_metrics(metrics)
+        tracker.log_params(
+            {"checkpoints": {"last": result.checkpoint, "best": result.best_checkpoint}}
+        )
         model_path = save_model(trained, model_dir)
         tracker.log_artifact(model_path, artifact_path="model_file")  # in the Artifacts tab
         tracker.log_plot(
@@ -357,6 +367,8 @@ def train_bp(config: TrainConfig = DEFAULT_CONFIG) -> dict[str, Any]:
         "model_uri": logged.model_uri if logged else None,
         "registered_model": registered.registry_uri if registered else None,
         "scaler_source": scaler_source,
+        "resumed_from": resumed_from,
+        "checkpoint_dir": str(checkpoint_dir),
         "history": result.history,
     }
     if trained.classes is not None:

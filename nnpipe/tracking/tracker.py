@@ -48,6 +48,8 @@ _log = logging.getLogger(__name__)
 # Package versions and the git commit are run tags named nnpipe.env.<name>.
 ENV_TAG_PREFIX = "nnpipe.env."
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
+# On a run ended KILLED because its process died: the run that continued its work.
+CONTINUED_BY_TAG = "nnpipe.continued_by"
 
 __all__ = [
     "ERROR_TAG",
@@ -190,6 +192,17 @@ class MlflowTracker:
         self._flush_callbacks(rid)
         _store().set_terminated(self.tracking_uri, rid, status)
 
+    def end_abandoned(self, run_id: str, continued_by: str) -> bool:
+        """End ``run_id`` KILLED if its process died leaving it RUNNING; True if it did.
+
+        The tag ``nnpipe.continued_by`` names the run that carries on its work.
+        """
+        if _store().run_status(self.tracking_uri, run_id) != "RUNNING":
+            return False
+        self.set_tags({CONTINUED_BY_TAG: continued_by}, run_id=run_id)
+        _store().set_terminated(self.tracking_uri, run_id, "KILLED")
+        return True
+
     @contextlib.contextmanager
     def run(
         self,
@@ -213,11 +226,10 @@ class MlflowTracker:
                 yield rid
                 # Register only once the work succeeded, before the run is marked FINISHED.
                 self._register_pending(rid)
-            except KeyboardInterrupt as exc:
-                self._record_failure(rid, exc, "KILLED")
-                raise
             except BaseException as exc:
-                self._record_failure(rid, exc, "FAILED")
+                # Not an Exception: Ctrl-C, SIGTERM (e.g. Prefect's TerminationSignal), exit.
+                killed = not isinstance(exc, Exception)
+                self._record_failure(rid, exc, "KILLED" if killed else "FAILED")
                 raise
             self.end_run("FINISHED", run_id=rid)
         finally:
