@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.stamp-install
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test lint ui bench clean install
+.PHONY: demo test reliability lint ui bench clean install
 
 install: $(STAMP)
 
@@ -23,6 +23,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check nnpipe flows tests benchmarks examples
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# What happens on bad input, signals and unavailable services (also part of `make test`).
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -q tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nnpipe flows tests benchmarks examples

@@ -89,6 +89,11 @@ def drop_column(column: str) -> Callable[[Path], None]:
     return change
 
 
+def float32_column(data: Path) -> None:
+    path = first_file(data)
+    set_column(path, "x1", pq.read_table(path).column("x1").to_pylist(), pa.float32())
+
+
 def truncate(data: Path) -> None:
     path = first_file(data)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
@@ -205,6 +210,7 @@ CASES = [
     Case("non-numeric feature", damaged(strings_in("x2")), 2, "x2"),
     Case("non-numeric target", damaged(strings_in("y")), 2, "'y'"),
     Case("schema drift: a file lacks a column", damaged(drop_column("x1")), 2, "x1"),
+    Case("type drift: float vs double", damaged(float32_column), 2, "'x1' is float vs double"),
     Case("truncated Parquet file", damaged(truncate), 2, "part-00001.parquet"),
     Case("corrupt Parquet file", damaged(corrupt), 2, "part-00001.parquet"),
     Case("zero-byte Parquet file", damaged(zero_bytes), 2, "part-00001.parquet"),
