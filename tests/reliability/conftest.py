@@ -8,6 +8,8 @@ case that needs the command's own temporary Prefect server says so.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from flows.datasets import write_dataset
+from nnpipe.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-c", "import sys; from nnpipe.cli import main; sys.exit(main())"]
@@ -121,3 +124,27 @@ def one_line(stderr: str) -> str:
     """The command's last stderr line, after asserting no traceback was printed."""
     assert "Traceback" not in stderr, stderr
     return stderr.strip().splitlines()[-1]
+
+
+def run_main(args: list) -> tuple[int, str, str]:
+    """``nnpipe ARGS`` in this process (the console script's ``main``): code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def keep_env():
+    """The environment as it was before the test (the command sets defaults in it)."""
+    before = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(before)
+
+
+@pytest.fixture
+def in_process(tmp_path, prefect_harness, mlflow_db, monkeypatch, keep_env):
+    """For commands run in this process: the matrix's MLflow store, cwd in tmp_path."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_db}")
+    monkeypatch.chdir(tmp_path)

@@ -8,11 +8,15 @@ import time
 
 import numpy as np
 import psutil
+import pytest
 from mlflow import MlflowClient
 
-from .conftest import nnpipe, one_line, start, wait_for_epochs
+from .conftest import one_line, run_main, start, wait_for_epochs
 
 EPOCHS = 14
+# How training runs: each mode is killed and resumed. A data-parallel mode adds its
+# flags here, e.g. "data-parallel": ["--workers", "2"].
+TRAIN_MODES = {"single process": []}
 CONFIG = "batch_size: 32\nhidden_layer_sizes: [32, 32]\n"
 
 
@@ -40,10 +44,15 @@ def alive(procs):
     return out
 
 
-def test_sigkill_leaves_nothing_and_the_same_command_resumes_bitwise(datasets, tmp_path, env):
+@pytest.mark.parametrize("mode", TRAIN_MODES.values(), ids=list(TRAIN_MODES))
+def test_sigkill_leaves_nothing_and_the_same_command_resumes_bitwise(
+    mode, datasets, tmp_path, env, in_process
+):
     work = tmp_path / "work"
-    args = train_args(datasets, work, tmp_path)
-    own_server = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}  # a temporary one
+    args = [*train_args(datasets, work, tmp_path), *mode]
+    # Its own temporary Prefect server, with the user's Prefect home (already set up).
+    own_server = {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+    t0 = time.monotonic()
     proc = start(*args, env=own_server, cwd=tmp_path)
     checkpoints = wait_for_epochs(work, proc, 3)
     started = psutil.Process(proc.pid).children(recursive=True)
@@ -57,13 +66,14 @@ def test_sigkill_leaves_nothing_and_the_same_command_resumes_bitwise(datasets, t
     assert not alive(started), [p.cmdline() for p in alive(started)]
 
     killed_run = json.loads((checkpoints / "run.json").read_text())["run_id"]
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient()
     assert client.get_run(killed_run).info.status == "RUNNING"
     done_before = json.loads((checkpoints / "training_state.json").read_text())["epochs_done"]
 
-    resumed = nnpipe(*args, env=env, cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr
-    result = json.loads(resumed.stdout)
+    print(f"killed after {time.monotonic() - t0:.1f} s")
+    code, out, err = run_main(args)  # the same command again
+    assert code == 0, err
+    result = json.loads(out)
     summary, new_run = result["summary"], result["run_ids"]["train_bp"]
     assert summary["resumed_from"] == done_before >= 3
     assert summary["epochs"] == EPOCHS
@@ -76,10 +86,10 @@ def test_sigkill_leaves_nothing_and_the_same_command_resumes_bitwise(datasets, t
     assert f"epoch-{EPOCHS:04d}.npz" in kept and 2 <= len(kept) <= 3, kept
     assert new.params["checkpoints.best"].endswith(kept[0]) or len(kept) == 2
 
-    reference = nnpipe(*train_args(datasets, tmp_path / "reference", tmp_path), env=env,
-                       cwd=tmp_path)  # fmt: skip
-    assert reference.returncode == 0, reference.stderr
-    ref = json.loads(reference.stdout)["summary"]
+    # The uninterrupted run, in this process (the same command, without a second start-up).
+    code, out, err = run_main([*train_args(datasets, tmp_path / "reference", tmp_path), *mode])
+    assert code == 0, err
+    ref = json.loads(out)["summary"]
     assert ref["resumed_from"] == 0
     got, want = arrays(summary["model_path"]), arrays(ref["model_path"])
     assert got.keys() == want.keys()
@@ -87,21 +97,20 @@ def test_sigkill_leaves_nothing_and_the_same_command_resumes_bitwise(datasets, t
         assert np.array_equal(got[key], want[key]), key
 
 
-def test_restart_starts_over_and_a_finished_run_is_not_redone(datasets, tmp_path, env):
-    work = tmp_path / "work"
-    args = train_args(datasets, work, tmp_path)
+def test_restart_starts_over_and_a_finished_run_is_not_redone(datasets, tmp_path, in_process):
+    args = train_args(datasets, tmp_path / "work", tmp_path)
     args[args.index("--epochs") + 1] = 3
-    first = nnpipe(*args, env=env, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
-    again = json.loads(nnpipe(*args, env=env, cwd=tmp_path).stdout)["summary"]
+    code, out, err = run_main(args)
+    assert code == 0, err
+    first_run = json.loads(out)["run_ids"]["train_bp"]
+    code, out, err = run_main(args)
+    again = json.loads(out)["summary"]
     assert again["resumed_from"] == 3 and again["epochs"] == 3  # nothing trained again
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    first_run = json.loads(first.stdout)["run_ids"]["train_bp"]
+    client = MlflowClient()
     assert client.get_run(first_run).info.status == "FINISHED"  # not an abandoned run
-    restarted = nnpipe(*args, "--restart", env=env, cwd=tmp_path)
-    assert restarted.returncode == 0, restarted.stderr
-    assert json.loads(restarted.stdout)["summary"]["resumed_from"] == 0
-    one_line(restarted.stderr)
+    code, out, err = run_main([*args, "--restart"])
+    assert code == 0, err
+    assert json.loads(out)["summary"]["resumed_from"] == 0
 
 
 def test_sigterm_ends_the_run_killed_with_exit_143_and_checkpoints_kept(datasets, tmp_path, env):
