@@ -245,8 +245,9 @@ class MlflowTracker:
         try:
             self._flush_callbacks(rid)
             _store().record_failure(self.tracking_uri, rid, message, text, status)
-        except Exception:
-            _log.exception("could not record the error of run %s (%s)", rid, status)
+        except Exception as failure:  # e.g. the server is gone: one line, no traceback
+            reason = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+            _log.warning("could not record the error of run %s (%s): %s", rid, status, reason)
 
     # -- parameters, tags, metrics ---------------------------------------------------
     def log_params(self, params: Mapping[str, Any], run_id: str | None = None) -> None:
