@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: demo test container-test lint ui bench clean install lock
+.PHONY: demo test reliability container-test lint ui bench clean install lock
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ test: $(STAMP)
 # the pipeline and fault tests run against them (docker/container-test.sh).
 container-test: $(STAMP)
 	PYTHON=$(BIN)/python docker/container-test.sh
+
+# What happens on bad input, signals and unavailable services (also part of `make test`).
+reliability: $(STAMP)
+	$(BIN)/python -m pytest -q tests/reliability $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nnpipe flows tests benchmarks examples

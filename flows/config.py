@@ -8,6 +8,8 @@ unset are derived from ``workdir``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -71,6 +73,9 @@ class DataConfig(_WorkdirConfig):
     hopfield: HopfieldData = HopfieldData()
     target: str = "y"
     scaler: Literal["standard", "minmax"] = "standard"
+    nan_policy: Literal["raise", "drop"] = Field(
+        "raise", description="rows with NaN, infinite or null values: raise or drop"
+    )
     validation_fraction: float = Field(
         0.2, gt=0, lt=1, description="rows held out of the scaler fit (train_bp's split)"
     )
@@ -132,6 +137,17 @@ class TrainConfig(_WorkdirConfig):
         None,
         description="train across Dask workers (batch_size per worker); None: in one process",
     )
+    nan_policy: Literal["raise", "drop"] = Field(
+        "raise",
+        description="rows with NaN, infinite or null values: raise (stop with the file and "
+        "column) or drop (skip those rows)",
+    )
+    keep_checkpoints: int = Field(
+        2, gt=0, description="last epochs' checkpoints kept (the best epoch's is kept as well)"
+    )
+    restart: bool = Field(
+        False, description="start over instead of resuming from this run's checkpoints"
+    )
     experiment: str = "nnpipe-train-bp"
     registered_model_name: str | None = "nnpipe-regressor"
 
@@ -151,6 +167,37 @@ class TrainConfig(_WorkdirConfig):
     @property
     def model_dir(self) -> Path:
         return self.workdir / "models"
+
+    def identity(self, dataset_fingerprint: str) -> str:
+        """What determines the trained weights: config (less RESULT_NEUTRAL), data, code version.
+
+        Two runs with the same identity train the same network, so the second one may
+        continue from the first one's checkpoints.
+        """
+        from nnpipe import __version__
+
+        values = self.model_dump(mode="json", exclude=RESULT_NEUTRAL)
+        values.update(dataset_fingerprint=dataset_fingerprint, nnpipe_version=__version__)
+        text = json.dumps(values, sort_keys=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def checkpoint_dir(self, dataset_fingerprint: str) -> Path:
+        """The checkpoints of the run this config and dataset identify (see :meth:`identity`)."""
+        return self.workdir / "checkpoints" / f"train_bp-{self.identity(dataset_fingerprint)[:16]}"
+
+
+# Fields that do not change the weights a training run ends with: where things are
+# written or run, how they are named and kept, and the dataset's path (its contents
+# count, through the fingerprint, so a moved dataset resumes).
+RESULT_NEUTRAL = {
+    "workdir",
+    "dask_address",
+    "dataset",
+    "experiment",
+    "registered_model_name",
+    "keep_checkpoints",
+    "restart",
+}
 
 
 class RecallConfig(_WorkdirConfig):

@@ -45,6 +45,7 @@ def stage_configs(config: PipelineConfig, dask_address: str | None = None):
             split_seed=train.random_state,
             target=train.target,
             scaler=train.scaler,
+            nan_policy=train.nan_policy,
         )
     data = config.data.model_copy(update=shared)
     recall = config.recall.model_copy(

@@ -172,7 +172,9 @@ def prepare_data(
         regression = ensure_dataset("regression", config.regression_path, config)
         hopfield = ensure_dataset("hopfield", config.hopfield_path, config)
         progress.advance("prepare_data", {"datasets": "ready"})
-        dataset = ParquetDataset(config.regression_path, targets=config.target)
+        dataset = ParquetDataset(
+            config.regression_path, targets=config.target, nan_policy=config.nan_policy
+        )
         split = TrainValidationSplit(
             validation_fraction=config.validation_fraction, seed=config.split_seed
         )

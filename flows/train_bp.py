@@ -29,6 +29,7 @@ from flows.naming import run_name
 from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
 from flows.report import train_report
+from flows.resume import take_over
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.dataset import ParquetDataset
@@ -81,6 +82,7 @@ def open_dataset(config: TrainConfig) -> ParquetDataset:
         features=config.features,
         targets=config.target,
         labels=is_classifier(config),
+        nan_policy=config.nan_policy,
     )
 
 
@@ -146,6 +148,7 @@ def train_network(
         random_state=config.random_state,
         callback=callback,
         checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=config.keep_checkpoints,
         classes=classes,
         client=client,
     )
@@ -387,6 +390,10 @@ def train_bp(
         dataset = open_dataset(config)
         split = make_split(config)
         model_dir = config.model_dir / run_id
+        checkpoint_dir = config.checkpoint_dir(dataset.fingerprint)
+        resumed_from = take_over(
+            checkpoint_dir, run_id, tracker, restart=config.restart, keep=config.keep_checkpoints
+        )
         with dask_client(config.dask_address, **cluster_options(config)) as client:
             cluster = describe(client)
             if is_classifier(config):
@@ -405,7 +412,7 @@ def train_bp(
                 (x_scaler, y_scaler),
                 client,
                 tracker.epoch_callback(run_id),
-                model_dir / "checkpoints",
+                checkpoint_dir,
             )
             train_seconds = time.perf_counter() - start
         model = result.model
@@ -426,6 +433,9 @@ def train_bp(
         tracker.log_metrics(metrics)
         if result.workers_lost:
             tracker.set_tags({"nnpipe.workers_lost": result.workers_lost})
+        tracker.log_params(
+            {"checkpoints": {"last": result.checkpoint, "best": result.best_checkpoint}}
+        )
         model_path = save_model(trained, model_dir)
         tracker.log_artifact(model_path, artifact_path="model_file")  # in the Artifacts tab
         tracker.log_plot(
@@ -449,6 +459,8 @@ def train_bp(
         "champion": registered.champion_uri if registered and registered.champion else None,
         "scaler_source": scaler_source,
         "workers": result.workers,
+        "resumed_from": resumed_from,
+        "checkpoint_dir": str(checkpoint_dir),
         "history": result.history,
     }
     if trained.classes is not None:

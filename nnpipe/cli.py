@@ -17,12 +17,11 @@ import argparse
 import contextlib
 import json
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nnpipe import __version__
+from nnpipe import __version__, lifecycle
 from nnpipe.cli_sweep import add_sweep_command
 from nnpipe.quiet import quiet_loggers, quiet_services
 
@@ -64,6 +63,13 @@ def _add_config_options(p: argparse.ArgumentParser, *, workdir: bool = True) -> 
         help="print the resolved parameters as YAML and exit",
     )
     p.add_argument("--json", action="store_true", help="print the flow's result as JSON")
+    p.add_argument(
+        "--service-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="fail when the MLflow, Prefect or Dask service does not answer in this time",
+    )
 
 
 def _add_overwrite(p: argparse.ArgumentParser) -> None:
@@ -75,6 +81,11 @@ def _workers(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: allowed a whole number of workers >= 1")
     return int(text)
+
+
+def _add_restart(p: argparse.ArgumentParser) -> None:
+    help_ = "start training over (default: continue from the checkpoints of the same run)"
+    p.add_argument("--restart", action="store_true", help=help_)
 
 
 def _check_address(address: str | None) -> None:
@@ -145,6 +156,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         max_epochs=args.epochs,
         random_state=args.seed,
         distributed=None if args.workers is None else {"workers": args.workers},
+        nan_policy=args.nan_policy,
+        restart=args.restart or None,
     )
     return _run_flow(args, config, train_bp, train_report, check_inputs)
 
@@ -169,6 +182,8 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
         overrides["train"] = {"max_epochs": args.epochs}
     if args.overwrite:
         overrides["data"] = {"overwrite": True}
+    if args.restart:
+        overrides["train"] = {**overrides.get("train", {}), "restart": True}
     config = _load(args, "pipeline", **overrides)
     return _run_flow(args, config, pipeline, pipeline_report, lambda c: check_data(c.data))
 
@@ -186,6 +201,10 @@ def _run_flow(
 
         print(dump_config(config), end="")
         return EXIT_OK
+    from flows.services import check_services, request_timeouts
+
+    request_timeouts(args.service_timeout)
+    check_services(getattr(config, "dask_address", None), args.service_timeout)
     if check is not None:
         check(config)  # bad input fails here, before Prefect starts
     result = flow(config=config)
@@ -313,6 +332,8 @@ def _add_data_and_flow_commands(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="random_state")
     help_ = "train across N Dask workers (local, or --dask-address's); batch size per worker"
     p.add_argument("--workers", type=_workers, metavar="N", help=help_)
+    p.add_argument("--nan-policy", choices=["raise", "drop"], help="rows with NaN/inf/null")
+    _add_restart(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -337,6 +358,7 @@ def _add_data_and_flow_commands(sub: Any) -> None:
     _add_config_options(p)
     p.add_argument("--epochs", type=int, help="maximum training epochs")
     _add_overwrite(p)
+    _add_restart(p)
     p.set_defaults(func=_cmd_pipeline)
 
 
@@ -402,12 +424,6 @@ def _add_service_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_demo)
 
 
-def _is_bad_input(exc: BaseException) -> bool:
-    # ValueError covers config, data and model-file errors (ConfigError, DataError,
-    # ModelFileError, pydantic's ValidationError); missing files are bad input too.
-    return isinstance(exc, (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
@@ -419,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     from flows.progress import Reporter, use_reporter
 
     if args.command in FLOW_COMMANDS:
+        if argv is None:  # the command's own process (not a call from Python)
+            lifecycle.start_reaper()
+            lifecycle.handle_sigterm()
         import prefect  # noqa: F401  (its logging set-up first, then ours on top)
 
         quiet_loggers(args.debug)
@@ -433,16 +452,8 @@ def main(argv: list[str] | None = None) -> int:
             contextlib.redirect_stdout(sys.stderr) if divert else contextlib.nullcontext(),
         ):
             return args.func(args)
-    except KeyboardInterrupt:
-        print(f"nnpipe {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        bad_input = _is_bad_input(exc)
-        if args.debug:
-            traceback.print_exc()
-        kind = "error" if bad_input else "failed"
-        print(f"nnpipe {args.command}: {kind}: {exc}", file=sys.stderr)
-        return EXIT_USAGE if bad_input else EXIT_FAILURE
+    except BaseException as exc:  # also Ctrl-C, SIGTERM (Prefect's TerminationSignal)
+        return lifecycle.report(f"nnpipe {args.command}", exc, args.debug)
 
 
 if __name__ == "__main__":

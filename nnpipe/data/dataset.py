@@ -313,7 +313,8 @@ class ParquetDataset(_labels.LabelColumn):
                 )
                 raise DataError(
                     f"file {part.path!r} has NaN/infinite/null values ({shown}); "
-                    "nan_policy='raise' (use nan_policy='drop' to skip those rows)"
+                    "nan_policy is 'raise'; to skip those rows set nan_policy: drop in the "
+                    "config (nnpipe train --nan-policy drop)"
                 )
             n_dropped = int(bad_rows.sum())
             block = block[~bad_rows]

@@ -20,7 +20,7 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from .base import (
     ERROR_TAG,
@@ -182,6 +182,16 @@ def log_figure(uri: str, run_id: str, figure: Any, filename: str) -> None:
 def set_terminated(uri: str, run_id: str, status: str) -> None:
     """Mark the run FINISHED, FAILED or KILLED."""
     client(uri).set_terminated(run_id, status=status)
+
+
+def run_status(uri: str, run_id: str) -> str | None:
+    """The run's status (RUNNING, FINISHED, ...); None when the store has no such run."""
+    try:
+        return client(uri).get_run(run_id).info.status
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return None
+        raise
 
 
 def record_failure(uri: str, run_id: str, message: str, traceback_text: str, status: str) -> None:

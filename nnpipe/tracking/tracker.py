@@ -54,6 +54,8 @@ RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 SYSTEM_METRICS_SECONDS = 2.0
 # The Prefect flow a run belongs to (tag value: the flow's name, e.g. train_bp).
 FLOW_TAG = "nnpipe.flow"
+# On a run ended KILLED because its process died: the run that continued its work.
+CONTINUED_BY_TAG = "nnpipe.continued_by"
 
 __all__ = [
     "ERROR_TAG",
@@ -200,6 +202,17 @@ class MlflowTracker:
         self._flush_callbacks(rid)
         _store().set_terminated(self.tracking_uri, rid, status)
 
+    def end_abandoned(self, run_id: str, continued_by: str) -> bool:
+        """End ``run_id`` KILLED if its process died leaving it RUNNING; True if it did.
+
+        The tag ``nnpipe.continued_by`` names the run that carries on its work.
+        """
+        if _store().run_status(self.tracking_uri, run_id) != "RUNNING":
+            return False
+        self.set_tags({CONTINUED_BY_TAG: continued_by}, run_id=run_id)
+        _store().set_terminated(self.tracking_uri, run_id, "KILLED")
+        return True
+
     @contextlib.contextmanager
     def run(
         self,
@@ -229,11 +242,10 @@ class MlflowTracker:
                     yield rid
                 # Register only once the work succeeded, before the run is marked FINISHED.
                 self._register_pending(rid)
-            except KeyboardInterrupt as exc:
-                self._record_failure(rid, exc, "KILLED")
-                raise
             except BaseException as exc:
-                self._record_failure(rid, exc, "FAILED")
+                # Not an Exception: Ctrl-C, SIGTERM (e.g. Prefect's TerminationSignal), exit.
+                killed = not isinstance(exc, Exception)
+                self._record_failure(rid, exc, "KILLED" if killed else "FAILED")
                 raise
             self.end_run("FINISHED", run_id=rid)
         finally:
@@ -249,8 +261,9 @@ class MlflowTracker:
         try:
             self._flush_callbacks(rid)
             _store().record_failure(self.tracking_uri, rid, message, text, status)
-        except Exception:
-            _log.exception("could not record the error of run %s (%s)", rid, status)
+        except Exception as failure:  # e.g. the server is gone: one line, no traceback
+            reason = (str(failure).strip().splitlines() or [type(failure).__name__])[0]
+            _log.warning("could not record the error of run %s (%s): %s", rid, status, reason)
 
     # -- parameters, tags, metrics ---------------------------------------------------
     def log_params(self, params: Mapping[str, Any], run_id: str | None = None) -> None:

@@ -44,6 +44,7 @@ class TrainingResult:
     checkpoint: str | None = None  # last checkpoint written or loaded
     workers: int = 1  # Dask workers that trained it (1: one process)
     workers_lost: int = 0  # workers that died during the run
+    best_checkpoint: str | None = None  # the lowest-loss epoch's checkpoint
 
 
 class Trainer:
@@ -66,6 +67,7 @@ class Trainer:
         early_stopping: bool = True,
         callback: Callable[[dict[str, Any]], None] | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
+        keep_checkpoints: int | None = None,
     ) -> None:
         missing = [name for name in _REQUIRED if not callable(getattr(model, name, None))]
         if missing:
@@ -81,7 +83,9 @@ class Trainer:
         self.callback = callback
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.state = TrainingState(
-            random_state=random_state, dataset_fingerprint=dataset_fingerprint
+            random_state=random_state,
+            dataset_fingerprint=dataset_fingerprint,
+            keep_last=keep_checkpoints,
         )
         self.resumed_from = 0  # epochs already done when this trainer started
 
@@ -229,9 +233,10 @@ class Trainer:
     def result(self) -> TrainingResult:
         """The model and what was done, as :func:`train_out_of_core` returns it."""
         state = self.state
-        checkpoint = None
+        checkpoint = best = None
         if self.checkpoint_dir is not None and state.checkpoint is not None:
             checkpoint = str(self.checkpoint_dir / state.checkpoint)
+            best = str(self.checkpoint_dir / (state.best_checkpoint or state.checkpoint))
         return TrainingResult(
             model=self.model,
             history=state.history,
@@ -239,6 +244,7 @@ class Trainer:
             epochs_done=state.epochs_done,
             resumed_from=self.resumed_from,
             checkpoint=checkpoint,
+            best_checkpoint=best,
         )
 
 
@@ -264,6 +270,7 @@ def train_out_of_core(
     restore_best: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
+    keep_checkpoints: int | None = None,
     resume: bool = True,
     classes: Any = None,
     validation_batch_size: int = 8192,
@@ -282,8 +289,9 @@ def train_out_of_core(
     training and validation); with ``classes`` (a classifier) also
     ``train_accuracy`` (each batch as its step classified it, like ``train_loss``)
     and ``val_accuracy`` (None without validation rows).
-    Checkpoints go to ``checkpoint_dir/epoch-NNNN.npz`` (all kept) with
-    ``training_state.json``; with ``resume`` a rerun continues after the last one.
+    Checkpoints go to ``checkpoint_dir/epoch-NNNN.npz`` (the last ``keep_checkpoints``
+    and the best kept; None keeps all) with ``training_state.json``; with ``resume`` a
+    rerun continues after the last one.
     Returns with the best epoch's weights when ``restore_best``.
     """
     trainer = Trainer(
@@ -294,6 +302,7 @@ def train_out_of_core(
         early_stopping=early_stopping,
         callback=callback,
         checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=keep_checkpoints,
     )
     check_positive("epochs", epochs, integer=True)
     check_positive("validation_batch_size", validation_batch_size, integer=True)

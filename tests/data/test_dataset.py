@@ -109,7 +109,7 @@ def test_nan_raises_with_file_column_and_count(tmp_path, xy):
     X[120, 1] = np.inf
     path = write_parts(tmp_path / "ds", X, y, 100)
     ds = ParquetDataset(path, targets="y")
-    with pytest.raises(DataError, match=r"part-00001\.parquet.*column 'x1': 3.*nan_policy='drop'"):
+    with pytest.raises(DataError, match=r"part-00001\.parquet.*column 'x1': 3.*nan_policy: drop"):
         ds.to_dask()[0].compute()
 
 

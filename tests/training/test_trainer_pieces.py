@@ -99,6 +99,7 @@ def test_state_file_keeps_its_keys(tmp_path):
         "random_state",
         "dataset_fingerprint",
         "history",
+        "best_checkpoint",
     ]
     assert saved["checkpoint"] == "epoch-0007.npz" and saved["random_state"] == 3
     loaded = TrainingState(random_state=3)
@@ -177,3 +178,28 @@ def test_classifier_validation_loss_and_right_rows_come_from_one_forward_pass(n_
     assert mean == pytest.approx(
         (clf.data_loss(X[:50], y[:50]) * 50 + clf.data_loss(X[50:], y[50:]) * 30) / 80
     )
+
+
+def test_retention_keeps_the_last_k_and_the_best_epoch(tmp_path):
+    model = small_model().fit(np.ones((20, 2)), np.arange(20.0))
+    state = TrainingState(keep_last=2)
+    for loss in [0.9, 0.2, 0.5, 0.6, 0.7]:  # epoch 2 is the best
+        state.epochs_done += 1
+        state.history.append({"train_loss": loss, "val_loss": loss + 0.01})
+        state.save(tmp_path, model)
+    names = sorted(p.name for p in tmp_path.glob("epoch-*.npz"))
+    assert names == ["epoch-0002.npz", "epoch-0004.npz", "epoch-0005.npz"]
+    saved = json.loads((tmp_path / "training_state.json").read_text())
+    assert saved["best_checkpoint"] == "epoch-0002.npz"
+    assert saved["checkpoint"] == "epoch-0005.npz"
+    assert TrainingState().load(tmp_path, MLPRegressor) is not None
+
+
+def test_without_keep_last_every_epoch_is_kept(tmp_path):
+    model = small_model().fit(np.ones((20, 2)), np.arange(20.0))
+    state = TrainingState()
+    for loss in [0.3, 0.2, 0.1]:
+        state.epochs_done += 1
+        state.history.append({"train_loss": loss, "val_loss": None})
+        state.save(tmp_path, model)
+    assert len(list(tmp_path.glob("epoch-*.npz"))) == 3

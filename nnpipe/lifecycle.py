@@ -1,0 +1,86 @@
+"""How an ``nnpipe`` command ends: on SIGTERM and Ctrl-C, and when it is killed.
+
+SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``) in the main thread,
+so it unwinds like Ctrl-C: the MLflow run is ended KILLED with what was logged
+flushed, Prefect and Dask shut down, and the command exits 143 (Ctrl-C: 130).
+SIGKILL cannot be handled: the reaper (``nnpipe/reaper.py``), a small process
+watching the command, ends whatever the command had started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+EXIT_FAILURE, EXIT_USAGE = 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
+
+_reaper: subprocess.Popen | None = None
+
+
+class Terminated(KeyboardInterrupt):
+    """The command received SIGTERM."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM unwind the command like Ctrl-C (main thread only)."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def is_bad_input(exc: BaseException) -> bool:
+    """Whether ``exc`` is the user's input at fault (exit 2) rather than a failure (exit 1)."""
+    # ValueError covers config, data and model-file errors (ConfigError, DataError,
+    # ModelFileError, pydantic's ValidationError); missing files are bad input too.
+    return isinstance(exc, (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError))
+
+
+def report(command: str, exc: BaseException, debug: bool) -> int:
+    """Print how ``command`` ended on one line (``debug``: the traceback first); the exit code.
+
+    Ctrl-C: 130, SIGTERM: 143 (128 + the signal number, as shells report); bad
+    input 2; any other failure 1.
+    """
+    if isinstance(exc, SystemExit):
+        raise exc
+    # Prefect's flow engine turns SIGTERM into its own TerminationSignal (with .signal).
+    terminated = isinstance(exc, Terminated) or getattr(exc, "signal", None) == signal.SIGTERM
+    if isinstance(exc, KeyboardInterrupt) or terminated:
+        print(f"{command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+    if debug:
+        traceback.print_exception(exc)
+    bad_input = is_bad_input(exc)
+    kind = "error" if bad_input else "failed"
+    print(f"{command}: {kind}: {first_line(exc)}", file=sys.stderr)
+    return EXIT_USAGE if bad_input else EXIT_FAILURE
+
+
+def start_reaper() -> subprocess.Popen:
+    """Start (once per process) the watcher that ends this command's children when it dies."""
+    global _reaper
+    if _reaper is None:
+        script = Path(__file__).with_name("reaper.py")
+        # Its stdin is this process's pipe: closed by the kernel however this process
+        # ends. Its own session: the terminal's Ctrl-C goes to the command, not to it.
+        _reaper = subprocess.Popen(
+            [sys.executable, str(script), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return _reaper
+
+
+def first_line(exc: BaseException) -> str:
+    """The exception's message on one line (a service's multi-line reply cut to its first)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
