@@ -30,6 +30,11 @@ from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
 from flows.report import train_report
 from flows.resume import take_over
+from flows.train_distributed import (
+    cluster_options,
+    train_distributed_network,
+    training_params,
+)
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.dataset import ParquetDataset
@@ -43,7 +48,7 @@ from nnpipe.tracking import (
     loss_curve_figure,
     regression_metrics,
 )
-from nnpipe.training import TrainingResult, train_distributed, train_out_of_core
+from nnpipe.training import TrainingResult, train_out_of_core
 
 
 def is_classifier(config: TrainConfig) -> bool:
@@ -135,7 +140,7 @@ def train_network(
     if config.distributed is not None:
         return train_distributed_network(
             config, dataset, split, scalers, client, checkpoint_dir, classes,
-            callback, round_callback,
+            callback, round_callback, build_model(config),
         )  # fmt: skip
     return train_out_of_core(
         build_model(config),
@@ -152,47 +157,6 @@ def train_network(
         classes=classes,
         client=client,
     )
-
-
-def train_distributed_network(
-    config: TrainConfig,
-    dataset: ParquetDataset,
-    split: TrainValidationSplit,
-    scalers: tuple[Any, Any],
-    client: Any,
-    checkpoint_dir: Path,
-    classes: Any,
-    callback: Any,
-    round_callback: Any,
-) -> TrainingResult:
-    """``train_network`` across the Dask workers the config's ``distributed`` section asks for."""
-    options = config.distributed
-    return train_distributed(
-        build_model(config),
-        dataset,
-        workers=options.workers,
-        client=client,
-        local_steps=options.local_steps,
-        warmup_epochs=options.warmup_epochs,
-        worker_timeout=options.worker_timeout,
-        epochs=config.max_epochs,
-        batch_size=config.batch_size,
-        split=split,
-        x_scaler=scalers[0],
-        y_scaler=scalers[1],
-        random_state=config.random_state,
-        callback=callback,
-        round_callback=round_callback,
-        checkpoint_dir=checkpoint_dir,
-        classes=classes,
-    )
-
-
-def cluster_options(config: TrainConfig) -> dict[str, Any]:
-    """The local cluster's size: one single-threaded worker process each, when distributed."""
-    if config.distributed is None:
-        return {}
-    return {"n_workers": config.distributed.workers, "processes": True}
 
 
 @task(cache_policy=NO_CACHE)
@@ -219,7 +183,7 @@ def train(
         epoch_callback(metrics, step=int(metrics["round"]))
 
     result = train_network(
-        config, dataset, split, scalers, client, checkpoint_dir, on_epoch, on_round
+        config, dataset, split, scalers, client, checkpoint_dir, on_epoch, round_callback=on_round
     )
     progress.finish("train_bp")
     return result
@@ -331,18 +295,6 @@ def run_params(
     }
 
 
-def training_params(config: TrainConfig) -> dict[str, Any]:
-    """Workers and local steps (H) of the run: 1 and None in one process."""
-    options = config.distributed
-    if options is None:
-        return {"workers": 1, "local_steps": None, "warmup_epochs": None}
-    return {
-        "workers": options.workers,
-        "local_steps": options.local_steps,
-        "warmup_epochs": options.warmup_epochs,
-    }
-
-
 def log_evaluation(
     tracker: MlflowTracker, trained: TrainedModel, dataset: ParquetDataset, split: Any
 ) -> tuple[dict[str, float], np.ndarray]:
@@ -362,6 +314,39 @@ def log_evaluation(
         {"target": dataset.target_names[0], "classes": trained.classes.tolist()}, "classes.json"
     )
     return metrics, example
+
+
+def log_training(
+    tracker: MlflowTracker,
+    config: TrainConfig,
+    result: TrainingResult,
+    metrics: dict[str, float],
+    train_seconds: float,
+) -> None:
+    """The training's own numbers (added to ``metrics``), checkpoints, loss curve, config."""
+    model = result.model
+    metrics.update(
+        {
+            "epochs": float(result.epochs_done),
+            "stopped_early": float(result.stopped_early),
+            "train_seconds": train_seconds,
+            "best_loss": float(model.best_loss_),
+            "workers": float(result.workers),
+            "workers_lost": float(result.workers_lost),
+        }
+    )
+    tracker.log_metrics(metrics)
+    if result.workers_lost:
+        tracker.set_tags({"nnpipe.workers_lost": result.workers_lost})
+    tracker.log_params({"checkpoints": {"last": result.checkpoint, "best": result.best_checkpoint}})
+    tracker.log_plot(
+        "plots/loss_curve.png",
+        loss_curve_figure,
+        model.loss_curve_,
+        model.validation_loss_curve_,
+        title="Log-loss per epoch" if is_classifier(config) else "Loss per epoch",
+    )
+    tracker.log_dict(config.model_dump(mode="json"), "config.json")
 
 
 def validation_score(config: TrainConfig, metrics: dict[str, float]) -> ValidationScore:
@@ -420,32 +405,9 @@ def train_bp(
             with_labels(model, dataset.classes)
         trained = TrainedModel(model, x_scaler, dataset.feature_names, dataset.target_names)
         metrics, example = log_evaluation(tracker, trained, dataset, split)
-        metrics.update(
-            {
-                "epochs": float(result.epochs_done),
-                "stopped_early": float(result.stopped_early),
-                "train_seconds": train_seconds,
-                "best_loss": float(model.best_loss_),
-                "workers": float(result.workers),
-                "workers_lost": float(result.workers_lost),
-            }
-        )
-        tracker.log_metrics(metrics)
-        if result.workers_lost:
-            tracker.set_tags({"nnpipe.workers_lost": result.workers_lost})
-        tracker.log_params(
-            {"checkpoints": {"last": result.checkpoint, "best": result.best_checkpoint}}
-        )
+        log_training(tracker, config, result, metrics, train_seconds)
         model_path = save_model(trained, model_dir)
         tracker.log_artifact(model_path, artifact_path="model_file")  # in the Artifacts tab
-        tracker.log_plot(
-            "plots/loss_curve.png",
-            loss_curve_figure,
-            model.loss_curve_,
-            model.validation_loss_curve_,
-            title="Log-loss per epoch" if is_classifier(config) else "Loss per epoch",
-        )
-        tracker.log_dict(config.model_dump(mode="json"), "config.json")
         logged = tracker.log_model(
             model_path, input_example=example, score=validation_score(config, metrics)
         )

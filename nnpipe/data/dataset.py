@@ -299,8 +299,7 @@ class ParquetDataset(_labels.LabelColumn):
             else:
                 _column_into(table.column(name), block[:, j])
         n_dropped = 0
-        # One reduction finds out whether anything is NaN/inf (it would make the sum
-        # so); the per-value check only runs then, or when finite values overflow it.
+        # One reduction says whether anything is NaN/inf; the per-value check runs only then.
         with np.errstate(over="ignore", invalid="ignore"):
             maybe_bad = not np.isfinite(block.sum())
         if maybe_bad and not np.isfinite(block).all():

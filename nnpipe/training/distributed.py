@@ -365,6 +365,7 @@ def train_distributed(
     callback: Callable[[dict[str, Any]], None] | None = None,
     round_callback: Callable[[dict[str, Any]], None] | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
+    keep_checkpoints: int | None = None,
     resume: bool = True,
     classes: Any = None,
     scale_learning_rate: bool = True,
@@ -390,10 +391,8 @@ def train_distributed(
     _check_rounds(workers, local_steps, warmup_epochs, worker_timeout, epochs)
     batch_size = _default_batch_size(model) if batch_size is None else batch_size
     check_positive("batch_size", batch_size, integer=True)
-    subset = "train" if split is not None else "all"
-    shares = balance_partitions(
-        dataset.partition_row_counts(subset, split), workers, getattr(dataset, "path", "")
-    )
+    counts = dataset.partition_row_counts("train" if split is not None else "all", split)
+    shares = balance_partitions(counts, workers, getattr(dataset, "path", ""))
     trainer = Trainer(
         model,
         random_state=random_state,
@@ -402,6 +401,7 @@ def train_distributed(
         early_stopping=early_stopping,
         callback=callback,
         checkpoint_dir=checkpoint_dir,
+        keep_checkpoints=keep_checkpoints,
     )
     if resume:
         trainer.resume()
