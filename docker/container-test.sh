@@ -36,7 +36,10 @@ if ((${#missing[@]})); then
     step "installing ${missing[*]}"
     [[ $(id -u) == 0 ]] || fail "needs ${missing[*]}, which are not installed, and only root can install them (apt-get install podman runc debootstrap)"
     command -v apt-get >/dev/null || fail "needs ${missing[*]}, which are not installed, and there is no apt-get to install them with"
+    # Package lists may be missing or stale on a fresh machine: update once, then retry.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap >/dev/null \
+        || { apt-get update -q >/dev/null \
+             && DEBIAN_FRONTEND=noninteractive apt-get install -y -q podman runc debootstrap >/dev/null; } \
         || fail "apt-get install podman runc debootstrap failed (see above): no container runtime"
 fi
 LOGS=$(mktemp -d "${TMPDIR:-/tmp}/$RUN_ID.XXXX")
