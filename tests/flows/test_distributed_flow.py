@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flows.config import TrainConfig, load_config
@@ -46,9 +48,12 @@ def test_distributed_run_logs_workers_rounds_and_epochs(tmp_path, cluster_addres
     alive = client.get_metric_history(run_id, "workers_alive")
     assert {m.value for m in alive} == {2.0}
     assert len(client.get_metric_history(run_id, "communication_seconds")) == 3
-    # The checkpoints are the single-process ones, one per epoch.
-    checkpoints = tmp_path / "models" / run_id / "checkpoints"
-    assert len(list(checkpoints.glob("epoch-*.npz"))) == 3
+    # The checkpoints are the single-process ones, in the run's identity directory, the
+    # last two epochs kept (and the best, when it is older).
+    checkpoints = Path(summary["checkpoint_dir"])
+    kept = sorted(p.name for p in checkpoints.glob("epoch-*.npz"))
+    assert kept[-2:] == ["epoch-0002.npz", "epoch-0003.npz"] and len(kept) <= 3
+    assert run.data.params["checkpoints.last"].endswith("epoch-0003.npz")
 
 
 def test_yaml_section_and_workers_flag_set_the_workers(tmp_path):
