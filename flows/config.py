@@ -356,7 +356,16 @@ def _pipeline_section(values: dict[str, Any], kind: str, source: str, overrides:
 
 def parse_config(values: dict[str, Any], kind: str, source: str = "parameters"):
     """Validate ``values`` as the config of flow ``kind``; errors name every bad key."""
-    model = CONFIGS[kind]
+    return validate_config(CONFIGS[kind], values, kind, source)
+
+
+def validate_config(
+    model: type[BaseModel], values: dict[str, Any], kind: str, source: str, bare: bool = False
+) -> Any:
+    """``model`` from ``values``, or one ConfigError naming every bad key and what is allowed.
+
+    ``bare``: a validator's own message (a ``ValueError`` it raised) is shown as it is.
+    """
     try:
         return model.model_validate(values)
     except ValidationError as exc:
@@ -366,6 +375,8 @@ def parse_config(values: dict[str, Any], kind: str, source: str = "parameters"):
             if err["type"] == "extra_forbidden":
                 allowed = _allowed_keys(model, err["loc"][:-1])
                 problems.append(f"{where}: unknown key; allowed: {', '.join(allowed)}")
+            elif err["type"] == "value_error" and bare:
+                problems.append(str(err["ctx"]["error"]))
             else:
                 problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError(f"invalid {kind} config in {source}: " + "; ".join(problems)) from None

@@ -34,9 +34,9 @@ from flows.config import (
     DEFAULT_WORKDIR,
     ConfigError,
     TrainConfig,
-    _allowed_keys,
     _Config,
     _WorkdirConfig,
+    validate_config,
 )
 
 # TrainConfig fields a sweep may vary: the network and its training, not the data.
@@ -282,17 +282,4 @@ def load_sweep_config(path: str | Path | None, **overrides: Any) -> SweepConfig:
 
 def parse_sweep_config(values: dict[str, Any], source: str = "parameters") -> SweepConfig:
     """Validate ``values`` as a sweep config; the error names every bad key on one line."""
-    try:
-        return SweepConfig.model_validate(values)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            if err["type"] == "extra_forbidden":
-                allowed = _allowed_keys(SweepConfig, err["loc"][:-1])
-                problems.append(f"{where}: unknown key; allowed: {', '.join(allowed)}")
-            elif err["type"] == "value_error":
-                problems.append(str(err["ctx"]["error"]))
-            else:
-                problems.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError(f"invalid sweep_bp config in {source}: " + "; ".join(problems)) from None
+    return validate_config(SweepConfig, values, "sweep_bp", source, bare=True)
