@@ -14,8 +14,7 @@ from mlflow import MlflowClient
 from .conftest import one_line, run_main, start, wait_for_epochs
 
 EPOCHS = 14
-# How training runs: each mode is killed and resumed. A data-parallel mode adds its
-# flags here, e.g. "data-parallel": ["--workers", "2"].
+# How training runs: each mode is killed and resumed.
 TRAIN_MODES = {"single process": [], "two dask workers": ["--workers", "2"]}
 CONFIG = "batch_size: 32\nhidden_layer_sizes: [32, 32]\n"
 

@@ -1,0 +1,73 @@
+"""A recall job killed or stopped halfway: nothing left behind, every probe recalled once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import numpy as np
+import psutil
+from mlflow import MlflowClient
+
+from flows.datasets import write_dataset
+from nnpipe.data.recall_job import read_results
+
+from .conftest import one_line, run_main, start
+
+N_PROBES = 40_000
+
+
+def recall_args(tmp_path):
+    data = tmp_path / "hop"
+    if not data.exists():  # enough partitions that a kill lands between them
+        write_dataset("hopfield", data, n_rows=N_PROBES, n_neurons=100, n_patterns=5,
+                      rows_per_partition=500)  # fmt: skip
+    return ["recall", "--dataset", data, "--output", tmp_path / "results",
+            "--workdir", tmp_path / "work", "--json"]  # fmt: skip
+
+
+def wait_for_results(out_dir, proc, timeout=180.0) -> int:
+    """The number of result files once the first exists (fails if the job ended first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = list(out_dir.glob("*.parquet"))
+        if done:
+            return len(done)
+        assert proc.poll() is None, f"the job ended ({proc.returncode}) before any result"
+        time.sleep(0.02)
+    raise AssertionError(f"no recall result within {timeout} s")
+
+
+def test_sigkill_during_recall_leaves_nothing_and_the_rerun_recalls_each_probe_once(
+    tmp_path, env, in_process
+):
+    args = recall_args(tmp_path)
+    own_server = {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+    proc = start(*args, env=own_server, cwd=tmp_path)
+    wait_for_results(tmp_path / "results", proc)
+    started = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started):
+        assert time.monotonic() < deadline, [p.cmdline() for p in started if p.is_running()]
+        time.sleep(0.2)
+    code, out, err = run_main(args)  # the same command again
+    assert code == 0, err
+    summary = json.loads(out)["summary"]
+    assert summary["n_partitions_skipped"] >= 1  # what the killed job finished is kept
+    ids = read_results(tmp_path / "results", ["probe_id"]).column("probe_id").to_numpy()
+    assert len(ids) == N_PROBES and len(np.unique(ids)) == N_PROBES
+
+
+def test_sigterm_during_recall_ends_the_run_killed_with_exit_143(tmp_path, env):
+    proc = start(*recall_args(tmp_path), env=env, cwd=tmp_path)
+    wait_for_results(tmp_path / "results", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert one_line((tmp_path / "err.txt").read_text()) == "nnpipe recall: terminated"
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("nnpipe-recall-hopfield")
+    (run,) = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"])[:1]
+    assert run.info.status == "KILLED"
