@@ -40,6 +40,14 @@ def prefect_harness():
 
 
 @pytest.fixture(scope="session")
+def prefect_url(prefect_harness) -> str:
+    """The session's Prefect test server, for commands run as processes."""
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="session")
 def mlflow_store(tmp_path_factory) -> Path:
     """A directory holding one SQLite MLflow store (mlflow.db) and its artifacts."""
     return tmp_path_factory.mktemp("mlflow-store")

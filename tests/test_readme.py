@@ -85,7 +85,7 @@ def shell_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_readme_demo_report_and_shell_blocks_run_in_order(tmp_path):
+def test_readme_demo_report_and_shell_blocks_run_in_order(tmp_path, prefect_url):
     # Like a reader in a fresh clone: `make demo` (that is, `nnpipe demo`) first, then
     # every shell block in order, in one directory (examples/ from the repository).
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
@@ -103,6 +103,9 @@ def test_readme_demo_report_and_shell_blocks_run_in_order(tmp_path):
         assert report == REPORT.group(1), (
             f"README sample report differs from `nnpipe demo`:\n{report}"
         )
+    # The demo above started its own temporary Prefect server, as `make demo` does; the
+    # blocks share the session's server instead of starting one per command (~10 s each).
+    env["PREFECT_API_URL"] = prefect_url
     for number, code in enumerate(SHELL_BLOCKS, start=1):
         proc = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", code],

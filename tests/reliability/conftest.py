@@ -55,14 +55,6 @@ def copy_of(datasets: Path, name: str, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_url(prefect_harness) -> str:
-    """The session's Prefect test server, for commands run as processes."""
-    from prefect.settings import PREFECT_API_URL
-
-    return str(PREFECT_API_URL.value())
-
-
-@pytest.fixture(scope="session")
 def mlflow_db(tmp_path_factory) -> Path:
     """One MLflow store for the matrix (created once: a new SQLite store takes seconds)."""
     return tmp_path_factory.mktemp("reliability-mlflow") / "mlflow.db"
