@@ -30,11 +30,7 @@ from flows.predict import MODEL_FILE
 from flows.prepare_data import load_saved_scalers
 from flows.report import train_report
 from flows.resume import take_over
-from flows.train_distributed import (
-    cluster_options,
-    train_distributed_network,
-    training_params,
-)
+from flows.train_distributed import cluster_options, distributed_options, training_params
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data.dataset import ParquetDataset
@@ -48,7 +44,7 @@ from nnpipe.tracking import (
     loss_curve_figure,
     regression_metrics,
 )
-from nnpipe.training import TrainingResult, train_out_of_core
+from nnpipe.training import TrainingResult, train_distributed, train_out_of_core
 
 
 def is_classifier(config: TrainConfig) -> bool:
@@ -137,26 +133,28 @@ def train_network(
     section, across that many Dask workers of ``client``.
     """
     classes = None if dataset.classes is None else np.arange(len(dataset.classes))
+    common = {
+        "epochs": config.max_epochs if epochs is None else epochs,
+        "batch_size": config.batch_size,
+        "split": split,
+        "x_scaler": scalers[0],
+        "y_scaler": scalers[1],
+        "random_state": config.random_state,
+        "callback": callback,
+        "checkpoint_dir": checkpoint_dir,
+        "keep_checkpoints": config.keep_checkpoints,
+        "classes": classes,
+        "client": client,
+    }
     if config.distributed is not None:
-        return train_distributed_network(
-            config, dataset, split, scalers, client, checkpoint_dir, classes,
-            callback, round_callback, build_model(config),
-        )  # fmt: skip
-    return train_out_of_core(
-        build_model(config),
-        dataset,
-        epochs=config.max_epochs if epochs is None else epochs,
-        batch_size=config.batch_size,
-        split=split,
-        x_scaler=scalers[0],
-        y_scaler=scalers[1],
-        random_state=config.random_state,
-        callback=callback,
-        checkpoint_dir=checkpoint_dir,
-        keep_checkpoints=config.keep_checkpoints,
-        classes=classes,
-        client=client,
-    )
+        return train_distributed(
+            build_model(config),
+            dataset,
+            round_callback=round_callback,
+            **distributed_options(config),
+            **common,
+        )
+    return train_out_of_core(build_model(config), dataset, **common)
 
 
 @task(cache_policy=NO_CACHE)
