@@ -13,11 +13,13 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from flows.datasets import write_dataset
@@ -140,3 +142,37 @@ def in_process(tmp_path, prefect_harness, mlflow_db, monkeypatch, keep_env):
     """For commands run in this process: the matrix's MLflow store, cwd in tmp_path."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{mlflow_db}")
     monkeypatch.chdir(tmp_path)
+
+
+def own_prefect_server(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a command that starts its own temporary Prefect server, as a user's does
+    (with the user's Prefect home, which is already set up)."""
+    return {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+
+
+def alive(procs):
+    """The processes of ``procs`` (psutil.Process) still running (pids not reused)."""
+    out = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def sigkill_leaves_nothing(proc: subprocess.Popen, within: float = 10.0) -> list[str]:
+    """SIGKILL ``proc``; assert every process it had started is gone ``within`` seconds.
+
+    Returns the command lines of what it had started (the caller may check them).
+    """
+    started = psutil.Process(proc.pid).children(recursive=True)
+    commands = [" ".join(p.cmdline()) for p in alive(started)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + within
+    while alive(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(started), [p.cmdline() for p in alive(started)]
+    return commands

@@ -7,13 +7,12 @@ import signal
 import time
 
 import numpy as np
-import psutil
 from mlflow import MlflowClient
 
 from flows.datasets import write_dataset
 from nnpipe.data.recall_job import read_results
 
-from .conftest import one_line, run_main, start
+from .conftest import one_line, own_prefect_server, run_main, sigkill_leaves_nothing, start
 
 N_PROBES = 40_000
 
@@ -43,16 +42,9 @@ def test_sigkill_during_recall_leaves_nothing_and_the_rerun_recalls_each_probe_o
     tmp_path, env, in_process
 ):
     args = recall_args(tmp_path)
-    own_server = {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
-    proc = start(*args, env=own_server, cwd=tmp_path)
+    proc = start(*args, env=own_prefect_server(env), cwd=tmp_path)
     wait_for_results(tmp_path / "results", proc)
-    started = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 10
-    while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started):
-        assert time.monotonic() < deadline, [p.cmdline() for p in started if p.is_running()]
-        time.sleep(0.2)
+    sigkill_leaves_nothing(proc)
     code, out, err = run_main(args)  # the same command again
     assert code == 0, err
     summary = json.loads(out)["summary"]

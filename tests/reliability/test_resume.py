@@ -7,11 +7,17 @@ import signal
 import time
 
 import numpy as np
-import psutil
 import pytest
 from mlflow import MlflowClient
 
-from .conftest import one_line, run_main, start, wait_for_epochs
+from .conftest import (
+    one_line,
+    own_prefect_server,
+    run_main,
+    sigkill_leaves_nothing,
+    start,
+    wait_for_epochs,
+)
 
 EPOCHS = 14
 # How training runs: each mode is killed and resumed.
@@ -31,38 +37,17 @@ def arrays(path):
         return {k: npz[k] for k in npz.files}
 
 
-def alive(procs):
-    """The processes of ``procs`` (psutil.Process) still running (pids not reused)."""
-    out = []
-    for p in procs:
-        try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    return out
-
-
 @pytest.mark.parametrize("mode", TRAIN_MODES.values(), ids=list(TRAIN_MODES))
 def test_sigkill_leaves_nothing_and_the_same_command_resumes_bitwise(
     mode, datasets, tmp_path, env, in_process
 ):
     work = tmp_path / "work"
     args = [*train_args(datasets, work, tmp_path), *mode]
-    # Its own temporary Prefect server, with the user's Prefect home (already set up).
-    own_server = {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
     t0 = time.monotonic()
-    proc = start(*args, env=own_server, cwd=tmp_path)
+    proc = start(*args, env=own_prefect_server(env), cwd=tmp_path)
     checkpoints = wait_for_epochs(work, proc, 3)
-    started = psutil.Process(proc.pid).children(recursive=True)
-    commands = " ".join(" ".join(p.cmdline()) for p in started)
+    commands = " ".join(sigkill_leaves_nothing(proc))
     assert "uvicorn" in commands and "reaper.py" in commands, commands
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    deadline = time.monotonic() + 10
-    while alive(started) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not alive(started), [p.cmdline() for p in alive(started)]
 
     killed_run = json.loads((checkpoints / "run.json").read_text())["run_id"]
     client = MlflowClient()

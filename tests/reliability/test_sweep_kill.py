@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 import time
 
-import psutil
 import yaml
 
 from flows.datasets import write_dataset
 
-from .conftest import run_main, start
+from .conftest import own_prefect_server, run_main, sigkill_leaves_nothing, start
 
 N_TRIALS = 6
 
@@ -39,21 +37,14 @@ def test_sigkill_during_a_sweep_then_the_rerun_reuses_the_finished_trials(
     tmp_path, env, in_process
 ):
     args = ["sweep", "--config", sweep_file(tmp_path), "--json"]
-    own_server = {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
-    proc = start(*args, env=own_server, cwd=tmp_path)
+    proc = start(*args, env=own_prefect_server(env), cwd=tmp_path)
     deadline = time.monotonic() + 180
     while not list((tmp_path / "work").glob("sweeps/*/trial-*/result-e*.json")):
         assert proc.poll() is None, f"the sweep ended ({proc.returncode}) before any trial"
         assert time.monotonic() < deadline, "no finished trial within 180 s"
         time.sleep(0.02)
-    started = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_leaves_nothing(proc)
     finished = len(list((tmp_path / "work").glob("sweeps/*/trial-*/result-e*.json")))
-    deadline = time.monotonic() + 10
-    while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started):
-        assert time.monotonic() < deadline, [p.cmdline() for p in started if p.is_running()]
-        time.sleep(0.2)
     code, out, err = run_main(args)  # the same command again
     assert code == 0, err
     summary = json.loads(out)["summary"]
