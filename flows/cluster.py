@@ -63,6 +63,7 @@ def dask_client(
     logging.getLogger("distributed").setLevel(
         max(logging.WARNING, logging.getLogger("distributed").level)
     )
+    dashboard = dashboard_enabled()
     with (
         # The local dashboard listens on loopback; Dask would name the host's address.
         dask.config.set({"distributed.dashboard.link": "http://127.0.0.1:{port}/status"}),
@@ -71,12 +72,12 @@ def dask_client(
             threads_per_worker=1,
             processes=processes,
             # On loopback only, and only when bokeh can draw it (about 2 s to import).
-            dashboard_address="127.0.0.1:0" if dashboard_enabled() else None,
+            dashboard_address="127.0.0.1:0" if dashboard else None,
             silence_logs=logging.WARNING,
         ) as cluster,
         Client(cluster) as client,
     ):
-        if dashboard_enabled():
+        if dashboard:
             progress.note(f"Dask dashboard: {client.dashboard_link}")
         yield client
 

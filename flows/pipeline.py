@@ -86,10 +86,11 @@ def pipeline(config: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
             "seconds": time.perf_counter() - start,
         }
         tracker.log_params({"config": config.model_dump(mode="json")})
-        tracker.log_metrics(pipeline_metrics(summary))
+        metrics = pipeline_metrics(summary)
+        tracker.log_metrics(metrics)
     run_ids = {**prepared["run_ids"], **trained["run_ids"], **recalled["run_ids"]}
     result = {"run_ids": run_ids, "parent_run_id": parent, "summary": summary}
-    publish_run(tracker, parent, pipeline_report(result), pipeline_metrics(summary))
+    publish_run(tracker, parent, pipeline_report(result), metrics)
     return result
 
 
