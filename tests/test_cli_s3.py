@@ -43,6 +43,7 @@ def nnpipe(capsys):
 
     return run
 
+
 MAKE_REG = "make-data regression {root}/reg --rows 1200 --features 3 --rows-per-partition 300"
 MAKE_HOP = "make-data hopfield {root}/hop --rows 200 --neurons 32 --patterns 3"
 MAKE_HOP += " --rows-per-partition 50"
