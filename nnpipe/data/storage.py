@@ -136,8 +136,8 @@ def remote_errors(path: str | os.PathLike, fs: Any = None) -> Iterator[None]:
     """Turn a store's refusal (missing bucket, denied, no answer) into one StorageError line."""
     try:
         yield
-    except StorageError:
-        raise
+    except ValueError:
+        raise  # nnpipe's own input errors (and StorageError) say what they mean already
     except Exception as exc:
         why = _why(exc, fs) if fs is not None and not isinstance(fs, LocalFileSystem) else None
         if why is None:
