@@ -136,6 +136,12 @@ def test_secrets_in_storage_options_are_never_shown_or_logged(
     shown = json.dumps([run.data.params, run.data.tags])
     assert s3_server.endpoint in shown  # the options are logged, their credentials masked
     assert s3_server.secret not in shown and s3_server.key not in shown
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        flow_run = prefect.read_flow_run(run.data.tags["prefect.flow_run_id"])
+    stored = json.dumps(flow_run.parameters, default=str)
+    assert s3_server.endpoint in stored and s3_server.secret not in stored
 
 
 def _silent_port() -> tuple[socket.socket, int]:
