@@ -43,3 +43,16 @@ def masked(options: Any) -> Any:
     if isinstance(options, list):
         return [masked(v) for v in options]
     return options
+
+
+def credential_keys(options: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the credential-like keys in ``options`` (nested dicts included)."""
+    found: list[str] = []
+    if isinstance(options, dict):
+        for k, v in options.items():
+            name = f"{prefix}{k}"
+            if any(w in str(k).lower() for w in _SECRET_WORDS):
+                found.append(name)
+            else:
+                found += credential_keys(v, f"{name}.")
+    return found

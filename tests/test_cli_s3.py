@@ -206,3 +206,11 @@ def test_an_endpoint_that_does_not_answer_is_one_line_and_exit_2(
     finally:
         sock.close()
     assert_clean_error(code, err, f"http://127.0.0.1:{port}", "does not answer")
+
+
+def test_serving_refuses_credentials_in_the_config(nnpipe, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("storage_options: {key: AKIAX, secret: hush, client_kwargs: {}}\n")
+    code, _, err = nnpipe("serve", "--config", config, "--list")
+    assert_clean_error(code, err, "storage_options.key", "AWS_ACCESS_KEY_ID")
+    assert "hush" not in err
