@@ -21,6 +21,7 @@ import contextlib
 import copy
 import io
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,8 +201,6 @@ def remove(path: str | os.PathLike, storage_options: dict | None = None) -> None
 def remove_tree(path: str | os.PathLike, storage_options: dict | None = None) -> None:
     """Delete a directory (every object under a prefix) and what it holds, if there."""
     if not is_url(path):
-        import shutil
-
         if os.path.exists(path):
             shutil.rmtree(path)
         return
