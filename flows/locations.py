@@ -21,7 +21,7 @@ def _location(value: Any) -> Any:
     # An fsspec URL (s3://bucket/prefix) stays a string: Path would fold its "//".
     if isinstance(value, str) and storage.is_url(value):
         return value.rstrip("/")
-    return value
+    return Path(value) if isinstance(value, str) else value  # made absolute by the config
 
 
 # A local directory (the config makes it absolute) or an fsspec URL such as s3://bucket/prefix.
