@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tests.system.compose import interpolate, interpolate_tree, load_compose, service_spec
-from tests.system.processes import PER_SERVICE_PORTS, ServiceFailed, free_port
+from tests.system.processes import PER_SERVICE_PORTS, ServiceFailed, free_port, s3_variables
 
 LABEL = "nnpipe.container-test"
 
@@ -76,6 +76,9 @@ class PodmanCompose:
             # Two cores shared with everything else on this machine.
             "NNPIPE_WORKER_THREADS": "1",
             "NNPIPE_MLFLOW_WORKERS": "1",
+            # The host network: the tests on the host reach the store where the
+            # containers do.
+            **s3_variables("127.0.0.1"),
         }
         self.service_variables: dict[str, dict[str, str]] = {}
         self.started: list[str] = []
@@ -197,6 +200,15 @@ class PodmanCompose:
         health = self.compose["services"][name].get("healthcheck") or {}
         text = str(health.get("start_interval") or health.get("interval") or "2s")
         return float(text.rstrip("s")) if text.endswith("s") and text[:-1].isdigit() else 2.0
+
+    def run_to_completion(self, name: str, timeout: float = 120.0) -> None:
+        """Start a one-shot service (``restart: "no"``) and wait for it to exit 0."""
+        self.start([name])
+        done = podman("wait", self.container(name), timeout=timeout)
+        if done.stdout.strip() != "0":
+            raise ServiceFailed(
+                f"{name} exited with code {done.stdout.strip()}:\n{self.log_tail(name)}"
+            )
 
     def wait_healthy(self, names: Iterable[str], timeout: float = 240.0) -> dict[str, float]:
         """Run each service's own healthcheck until it passes; seconds each took from now."""

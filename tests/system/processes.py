@@ -83,6 +83,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def s3_variables(host: str) -> dict[str, str]:
+    """The bundled S3 server on a free port, reached at ``host``, with its bucket and keys."""
+    port = str(free_port())
+    return {
+        "NNPIPE_S3_PORT": port,
+        "NNPIPE_S3_ENDPOINT_URL": f"http://{host}:{port}",
+        "NNPIPE_S3_ACCESS_KEY_ID": "nnpipe-test",
+        "NNPIPE_S3_SECRET_ACCESS_KEY": "nnpipe-test-secret",
+        "NNPIPE_S3_REGION": "us-east-1",
+        "NNPIPE_BUCKET": "nnpipe-test",
+    }
+
+
 def dockerfile_env(path: Path = DOCKERFILE) -> dict[str, str]:
     """The ``ENV key=value`` settings of the Dockerfile (what every container starts with)."""
     text = re.sub(r"\\\n", " ", path.read_text())
@@ -262,6 +275,7 @@ class LocalCompose:
             # Two cores shared with everything else on this machine.
             "NNPIPE_WORKER_THREADS": "1",
             "NNPIPE_MLFLOW_WORKERS": "1",
+            **s3_variables("127.0.0.1"),
             "NNPIPE_DATA_DIR": str(self.root / "data"),
             "NNPIPE_MLFLOW_DIR": str(self.root / "mlflow"),
             "NNPIPE_PREFECT_DIR": str(self.root / "prefect"),
@@ -357,6 +371,20 @@ class LocalCompose:
     def spec_value(self, name: str, text: str) -> str:
         """``text`` interpolated with service ``name``'s variables."""
         return interpolate(text, self.variables_for(name), f"services.{name}")
+
+    def run_to_completion(self, name: str, timeout: float = 120.0) -> None:
+        """Start a one-shot service (``restart: "no"``) and wait for it to exit 0."""
+        self.start([name])
+        proc = self.processes[name]
+        try:
+            code = proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise ServiceFailed(
+                f"{name} did not finish in {timeout:.0f} s:\n{proc.log_tail()}"
+            ) from None
+        if code != 0:
+            raise ServiceFailed(f"{name} exited with code {code}:\n{proc.log_tail()}")
 
     def wait_healthy(self, names: Iterable[str], timeout: float = 150.0) -> dict[str, float]:
         """Poll each service's healthcheck until it passes; seconds each took from now."""

@@ -34,6 +34,8 @@ REQUIREMENTS = ROOT / "docker" / "requirements.txt"
 DOCKERIGNORE = ROOT / "docker" / "Dockerfile.dockerignore"
 NNPIPE_SERVICES = ("runner", "dask-scheduler", "dask-worker-1", "dask-worker-2")
 WORKERS = ("dask-worker-1", "dask-worker-2")
+# Services that run once and exit (compose's service_completed_successfully).
+ONE_SHOT = ("s3-bucket",)
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +221,8 @@ def test_compose_has_the_topology(compose):
         "mlflow",
         "prefect",
         "runner",
+        "s3",
+        "s3-bucket",
     }
     assert set(compose["volumes"]) == {"nnpipe-data", "mlflow-store", "prefect-store"}
 
@@ -237,7 +241,7 @@ def test_every_service_runs_the_one_nnpipe_image(defaults):
 def test_ports_are_published_on_loopback_only(defaults):
     assert published_port_problems(defaults["services"]) == []
     published = {s for s, svc in defaults["services"].items() if svc.get("ports")}
-    assert published == {"dask-scheduler", "mlflow", "prefect"}
+    assert published == {"dask-scheduler", "mlflow", "prefect", "s3"}
 
 
 def test_port_check_catches_a_port_open_to_every_interface(defaults):
@@ -251,6 +255,9 @@ def test_port_check_catches_a_port_open_to_every_interface(defaults):
 
 def test_every_service_has_a_healthcheck_probing_its_own_port(defaults):
     for name, service in defaults["services"].items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no" and "healthcheck" not in service, name
+            continue
         health = service.get("healthcheck")
         assert health and health["test"][0] == "CMD", f"{name} has no CMD healthcheck"
         url = re.search(r"https?://[^'\"]+", " ".join(health["test"]))
@@ -289,8 +296,24 @@ def test_mlflow_allows_its_service_name_and_keeps_its_store_on_a_volume(defaults
     name, mount = volume.split(":")
     assert name == "mlflow-store"
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{mount}/mlflow.db"
-    assert command[command.index("--artifacts-destination") + 1].startswith(mount + "/")
+    # Artifacts go to the bucket, through the server: its clients need no credentials.
+    assert command[command.index("--artifacts-destination") + 1] == "s3://nnpipe/mlflow-artifacts"
     assert "--serve-artifacts" in command
+    assert mlflow["environment"]["AWS_ENDPOINT_URL"] == "http://s3:9000"
+    assert mlflow["depends_on"] == {"s3-bucket": {"condition": "service_completed_successfully"}}
+
+
+def test_the_bucket_is_made_on_the_s3_service_with_the_servers_credentials(defaults):
+    services = defaults["services"]
+    s3 = services["s3"]["command"]
+    assert s3[0] == "moto_server" and s3[s3.index("--port") + 1] == "9000"
+    bucket = services["s3-bucket"]
+    assert bucket["depends_on"] == {"s3": {"condition": "service_healthy"}}
+    assert 'create_bucket(Bucket="nnpipe")' in bucket["command"][-1]
+    assert bucket["environment"].items() <= services["mlflow"]["environment"].items()
+    # MLflow's clients get no credentials: only the processes that touch the bucket do.
+    for name in ("dask-scheduler", "prefect"):
+        assert not any(k.startswith("AWS_") for k in services[name].get("environment", {}))
 
 
 def test_prefect_keeps_its_database_on_a_volume(defaults):
@@ -319,7 +342,9 @@ def test_services_start_in_dependency_order(defaults):
         assert services[name]["depends_on"] == {"dask-scheduler": {"condition": "service_healthy"}}
     runner = services["runner"]["depends_on"]
     assert set(runner) == set(services) - {"runner"}
-    assert all(d == {"condition": "service_healthy"} for d in runner.values())
+    for name, condition in runner.items():
+        wanted = "service_completed_successfully" if name in ONE_SHOT else "service_healthy"
+        assert condition == {"condition": wanted}, name
 
 
 def test_workers_differ_only_by_name(defaults):

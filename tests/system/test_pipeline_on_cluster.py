@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tests.system.commands import bucket_keys
+
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 # Small enough for a few seconds of work per stage on two cores, big enough that
@@ -123,6 +125,9 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     assert [p.path for p in client.list_artifacts(train.info.run_id, "plots")] == [
         "plots/loss_curve.png"
     ]
+    # The server keeps them in the topology's bucket.
+    prefix = f"mlflow-artifacts/{train.info.experiment_id}/{train.info.run_id}/artifacts/"
+    assert f"{prefix}config.json" in bucket_keys(cluster, prefix)
     versions = client.search_model_versions("name='nnpipe-regressor'")
     assert [v.run_id for v in versions] == [train.info.run_id]
     assert versions[0].status == "READY"
