@@ -42,19 +42,27 @@ def run_nnpipe(args: list[str], env: dict[str, str], cwd: Path, timeout: float =
     return out
 
 
-def bucket_keys(cluster, prefix: str) -> list[str]:
-    """Every key under ``prefix`` in the topology's bucket, read with the server's credentials."""
+def s3_client(cluster):
+    """A boto3 client for the topology's store, with the servers' own credentials."""
     import boto3
 
     v = cluster.variables
-    s3 = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=v["NNPIPE_S3_ENDPOINT_URL"],
         aws_access_key_id=v["NNPIPE_S3_ACCESS_KEY_ID"],
         aws_secret_access_key=v["NNPIPE_S3_SECRET_ACCESS_KEY"],
         region_name=v["NNPIPE_S3_REGION"],
     )
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=v["NNPIPE_BUCKET"], Prefix=prefix)
+
+
+def bucket_keys(cluster, prefix: str) -> list[str]:
+    """Every key under ``prefix`` in the topology's bucket."""
+    pages = (
+        s3_client(cluster)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=cluster.variables["NNPIPE_BUCKET"], Prefix=prefix)
+    )
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
