@@ -14,7 +14,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from flows.locations import Location, masked
+from nnpipe.data import storage
 
 DEFAULT_WORKDIR = "nnpipe-work"
 
@@ -24,11 +35,13 @@ class _Config(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _absolute_paths(cls, value: Any) -> Any:
+    def _absolute_paths(cls, value: Any, info: Any) -> Any:
         # Dask workers run in other directories (or on other hosts sharing a volume):
         # every path they are handed must not depend on this process's cwd.
         if isinstance(value, Path):
             return value.expanduser().absolute()
+        if isinstance(value, str) and not storage.is_url(value) and info.field_name in _PATHS:
+            return Path(value).expanduser().absolute()
         return value
 
 
@@ -52,21 +65,31 @@ class HopfieldData(_Config):
 
 
 class _WorkdirConfig(_Config):
-    workdir: Path = Path(DEFAULT_WORKDIR)
+    workdir: Location = Path(DEFAULT_WORKDIR)
     dask_address: str | None = Field(
         None, description="tcp://host:port of a Dask scheduler; None starts a local cluster"
     )
+    storage_options: dict[str, Any] | None = Field(
+        None,
+        description="fsspec options for s3:// (or other URL) paths, e.g. "
+        "{client_kwargs: {endpoint_url: ...}, key: ..., secret: ...}; default: the AWS_* "
+        "environment variables. Credentials are never logged or printed",
+    )
 
-    def under(self, value: Path | None, default: str) -> Path:
+    @field_serializer("storage_options", when_used="json")
+    def _hide_credentials(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return masked(value)
+
+    def under(self, value: Path | str | None, default: str) -> Path | str:
         """``value`` when set, else ``workdir / default``."""
-        return Path(value) if value is not None else self.workdir / default
+        return value if value is not None else storage.join(self.workdir, *default.split("/"))
 
 
 class DataConfig(_WorkdirConfig):
     """Parameters of the ``prepare_data`` flow."""
 
-    regression_dir: Path | None = None
-    hopfield_dir: Path | None = None
+    regression_dir: Location | None = None
+    hopfield_dir: Location | None = None
     generate: bool = Field(True, description="write the synthetic sets when they are missing")
     overwrite: bool = Field(False, description="rewrite the synthetic sets even when present")
     regression: RegressionData = RegressionData()
@@ -84,11 +107,11 @@ class DataConfig(_WorkdirConfig):
     experiment: str = "nnpipe-prepare-data"
 
     @property
-    def regression_path(self) -> Path:
+    def regression_path(self) -> Path | str:
         return self.under(self.regression_dir, "data/regression")
 
     @property
-    def hopfield_path(self) -> Path:
+    def hopfield_path(self) -> Path | str:
         return self.under(self.hopfield_dir, "data/hopfield")
 
 
@@ -114,7 +137,7 @@ class DistributedConfig(_Config):
 class TrainConfig(_WorkdirConfig):
     """Parameters of the ``train_bp`` flow (MLPRegressor / MLPClassifier names where they exist)."""
 
-    dataset: Path | None = None
+    dataset: Location | None = None
     task: Literal["regression", "classification"] = Field(
         "regression",
         description="regression: an MLPRegressor on numeric targets; classification: an "
@@ -161,12 +184,12 @@ class TrainConfig(_WorkdirConfig):
         return values
 
     @property
-    def dataset_path(self) -> Path:
+    def dataset_path(self) -> Path | str:
         return self.under(self.dataset, "data/regression")
 
     @property
-    def model_dir(self) -> Path:
-        return self.workdir / "models"
+    def model_dir(self) -> Path | str:
+        return storage.join(self.workdir, "models")
 
     def identity(self, dataset_fingerprint: str) -> str:
         """What determines the trained weights: config (less RESULT_NEUTRAL), data, code version.
@@ -181,9 +204,10 @@ class TrainConfig(_WorkdirConfig):
         text = json.dumps(values, sort_keys=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def checkpoint_dir(self, dataset_fingerprint: str) -> Path:
+    def checkpoint_dir(self, dataset_fingerprint: str) -> Path | str:
         """The checkpoints of the run this config and dataset identify (see :meth:`identity`)."""
-        return self.workdir / "checkpoints" / f"train_bp-{self.identity(dataset_fingerprint)[:16]}"
+        name = f"train_bp-{self.identity(dataset_fingerprint)[:16]}"
+        return storage.join(self.workdir, "checkpoints", name)
 
 
 # Fields that do not change the weights a training run ends with: where things are
@@ -192,6 +216,7 @@ class TrainConfig(_WorkdirConfig):
 RESULT_NEUTRAL = {
     "workdir",
     "dask_address",
+    "storage_options",
     "dataset",
     "experiment",
     "registered_model_name",
@@ -203,8 +228,8 @@ RESULT_NEUTRAL = {
 class RecallConfig(_WorkdirConfig):
     """Parameters of the ``recall_hopfield`` flow."""
 
-    dataset: Path | None = None
-    output: Path | None = None
+    dataset: Location | None = None
+    output: Location | None = None
     rule: Literal["hebbian", "storkey", "pseudoinverse"] = "hebbian"
     update: Literal["async", "sync"] = "async"
     max_iter: int = Field(50, gt=0)
@@ -224,11 +249,11 @@ class RecallConfig(_WorkdirConfig):
         return value
 
     @property
-    def dataset_path(self) -> Path:
+    def dataset_path(self) -> Path | str:
         return self.under(self.dataset, "data/hopfield")
 
     @property
-    def output_path(self) -> Path:
+    def output_path(self) -> Path | str:
         return self.under(self.output, f"recall/{self.rule}-{self.update}")
 
 
@@ -253,7 +278,7 @@ class PipelineConfig(_WorkdirConfig):
             if isinstance(sub, BaseModel):
                 sub = sub.model_dump(exclude_unset=True)
             sub = dict(sub or {})
-            for key in ("workdir", "dask_address"):
+            for key in ("workdir", "dask_address", "storage_options"):
                 if key in values and key not in sub:
                     sub[key] = values[key]
             values[stage] = sub
@@ -271,7 +296,7 @@ class PipelineConfig(_WorkdirConfig):
             )
         return self
 
-    def stage_paths(self) -> dict[str, Path]:
+    def stage_paths(self) -> dict[str, Path | str]:
         """The data directories each stage reads, checked for agreement by the pipeline."""
         return {
             "regression": self.data.regression_path,
@@ -279,6 +304,10 @@ class PipelineConfig(_WorkdirConfig):
             "hopfield": self.data.hopfield_path,
             "recall.dataset": self.recall.dataset_path,
         }
+
+
+# Fields holding a location: a local one given as a string is made absolute too.
+_PATHS = {"workdir", "regression_dir", "hopfield_dir", "dataset", "output"}
 
 
 CONFIGS: dict[str, type[_Config]] = {
@@ -343,7 +372,7 @@ def _pipeline_section(values: dict[str, Any], kind: str, source: str, overrides:
 
     section = SECTIONS[kind]
     values = {**values, **{name: dict(values.get(name) or {}) for name in SECTIONS.values()}}
-    shared = ("workdir", "dask_address")
+    shared = ("workdir", "dask_address", "storage_options")
     for key in shared:  # a flag wins over the file's top level and every section
         if overrides.get(key) is not None:
             values[key] = overrides[key]

@@ -37,14 +37,20 @@ class DatasetMismatch(ValueError):
     """Existing data was made with other parameters than the config asks for."""
 
 
-def check_dataset(kind: str, path: str | os.PathLike, hint: str, **wanted: Any) -> None:
+def check_dataset(
+    kind: str,
+    path: str | os.PathLike,
+    hint: str,
+    storage_options: dict | None = None,
+    **wanted: Any,
+) -> None:
     """Raise :class:`DatasetMismatch` unless ``path`` was written as ``kind`` with ``wanted``.
 
     ``wanted`` uses :func:`write_dataset`'s argument names; ``hint`` says how to
     rewrite the data (the flag or config key), and ends the one-line message.
     """
     names = {**RECORDED_AS[kind], **COMMON}
-    record = read_dataset_record(path)
+    record = read_dataset_record(path, storage_options)
     if record is None:
         raise DatasetMismatch(
             f"{kind} dataset {os.fspath(path)!r} has no record of the parameters that made it "
@@ -79,6 +85,7 @@ def write_dataset(
     flip_fraction: float = 0.1,
     seed: int = 0,
     overwrite: bool = False,
+    storage_options: dict | None = None,
 ) -> dict[str, Any]:
     """Write a ``kind`` dataset (rows = probes for hopfield); return a JSON-able summary."""
     if kind not in KINDS:
@@ -93,6 +100,7 @@ def write_dataset(
                 noise=noise,
                 random_state=seed,
                 overwrite=overwrite,
+                storage_options=storage_options,
             )
         elif kind == "classification":
             written = write_classification_dataset(
@@ -102,6 +110,7 @@ def write_dataset(
                 rows_per_partition=rows_per_partition,
                 random_state=seed,
                 overwrite=overwrite,
+                storage_options=storage_options,
             )
         else:
             written = write_hopfield_dataset(
@@ -113,6 +122,7 @@ def write_dataset(
                 rows_per_partition=rows_per_partition,
                 random_state=seed,
                 overwrite=overwrite,
+                storage_options=storage_options,
             )
     except FileExistsError as exc:
         # Refusing to overwrite is bad input, reported like the other input errors.

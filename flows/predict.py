@@ -7,6 +7,7 @@ A local model is a :class:`~nnpipe.core.trained_model.TrainedModel` file (what
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from nnpipe.core.mlp import network_from_arrays
 from nnpipe.core.scalers import load_scaler
 from nnpipe.core.serialization import ModelFileError, load_npz
 from nnpipe.core.trained_model import TrainedModel
+from nnpipe.data import storage
 
 # train_bp writes one TrainedModel file per run: models/<run id>/model.npz.
 MODEL_FILE = "model.npz"
@@ -29,22 +31,29 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MLFLOW_SCHEMES = ("runs:/", "models:/", "mlflow-artifacts:/", "file://", "s3://", "gs://")
 
 
-def _format(path: Path, what: str) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
+def _format(path: Path | str, what: str) -> str:
+    suffix = Path(storage.basename(path)).suffix
+    fmt = FORMATS.get(suffix.lower())
     if fmt is None:
         raise ValueError(
-            f"{what} {str(path)!r} has suffix {path.suffix!r}; allowed: {', '.join(FORMATS)}"
+            f"{what} {str(path)!r} has suffix {suffix!r}; allowed: {', '.join(FORMATS)}"
         )
     return fmt
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file as a DataFrame (errors name the file)."""
+def read_table(path: Path | str, storage_options: dict | None = None) -> pd.DataFrame:
+    """A CSV or Parquet file (local or a URL) as a DataFrame (errors name the file)."""
     fmt = _format(path, "input")
-    if not path.is_file():
+    source: Any = path
+    if storage.is_url(path):
+        try:
+            source = io.BytesIO(storage.read_bytes(path, storage_options))
+        except (FileNotFoundError, IsADirectoryError):
+            raise FileNotFoundError(f"input file {str(path)!r} does not exist") from None
+    elif not Path(path).is_file():
         raise FileNotFoundError(f"input file {str(path)!r} does not exist")
     try:
-        frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+        frame = pd.read_csv(source) if fmt == "csv" else pd.read_parquet(source)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise ValueError(f"cannot read {fmt} file {str(path)!r}: {exc}") from exc
     if frame.empty:
@@ -52,9 +61,18 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write a DataFrame as CSV or Parquet, by suffix, through a temporary file + rename."""
+def write_table(frame: pd.DataFrame, path: Path | str, storage_options: dict | None = None) -> None:
+    """Write a DataFrame as CSV or Parquet, by suffix: temporary file + rename, or one object."""
     fmt = _format(path, "output")
+    if storage.is_url(path):
+        buffer = io.BytesIO()
+        if fmt == "csv":
+            buffer.write(frame.to_csv(index=False).encode())
+        else:
+            frame.to_parquet(buffer, index=False)
+        storage.write_bytes(path, buffer.getvalue(), storage_options)
+        return
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
@@ -69,6 +87,9 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 def load_local_model(path: str | Path, frame: pd.DataFrame | None = None) -> TrainedModel:
     """The model in a file or model directory; ``frame`` names the columns of a bare network."""
+    if storage.is_url(path):  # a model file on object storage (with its scaler and columns)
+        trained = storage.load_file(TrainedModel.load, path)
+        return trained
     path = Path(path)
     path = path / MODEL_FILE if path.is_dir() else path
     if not path.is_file():
@@ -179,10 +200,14 @@ def predict_file(
     A classifier's file gets the label in ``column`` and each class's probability
     in a ``proba_<label>`` column.
     """
-    input_path, output_path = Path(input_path), Path(output_path)
+    input_path, output_path = (
+        p if storage.is_url(p) else Path(p) for p in (input_path, output_path)
+    )
     _format(output_path, "output")  # refuse a bad output name before any work
     frame = read_table(input_path)
-    predictor = _mlflow_predictor if model.startswith(MLFLOW_SCHEMES) else _local_predictor
+    nnpipe_file = storage.is_url(model) and model.endswith(".npz")  # else an MLflow model
+    on_mlflow = model.startswith(MLFLOW_SCHEMES) and not nnpipe_file
+    predictor = _mlflow_predictor if on_mlflow else _local_predictor
     pred, proba = predictor(model, frame, str(input_path))
     out = frame.copy()
     if proba is not None:
@@ -205,7 +230,7 @@ def predict_file(
 
 
 def _write_classes(
-    out: pd.DataFrame, labels: np.ndarray, proba: pd.DataFrame, path: Path, column: str
+    out: pd.DataFrame, labels: np.ndarray, proba: pd.DataFrame, path: Path | str, column: str
 ) -> dict[str, Any]:
     """Labels in ``column``, probability columns beside them; the count of each label."""
     out[column] = labels

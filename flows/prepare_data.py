@@ -23,7 +23,9 @@ from flows.lineage import log_dataset_input, publish_run, run_tags
 from flows.naming import run_name
 from flows.report import prepare_report
 from nnpipe.core.scalers import SCALERS
+from nnpipe.data import storage
 from nnpipe.data.dataset import ParquetDataset
+from nnpipe.data.partition_io import DataError, list_parquet_files
 from nnpipe.data.scaling import fit_scalers
 from nnpipe.data.split import TrainValidationSplit
 from nnpipe.data.synthetic import read_dataset_record
@@ -32,9 +34,9 @@ from nnpipe.tracking import MlflowTracker
 SCALER_MANIFEST = "scalers.json"
 
 
-def scaler_dir(workdir: Path) -> Path:
+def scaler_dir(workdir: Path | str) -> Path | str:
     """Where the fitted scalers and their manifest live."""
-    return Path(workdir) / "scalers"
+    return storage.join(workdir, "scalers")
 
 
 def scaler_manifest(
@@ -45,7 +47,7 @@ def scaler_manifest(
     The fingerprint sees file names, sizes and rows; the record of a generated
     dataset (its seed, noise, ...) tells apart data of equal size made otherwise.
     """
-    record = read_dataset_record(dataset.path)
+    record = read_dataset_record(dataset.path, dataset.storage_options)
     return {
         "fingerprint": dataset.fingerprint,
         "dataset_record": record["parameters"] if record else None,
@@ -81,7 +83,13 @@ def dataset_parameters(kind: str, config: DataConfig) -> dict[str, Any]:
     return {**sizes, "rows_per_partition": rows_per_partition, "seed": config.seed}
 
 
-def _present(path: Path) -> bool:
+def _present(path: Path | str, storage_options: dict | None = None) -> bool:
+    if storage.is_url(path):
+        try:
+            return bool(list_parquet_files(path, storage_options))
+        except DataError:  # nothing there
+            return False
+    path = Path(path)
     return path.is_dir() and any(path.rglob("*.parquet"))
 
 
@@ -94,14 +102,20 @@ def check_data(config: DataConfig) -> None:
     if not config.generate or config.overwrite:
         return
     for kind, path in (("regression", config.regression_path), ("hopfield", config.hopfield_path)):
-        if _present(path):
-            check_dataset(kind, path, OVERWRITE_HINT, **dataset_parameters(kind, config))
+        if _present(path, config.storage_options):
+            check_dataset(
+                kind,
+                path,
+                OVERWRITE_HINT,
+                storage_options=config.storage_options,
+                **dataset_parameters(kind, config),
+            )
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
+def ensure_dataset(kind: str, path: Path | str, config: DataConfig) -> dict[str, Any]:
     """Write the synthetic ``kind`` dataset unless it is there (or ``overwrite`` is set)."""
-    present = _present(path)
+    present = _present(path, config.storage_options)
     if present and not config.overwrite:
         return {"path": str(path), "kind": kind, "written": False}
     if not config.generate and not present:
@@ -109,35 +123,45 @@ def ensure_dataset(kind: str, path: Path, config: DataConfig) -> dict[str, Any]:
             f"{kind} dataset {str(path)!r} does not exist and generate=false; "
             "write it with `nnpipe make-data` or set generate: true"
         )
-    info = write_dataset(kind, path, overwrite=True, **dataset_parameters(kind, config))
+    info = write_dataset(
+        kind,
+        path,
+        overwrite=True,
+        storage_options=config.storage_options,
+        **dataset_parameters(kind, config),
+    )
     return {**info, "written": True}
 
 
 @task(cache_policy=NO_CACHE)
 def fit_and_save_scalers(
-    dataset: ParquetDataset, kind: str, split: TrainValidationSplit, out: Path, client: Any
+    dataset: ParquetDataset, kind: str, split: TrainValidationSplit, out: Path | str, client: Any
 ) -> dict[str, Any]:
     """Fit feature and target scalers on the training split (on the workers); save them."""
     x_scaler, y_scaler = fit_scalers(
         dataset, kind, kind, subset="train", split=split, client=client
     )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SCALER_MANIFEST).unlink(missing_ok=True)  # no manifest beside half-written scalers
-    x_scaler.save(out / "x_scaler.npz")
-    y_scaler.save(out / "y_scaler.npz")
+    options = dataset.storage_options
+    storage.makedirs(out)
+    # No manifest beside half-written scalers; each file is whole (renamed, or one object).
+    storage.remove(storage.join(out, SCALER_MANIFEST), options)
+    storage.save_file(x_scaler.save, storage.join(out, "x_scaler.npz"), options)
+    storage.save_file(y_scaler.save, storage.join(out, "y_scaler.npz"), options)
     manifest = scaler_manifest(dataset, kind, split)
     manifest["n_samples_seen"] = int(x_scaler.n_samples_seen_)
-    (out / SCALER_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    text = json.dumps(manifest, indent=2).encode()
+    storage.write_bytes(storage.join(out, SCALER_MANIFEST), text, options)
     return {"dir": str(out), **manifest, "reused": False}
 
 
 def saved_scaler_manifest(
-    workdir: Path, dataset: ParquetDataset, kind: str, split: TrainValidationSplit
+    workdir: Path | str, dataset: ParquetDataset, kind: str, split: TrainValidationSplit
 ) -> dict[str, Any] | None:
     """The manifest of scalers saved for exactly this dataset, kind and split, else None."""
+    path = storage.join(scaler_dir(workdir), SCALER_MANIFEST)
     try:
-        saved = json.loads((scaler_dir(workdir) / SCALER_MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
+        saved = json.loads(storage.read_bytes(path, dataset.storage_options))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     wanted = scaler_manifest(dataset, kind, split)
     if not isinstance(saved, dict) or any(saved.get(k) != v for k, v in wanted.items()):
@@ -145,13 +169,18 @@ def saved_scaler_manifest(
     return saved
 
 
-def load_saved_scalers(workdir: Path, dataset: ParquetDataset, kind: str, split):
+def load_saved_scalers(
+    workdir: Path | str, dataset: ParquetDataset, kind: str, split, storage_options=None
+):
     """The scalers ``prepare_data`` saved for exactly this dataset and split, else None."""
     if saved_scaler_manifest(workdir, dataset, kind, split) is None:
         return None
-    out = scaler_dir(workdir)
-    cls = SCALERS[kind]
-    return cls.load(out / "x_scaler.npz"), cls.load(out / "y_scaler.npz")
+    out, load = scaler_dir(workdir), SCALERS[kind].load
+    options = storage_options if storage_options is not None else dataset.storage_options
+    return tuple(
+        storage.load_file(load, storage.join(out, name), options)
+        for name in ("x_scaler.npz", "y_scaler.npz")
+    )
 
 
 # The defaults, shown in the Prefect UI form of a deployment (never mutated).
@@ -173,7 +202,10 @@ def prepare_data(
         hopfield = ensure_dataset("hopfield", config.hopfield_path, config)
         progress.advance("prepare_data", {"datasets": "ready"})
         dataset = ParquetDataset(
-            config.regression_path, targets=config.target, nan_policy=config.nan_policy
+            config.regression_path,
+            targets=config.target,
+            nan_policy=config.nan_policy,
+            storage_options=config.storage_options,
         )
         split = TrainValidationSplit(
             validation_fraction=config.validation_fraction, seed=config.split_seed
@@ -199,7 +231,10 @@ def prepare_data(
                 "scaler_rows": scalers["n_samples_seen"],
             }
         )
-        tracker.log_artifact(scaler_dir(config.workdir), artifact_path="scalers")
+        for name in ("x_scaler.npz", "y_scaler.npz", SCALER_MANIFEST):
+            path = storage.join(out, name)
+            with storage.local_copy(path, config.storage_options) as local:
+                tracker.log_artifact(local, artifact_path="scalers")
         summary = {
             "regression": regression,
             "hopfield": hopfield,

@@ -23,6 +23,7 @@ from flows.lineage import publish_run, run_tags
 from flows.naming import run_name
 from flows.report import recall_report
 from nnpipe.core.hopfield import HopfieldNetwork, capacity_curve, energy_trajectories
+from nnpipe.data import storage
 from nnpipe.data.partition_io import read_patterns
 from nnpipe.data.recall_job import (
     PartitionStats,
@@ -48,20 +49,21 @@ CAPACITY_PROBES = 20
 
 
 @task(retries=2, retry_delay_seconds=1, cache_policy=NO_CACHE)
-def load_patterns(dataset: Path) -> np.ndarray:
+def load_patterns(dataset: Path | str, storage_options: dict | None = None) -> np.ndarray:
     """The stored patterns (n_patterns, n_neurons) of a Hopfield dataset."""
-    if not (dataset / "patterns").is_dir():
+    if not storage.is_url(dataset) and not (Path(dataset) / "patterns").is_dir():
         raise FileNotFoundError(
             f"Hopfield dataset {str(dataset)!r} has no patterns/ directory; write one with "
             "`nnpipe make-data hopfield DIR`"
         )
-    return read_patterns(dataset)
+    return read_patterns(dataset, storage_options)
 
 
 def check_inputs(config: RecallConfig) -> None:
     """Check patterns and probe files before any run starts (a wrong path fails at once)."""
-    check_pattern_shape(config, load_patterns.fn(config.dataset_path))
-    list_probe_files(config.dataset_path / "probes")
+    patterns = load_patterns.fn(config.dataset_path, config.storage_options)
+    check_pattern_shape(config, patterns)
+    list_probe_files(storage.join(config.dataset_path, "probes"), config.storage_options)
 
 
 def check_pattern_shape(config: RecallConfig, patterns: np.ndarray) -> None:
@@ -78,7 +80,7 @@ def check_pattern_shape(config: RecallConfig, patterns: np.ndarray) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def fit_network(config: RecallConfig, patterns: np.ndarray, out: Path) -> HopfieldNetwork:
+def fit_network(config: RecallConfig, patterns: np.ndarray, out: Path | str) -> HopfieldNetwork:
     """Store the patterns with the configured rule; save the network beside the results."""
     network = HopfieldNetwork(
         rule=config.rule,
@@ -86,8 +88,8 @@ def fit_network(config: RecallConfig, patterns: np.ndarray, out: Path) -> Hopfie
         max_iter=config.max_iter,
         random_state=config.random_state,
     ).fit(patterns)
-    out.mkdir(parents=True, exist_ok=True)
-    network.save(out / NETWORK_FILE)
+    storage.makedirs(out)
+    storage.save_file(network.save, storage.join(out, NETWORK_FILE), config.storage_options)
     return network
 
 
@@ -96,8 +98,8 @@ def recall_partitions(
     network: HopfieldNetwork, patterns: np.ndarray, config: RecallConfig, client: Any
 ) -> dict[str, Any]:
     """Recall the probe partitions not done yet, in parallel on the workers."""
-    probes = config.dataset_path / "probes"
-    n_files = len(list_probe_files(probes))
+    probes = storage.join(config.dataset_path, "probes")
+    n_files = len(list_probe_files(probes, config.storage_options))
     progress.start("recall_hopfield", n_files, unit="partition")
 
     def on_partition(stats: PartitionStats, done: int, todo: int) -> None:
@@ -105,24 +107,34 @@ def recall_partitions(
         progress.advance("recall_hopfield", {"partition": stats.key, "probes/s": rate})
 
     summary = run_recall_job(
-        network, patterns, probes, config.output_path, client=client, on_partition=on_partition
+        network,
+        patterns,
+        probes,
+        config.output_path,
+        client=client,
+        on_partition=on_partition,
+        storage_options=config.storage_options,
     )
     progress.finish("recall_hopfield")
     return summary.to_dict()
 
 
-def probe_energies(network: HopfieldNetwork, dataset: Path, n_probes: int = 8):
-    """Energy after each async sweep (at most 10) for the first few probes of the dataset."""
-    first = list_probe_files(dataset / "probes")[0]
-    probes, _, _ = read_probes(first, "probe", None)
+def _first_probes(dataset: Path | str, storage_options: dict | None, pattern_column: str | None):
+    first = list_probe_files(storage.join(dataset, "probes"), storage_options)[0]
+    return read_probes(first, "probe", pattern_column, storage_options)
+
+
+def probe_energies(network: HopfieldNetwork, dataset: Path | str, storage_options=None):
+    """Energy after each async sweep (at most 10) for the first 8 probes of the dataset."""
+    n_probes = 8
+    probes, _, _ = _first_probes(dataset, storage_options, None)
     sweeps = min(int(network.max_iter), 10)
     return energy_trajectories(network, probes[:n_probes], max_sweeps=sweeps)
 
 
-def probe_noise(patterns: np.ndarray, dataset: Path) -> float:
+def probe_noise(patterns: np.ndarray, dataset: Path | str, storage_options=None) -> float:
     """Fraction of bits the first probe file's probes differ from their source patterns."""
-    first = list_probe_files(dataset / "probes")[0]
-    probes, sources, _ = read_probes(first, "probe", "pattern_id")
+    probes, sources, _ = _first_probes(dataset, storage_options, "pattern_id")
     return float((probes != patterns[sources]).mean())
 
 
@@ -149,8 +161,7 @@ def capacity_table(patterns: np.ndarray, noise: float, config: RecallConfig) -> 
 
 def recall_pictures(network: HopfieldNetwork, patterns: np.ndarray, config: RecallConfig):
     """Stored pattern, probe and recalled state (with its kind) for a seeded sample of probes."""
-    first = list_probe_files(config.dataset_path / "probes")[0]
-    probes, sources, _ = read_probes(first, "probe", "pattern_id")
+    probes, sources, _ = _first_probes(config.dataset_path, config.storage_options, "pattern_id")
     rng = np.random.default_rng(config.random_state)
     rows = np.sort(rng.choice(len(probes), min(PICTURED_PROBES, len(probes)), replace=False))
     result = network.recall(probes[rows])  # a probe's recall never depends on its batch
@@ -176,10 +187,11 @@ def recall_hopfield(
     """Hopfield recall over every probe partition, tracked in MLflow; run id and summary."""
     tracker = MlflowTracker(config.experiment)
     out = config.output_path
-    name = run_name(config.dataset_path.name, f"{config.rule}-{config.update}")
+    name = run_name(storage.basename(config.dataset_path), f"{config.rule}-{config.update}")
+    options = config.storage_options
     with tracker.run(run_name=name, tags=run_tags("recall_hopfield", parent_run_id)) as rid:
         tracker.log_params({"config": config.model_dump(mode="json")})
-        patterns = load_patterns(config.dataset_path)
+        patterns = load_patterns(config.dataset_path, options)
         check_pattern_shape(config, patterns)
         network = fit_network(config, patterns, out)
         with dask_client(config.dask_address) as client:
@@ -196,17 +208,20 @@ def recall_hopfield(
             }
         )
         tracker.log_metrics({k: v for k, v in summary.items() if k != "output_dir"})
-        kinds = read_results(out, columns=["kind"]).column("kind").to_numpy(zero_copy_only=False)
+        kinds = read_results(out, ["kind"], options).column("kind").to_numpy(zero_copy_only=False)
         names, counts = np.unique(kinds, return_counts=True)
         summary["kinds"] = {str(k): int(c) for k, c in zip(names, counts, strict=True)}
-        report = {"summary": summary, "network_file": str(out / NETWORK_FILE)}
+        report = {"summary": summary, "network_file": str(storage.join(out, NETWORK_FILE))}
         tracker.log_dict(report, "recall_report.json")
-        (out / "recall_report.json").write_text(json.dumps(report, indent=2))
-        tracker.log_artifact(out / NETWORK_FILE, artifact_path="network")
+        text = json.dumps(report, indent=2).encode()
+        storage.write_bytes(storage.join(out, "recall_report.json"), text, options)
+        with storage.local_copy(storage.join(out, NETWORK_FILE), options) as local:
+            tracker.log_artifact(local, artifact_path="network")
         if config.update == "async":
-            lines = probe_energies(network, config.dataset_path)
+            lines = probe_energies(network, config.dataset_path, options)
             tracker.log_plot("plots/energy.png", energy_trajectory_figure, list(lines))
-        table = capacity_table(patterns, probe_noise(patterns, config.dataset_path), config)
+        noise = probe_noise(patterns, config.dataset_path, options)
+        table = capacity_table(patterns, noise, config)
         tracker.log_dict(table, "capacity.json")
         load = patterns.shape[0] / patterns.shape[1]
         tracker.log_plot(

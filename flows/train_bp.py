@@ -33,6 +33,7 @@ from flows.resume import take_over
 from flows.train_distributed import cluster_options, distributed_options, training_params
 from nnpipe.core.mlp import MLPClassifier, MLPRegressor
 from nnpipe.core.trained_model import TrainedModel
+from nnpipe.data import storage
 from nnpipe.data.dataset import ParquetDataset
 from nnpipe.data.scaling import fit_scalers, fit_scalers_and_classes
 from nnpipe.data.split import TrainValidationSplit
@@ -84,6 +85,7 @@ def open_dataset(config: TrainConfig) -> ParquetDataset:
         targets=config.target,
         labels=is_classifier(config),
         nan_policy=config.nan_policy,
+        storage_options=config.storage_options,
     )
 
 
@@ -97,7 +99,9 @@ def get_scalers(
     config: TrainConfig, dataset: ParquetDataset, split: TrainValidationSplit, client: Any
 ) -> tuple[Any, Any, str]:
     """Scalers saved by prepare_data for this dataset and split, else fitted now in one pass."""
-    saved = load_saved_scalers(config.workdir, dataset, config.scaler, split)
+    saved = load_saved_scalers(
+        config.workdir, dataset, config.scaler, split, config.storage_options
+    )
     if saved is not None:
         return saved[0], saved[1], "prepare_data"
     x_scaler, y_scaler = fit_scalers(
@@ -120,7 +124,7 @@ def train_network(
     split: TrainValidationSplit,
     scalers: tuple[Any, Any],
     client: Any,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | str,
     callback: Any = None,
     epochs: int | None = None,
     round_callback: Any = None,
@@ -165,7 +169,7 @@ def train(
     scalers: tuple[Any, Any],
     client: Any,
     epoch_callback: Any,
-    checkpoint_dir: Path,
+    checkpoint_dir: Path | str,
 ):
     """Epochs of shuffled, prefetched minibatches into partial_fit, with early stopping."""
     progress.start("train_bp", config.max_epochs, unit="epoch")
@@ -268,10 +272,12 @@ def evaluate_classifier(
     return metrics, example, (y_true, y_pred)
 
 
-def save_model(model: TrainedModel, out: Path) -> Path:
+def save_model(
+    model: TrainedModel, out: Path | str, storage_options: dict | None = None
+) -> Path | str:
     """``out``/model.npz: the one file `nnpipe predict` and the logged pyfunc read."""
-    path = out / MODEL_FILE
-    model.save(path)
+    path = storage.join(out, MODEL_FILE)
+    storage.save_file(model.save, path, storage_options)
     return path
 
 
@@ -365,17 +371,22 @@ def train_bp(
     """Train the BP network out of core and track it in MLflow; return run id and summary."""
     tracker = MlflowTracker(config.experiment, registered_model_name=config.registered_model_name)
     sizes = "x".join(map(str, config.hidden_layer_sizes))
-    name = run_name(config.dataset_path.name, sizes)
+    name = run_name(storage.basename(config.dataset_path), sizes)
     with tracker.run(
         run_name=name, tags=run_tags("train_bp", parent_run_id), system_metrics=True
     ) as run_id:
         tracker.log_params({"config": config.model_dump(mode="json")})
         dataset = open_dataset(config)
         split = make_split(config)
-        model_dir = config.model_dir / run_id
+        model_dir = storage.join(config.model_dir, run_id)
         checkpoint_dir = config.checkpoint_dir(dataset.fingerprint)
         resumed_from = take_over(
-            checkpoint_dir, run_id, tracker, restart=config.restart, keep=config.keep_checkpoints
+            checkpoint_dir,
+            run_id,
+            tracker,
+            restart=config.restart,
+            keep=config.keep_checkpoints,
+            storage_options=config.storage_options,
         )
         with dask_client(config.dask_address, **cluster_options(config)) as client:
             cluster = describe(client)
@@ -404,11 +415,12 @@ def train_bp(
         trained = TrainedModel(model, x_scaler, dataset.feature_names, dataset.target_names)
         metrics, example = log_evaluation(tracker, trained, dataset, split)
         log_training(tracker, config, result, metrics, train_seconds)
-        model_path = save_model(trained, model_dir)
-        tracker.log_artifact(model_path, artifact_path="model_file")  # in the Artifacts tab
-        logged = tracker.log_model(
-            model_path, input_example=example, score=validation_score(config, metrics)
-        )
+        model_path = save_model(trained, model_dir, config.storage_options)
+        with storage.local_copy(model_path, config.storage_options) as local:
+            tracker.log_artifact(local, artifact_path="model_file")  # in the Artifacts tab
+            logged = tracker.log_model(
+                local, input_example=example, score=validation_score(config, metrics)
+            )
     registered = tracker.registered_models[-1] if tracker.registered_models else None
     summary = {
         **metrics,

@@ -23,6 +23,7 @@ from .params import Params
 from .serialization import (
     ModelFileError,
     NpzFileMixin,
+    file_name,
     load_npz,
     params_from_json,
     params_to_json,
@@ -385,4 +386,4 @@ def scaler_from_arrays(
 def load_scaler(path: str | os.PathLike) -> StandardScaler | MinMaxScaler:
     """Read a scaler ``.npz`` of any nnpipe scaler kind (no pickle)."""
     arrays, meta = load_npz(path)
-    return scaler_from_arrays(arrays, meta, path)
+    return scaler_from_arrays(arrays, meta, file_name(path))

@@ -33,9 +33,18 @@ class ModelFileError(ValueError):
     """A model or scaler file is missing, corrupt, tampered with or of the wrong kind."""
 
 
-def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Mapping) -> Path:
-    """Write ``arrays`` and JSON-able ``meta`` to ``path`` atomically (temp file + rename)."""
-    path = Path(path)
+def file_name(path: Any) -> str:
+    """How a path, or a file object standing for one (its ``name``), is shown in messages."""
+    if hasattr(path, "read") or hasattr(path, "write"):
+        return str(getattr(path, "name", "<memory>"))
+    return str(path)
+
+
+def save_npz(path: Any, arrays: Mapping[str, np.ndarray], meta: Mapping) -> Any:
+    """Write ``arrays`` and JSON-able ``meta`` to ``path`` atomically (temp file + rename).
+
+    ``path`` may also be a binary file object (an object store's in-memory upload).
+    """
     if _META_KEY in arrays:
         raise ValueError(f"array name {_META_KEY!r} is reserved for metadata")
     payload: dict[str, np.ndarray] = {}
@@ -46,7 +55,9 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], meta: Ma
         payload[name] = arr
     full_meta = {"format_version": FORMAT_VERSION, **meta}
     payload[_META_KEY] = np.frombuffer(json.dumps(full_meta).encode("utf-8"), dtype=np.uint8)
-
+    if hasattr(path, "write"):
+        np.savez(path, **payload)
+        return path
     return atomic_write(path, lambda fh: np.savez(fh, **payload))
 
 
@@ -73,19 +84,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     return path
 
 
-def load_npz(
-    path: str | os.PathLike, *, kind: str | None = None
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a file written by :func:`save_npz`; check its ``kind`` when one is given."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file {str(path)!r} does not exist")
-    with open(path, "rb") as fh:
-        # np.load would take any non-zip file for a pickle; say what it really is.
-        if fh.read(4) != b"PK\x03\x04":
-            raise ModelFileError(f"{str(path)!r} is not a readable .npz file (not a zip archive)")
+def load_npz(path: Any, *, kind: str | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_npz`; check its ``kind`` when one is given.
+
+    ``path`` may also be a binary file object (its ``name`` shown in errors).
+    """
+    if hasattr(path, "read"):
+        magic = path.read(4)
+        path.seek(0)
+        source, path = path, file_name(path)
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelFileError(f"model file {str(path)!r} does not exist")
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        source = path
+    # np.load would take any non-zip file for a pickle; say what it really is.
+    if magic != b"PK\x03\x04":
+        raise ModelFileError(f"{str(path)!r} is not a readable .npz file (not a zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with np.load(source, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ModelFileError(f"{str(path)!r} is not a readable .npz file: {exc}") from exc
@@ -126,7 +145,7 @@ class NpzFileMixin:
     def load(cls, path: str | os.PathLike):
         """Read a file :meth:`save` wrote (no pickle; its kind and array shapes checked)."""
         arrays, meta = load_npz(path, kind=cls.__name__)
-        return cls.from_arrays(arrays, meta, path)  # type: ignore[attr-defined]
+        return cls.from_arrays(arrays, meta, file_name(path))  # type: ignore[attr-defined]
 
 
 def params_to_json(params: Mapping[str, Any], owner: str = "estimator") -> dict[str, Any]:

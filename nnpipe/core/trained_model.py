@@ -30,7 +30,7 @@ import numpy as np
 from .mlp import MLPClassifier, MLPRegressor, load_model, network_from_arrays
 from .perceptron import Perceptron
 from .scalers import load_scaler, scaler_from_arrays
-from .serialization import ModelFileError, NpzFileMixin, load_npz
+from .serialization import ModelFileError, NpzFileMixin, file_name, load_npz
 
 __all__ = ["TrainedModel", "default_feature_names"]
 
@@ -223,7 +223,7 @@ class TrainedModel(NpzFileMixin):
     def load(cls, path: str | os.PathLike) -> TrainedModel:
         """Read a file written by :meth:`save` (no pickle; a bare network file is refused)."""
         arrays, meta = load_npz(path)  # kind checked by from_arrays, to explain bare networks
-        return cls.from_arrays(arrays, meta, path)
+        return cls.from_arrays(arrays, meta, file_name(path))
 
     @classmethod
     def from_files(

@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from nnpipe.core.serialization import atomic_write
+
+from .storage import is_url, remote_errors, resolve_filesystem, write_bytes
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 
@@ -41,20 +41,11 @@ class Partition:
     size_bytes: int
 
 
-def resolve_filesystem(
-    path: str | os.PathLike, storage_options: dict | None = None
-) -> tuple[Any, Any, str]:
-    """Return (fsspec filesystem, filesystem for pyarrow, root path) for a path or URL."""
-    fs, root = fsspec.core.url_to_fs(os.fspath(path), **(storage_options or {}))
-    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
-        return fs, pafs.LocalFileSystem(), root
-    return fs, fs, root  # pyarrow wraps an fsspec filesystem itself
-
-
 def list_parquet_files(path: str | os.PathLike, storage_options: dict | None = None) -> list[str]:
     """The partition files under ``path``, sorted: see :func:`find_parquet_files`."""
     fs, _, root = resolve_filesystem(path, storage_options)
-    return [p for p, _ in find_parquet_files(fs, root)]
+    found = [p for p, _ in find_parquet_files(fs, root)]
+    return [fs.unstrip_protocol(p) for p in found] if is_url(path) else found
 
 
 def _is_skipped(part: str) -> bool:
@@ -66,11 +57,12 @@ def _is_skipped(part: str) -> bool:
 
 def find_parquet_files(fs: Any, root: str) -> list[tuple[str, int]]:
     """(path, size) of each Parquet file (.parquet/.parq/.pq) under ``root``, sorted by path."""
-    if not fs.exists(root):
-        raise DataError(f"dataset path {root!r} does not exist")
-    if fs.isfile(root):
-        return [(root, int(fs.size(root)))]
-    found = fs.find(root, detail=True)
+    with remote_errors(root, fs):
+        if not fs.exists(root):
+            raise DataError(f"dataset path {root!r} does not exist")
+        if fs.isfile(root):
+            return [(root, int(fs.size(root)))]
+        found = fs.find(root, detail=True)
     out = []
     for p, info in found.items():
         rel = p[len(root) :].lstrip("/") if p.startswith(root) else p
@@ -127,9 +119,10 @@ def read_columns(
     An unreadable file or a missing column raises :class:`DataError` naming the file
     (and the columns present).
     """
-    _, fs, p = resolve_filesystem(path, storage_options)
+    fsspec_fs, fs, p = resolve_filesystem(path, storage_options)
     try:
-        names = pq.read_schema(p, filesystem=fs).names
+        with remote_errors(path, fsspec_fs):
+            names = pq.read_schema(p, filesystem=fs).names
         missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(
@@ -188,12 +181,14 @@ def bipolar_column(table: pa.Table, name: str, path: str) -> np.ndarray:
     return values.astype(np.int8, copy=False)
 
 
-def read_patterns(dataset_path: str | os.PathLike) -> np.ndarray:
+def read_patterns(
+    dataset_path: str | os.PathLike, storage_options: dict | None = None
+) -> np.ndarray:
     """Stored patterns (n_patterns, n_units) int8 of a Hopfield dataset, by pattern_id."""
     root = f"{os.fspath(dataset_path)}/patterns"
     ids, patterns = [], []
-    for path in list_parquet_files(root):
-        table = read_columns(path, ("pattern_id", "pattern"))
+    for path in list_parquet_files(root, storage_options):
+        table = read_columns(path, ("pattern_id", "pattern"), storage_options=storage_options)
         ids.append(column_to_numpy(table, "pattern_id", path))
         patterns.append(bipolar_column(table, "pattern", path))
     if not ids:
@@ -229,13 +224,14 @@ def write_parquet(
     ``write_options`` go to :func:`pyarrow.parquet.write_table`. Local files use the
     one atomic writer (temp file + fsync + rename). An object store has no rename
     (fsspec's ``mv`` is a copy then a delete) but publishes an object only once its
-    upload completes, so a remote file is written under its final name.
+    upload completes: the file is built in memory and sent as one object. (A file
+    opened for writing on the store would be committed, half-written, by its
+    ``close`` when the writer raised.)
     """
-    fs, _, p = resolve_filesystem(path, storage_options)
-    if isinstance(fs, fsspec.implementations.local.LocalFileSystem):
-        atomic_write(p, lambda fh: pq.write_table(table, fh, **write_options))
-    else:
-        fs.makedirs(p.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(p, "wb") as fh:
-            pq.write_table(table, fh, **write_options)
+    if not is_url(path):
+        atomic_write(path, lambda fh: pq.write_table(table, fh, **write_options))
+        return path
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **write_options)
+    write_bytes(path, sink.getvalue().to_pybytes(), storage_options)
     return path

@@ -10,7 +10,8 @@ input's relative path.
 Bookkeeping that makes a rerun safe:
 
 - an output file is written to a temporary name in the output directory and
-  renamed into place, so a file under its final name is always complete;
+  renamed into place (on an object store: sent as one object, which the store
+  publishes only once complete), so a file under its final name is always complete;
 - it carries, in its Parquet metadata, the input file it came from, that file's
   size and row count, and a fingerprint of the network's weights; a rerun skips
   the partitions whose output matches all of these and recomputes (replaces) the
@@ -24,6 +25,7 @@ not change any result.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -42,11 +44,12 @@ from .partition_io import (
     DataError,
     bipolar_column,
     column_to_numpy,
+    find_parquet_files,
     list_parquet_files,
     read_columns,
-    resolve_filesystem,
     write_parquet,
 )
+from .storage import is_url, join, list_names, makedirs, remote_errors, remove, resolve_filesystem
 
 _META_PREFIX = b"nnpipe.recall."
 
@@ -110,34 +113,40 @@ def network_fingerprint(network: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def list_probe_files(probes_dir: str | os.PathLike) -> list[str]:
+def list_probe_files(
+    probes_dir: str | os.PathLike, storage_options: dict | None = None
+) -> list[str]:
     """The probe directory's partition files, by the dataset rules (:func:`list_parquet_files`)."""
-    if not Path(probes_dir).is_dir():
+    if not is_url(probes_dir) and not Path(probes_dir).is_dir():
         raise FileNotFoundError(f"probe dataset {os.fspath(probes_dir)!r} is not a directory")
-    files = list_parquet_files(probes_dir)
+    files = list_parquet_files(probes_dir, storage_options)
     if not files:
         raise DataError(f"probe dataset {os.fspath(probes_dir)!r} holds no .parquet files")
     return files
 
 
 def plan_partitions(
-    probes_dir: str | os.PathLike, output_dir: str | os.PathLike
+    probes_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    storage_options: dict | None = None,
 ) -> list[RecallPartition]:
     """One :class:`RecallPartition` per input file; output names follow the input paths."""
-    _, _, root = resolve_filesystem(probes_dir)  # the root the listed paths start with
+    list_probe_files(probes_dir, storage_options)  # the checks and their messages
+    fs, pa_fs, root = resolve_filesystem(probes_dir, storage_options)
     plan = []
-    for path in list_probe_files(probes_dir):
+    for path, size in find_parquet_files(fs, root):
         key = path[len(root) :].lstrip("/")
         try:
-            n_rows = pq.ParquetFile(path).metadata.num_rows
+            with remote_errors(probes_dir, fs):
+                n_rows = pq.read_metadata(path, filesystem=pa_fs).num_rows
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"cannot read Parquet file {path!r}: {exc}") from exc
         plan.append(
             RecallPartition(
-                source=path,
-                output=str(Path(output_dir) / key.replace("/", "__")),
+                source=fs.unstrip_protocol(path) if is_url(probes_dir) else path,
+                output=str(join(output_dir, key.replace("/", "__"))),
                 key=key,
-                source_size=os.path.getsize(path),
+                source_size=size,
                 n_rows=n_rows,
             )
         )
@@ -154,10 +163,19 @@ def _expected_meta(part: RecallPartition, fingerprint: str) -> dict[bytes, bytes
     return {_META_PREFIX + k.encode(): v.encode() for k, v in values.items()}
 
 
-def is_done(part: RecallPartition, fingerprint: str) -> bool:
+def _metadata(path: str, storage_options: dict | None) -> Any:
+    """The Parquet footer of ``path`` (local or on a store)."""
+    if not is_url(path):
+        return pq.ParquetFile(path).metadata
+    fs, pa_fs, p = resolve_filesystem(path, storage_options)
+    with remote_errors(path, fs):
+        return pq.read_metadata(p, filesystem=pa_fs)
+
+
+def is_done(part: RecallPartition, fingerprint: str, storage_options: dict | None = None) -> bool:
     """True when ``part``'s output exists, is complete, and came from this input and network."""
     try:
-        meta = pq.ParquetFile(part.output).metadata
+        meta = _metadata(part.output, storage_options)
     except (FileNotFoundError, pa.ArrowInvalid, OSError):
         return False
     stored = meta.metadata or {}
@@ -166,7 +184,12 @@ def is_done(part: RecallPartition, fingerprint: str) -> bool:
 
 
 def remove_stale_temporaries(output_dir: str | os.PathLike) -> int:
-    """Delete temporary files an interrupted run left in ``output_dir``; return how many."""
+    """Delete temporary files an interrupted run left in ``output_dir``; return how many.
+
+    An object store holds none: its results are written as one object each.
+    """
+    if is_url(output_dir):
+        return 0
     out = Path(output_dir)
     if not out.is_dir():
         return 0
@@ -177,35 +200,40 @@ def remove_stale_temporaries(output_dir: str | os.PathLike) -> int:
     return len(stale)
 
 
-def remove_orphan_results(plan: list[RecallPartition], output_dir: str | os.PathLike) -> int:
+def remove_orphan_results(
+    plan: list[RecallPartition], output_dir: str | os.PathLike, storage_options: dict | None = None
+) -> int:
     """Delete result files whose probe file is gone (probes rewritten); return how many.
 
     Otherwise :func:`read_results` would read them with the current results. Only
     files this job wrote (their metadata names a source) are touched.
     """
-    wanted = {Path(p.output).name for p in plan}
+    wanted = {p.output for p in plan}
     orphans = []
-    for path in Path(output_dir).glob("*.parquet"):
-        if path.name in wanted:
+    for name in list_names(output_dir, storage_options):
+        path = str(join(output_dir, name))
+        if not name.endswith(".parquet") or path in wanted:
             continue
         try:
-            meta = pq.ParquetFile(path).metadata.metadata or {}
+            meta = _metadata(path, storage_options).metadata or {}
         except (pa.ArrowInvalid, OSError):
             continue
         if _META_PREFIX + b"source" in meta:
             orphans.append(path)
     for path in orphans:
-        path.unlink(missing_ok=True)
+        remove(path, storage_options)
     return len(orphans)
 
 
-def read_probes(path: str, probe_column: str, pattern_column: str | None):
+def read_probes(
+    path: str, probe_column: str, pattern_column: str | None, storage_options: dict | None = None
+):
     """(probes (n, n_neurons) int8, pattern index (n,) or None, probe ids (n,)) of one file.
 
     Only these columns are read; ``probe_id`` is optional (row numbers stand in).
     """
     columns = [probe_column] + ([pattern_column] if pattern_column else [])
-    table = read_columns(path, columns, optional=["probe_id"])
+    table = read_columns(path, columns, optional=["probe_id"], storage_options=storage_options)
     probes = bipolar_column(table, probe_column, path)
     patterns = None
     if pattern_column:
@@ -224,10 +252,11 @@ def recall_partition(
     fingerprint: str,
     probe_column: str = "probe",
     pattern_column: str | None = "pattern_id",
+    storage_options: dict | None = None,
 ) -> PartitionStats:
     """Recall one input file and write its result file atomically; return its counts."""
     start = time.perf_counter()
-    probes, truth, ids = read_probes(part.source, probe_column, pattern_column)
+    probes, truth, ids = read_probes(part.source, probe_column, pattern_column, storage_options)
     if probes.shape[1] != network.weights_.shape[0]:
         raise ValueError(
             f"probe file {part.source!r}: probes have {probes.shape[1]} neurons, the network "
@@ -268,7 +297,7 @@ def recall_partition(
         overlap_sum = float(overlap.sum())
     table = pa.table(columns)
     table = table.replace_schema_metadata(_expected_meta(part, fingerprint))
-    write_parquet(table, part.output)
+    write_parquet(table, part.output, storage_options)
     return PartitionStats(
         key=part.key,
         n_probes=n,
@@ -280,12 +309,27 @@ def recall_partition(
     )
 
 
-def read_results(output_dir: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+def _read_table(path: str, columns: list[str] | None, storage_options: dict | None) -> pa.Table:
+    if not is_url(path):
+        return pq.read_table(path, columns=columns)
+    fs, pa_fs, p = resolve_filesystem(path, storage_options)
+    with remote_errors(path, fs):
+        return pq.read_table(p, columns=columns, filesystem=pa_fs)
+
+
+def read_results(
+    output_dir: str | os.PathLike,
+    columns: list[str] | None = None,
+    storage_options: dict | None = None,
+) -> pa.Table:
     """Every result file of a job as one table (result files only, in name order)."""
-    files = list_parquet_files(output_dir) if Path(output_dir).is_dir() else []
+    files = []
+    if is_url(output_dir) or Path(output_dir).is_dir():
+        with contextlib.suppress(DataError):
+            files = list_parquet_files(output_dir, storage_options)
     if not files:
         raise ValueError(f"no recall results in {str(output_dir)!r}")
-    return pa.concat_tables([pq.read_table(p, columns=columns) for p in files])
+    return pa.concat_tables([_read_table(p, columns, storage_options) for p in files])
 
 
 def run_recall_job(
@@ -298,23 +342,29 @@ def run_recall_job(
     probe_column: str = "probe",
     pattern_column: str | None = "pattern_id",
     on_partition: Callable[[PartitionStats, int, int], None] | None = None,
+    storage_options: dict | None = None,
 ) -> RecallSummary:
     """Recall every probe partition not done yet; return metrics over all of them.
 
     ``client`` is a ``distributed.Client``: partitions then run in parallel on its
     workers (which must see ``probes_dir`` and ``output_dir`` at the same paths).
     ``on_partition(stats, n_done, n_todo)`` is called as each partition finishes.
+    ``storage_options`` go to fsspec for URLs (``s3://...``), here and on the workers.
     """
     stored = np.asarray(stored_patterns, dtype=np.int8)
-    output = Path(output_dir)
-    output.mkdir(parents=True, exist_ok=True)
+    output = output_dir if is_url(output_dir) else Path(output_dir)
+    makedirs(output, storage_options)
     remove_stale_temporaries(output)
-    plan = plan_partitions(probes_dir, output)
-    remove_orphan_results(plan, output)
+    plan = plan_partitions(probes_dir, output, storage_options)
+    remove_orphan_results(plan, output, storage_options)
     fingerprint = network_fingerprint(network)
-    todo = [p for p in plan if not is_done(p, fingerprint)]
+    todo = [p for p in plan if not is_done(p, fingerprint, storage_options)]
     start = time.perf_counter()
-    kwargs = {"probe_column": probe_column, "pattern_column": pattern_column}
+    kwargs = {
+        "probe_column": probe_column,
+        "pattern_column": pattern_column,
+        "storage_options": storage_options,
+    }
     done: list[PartitionStats] = []
     if client is None:
         for part in todo:
@@ -339,7 +389,8 @@ def run_recall_job(
             if on_partition:
                 on_partition(stats, len(done), len(todo))
     seconds = time.perf_counter() - start
-    return _summarise(plan, output, done, seconds, pattern_column is not None)
+    with_truth = pattern_column is not None
+    return _summarise(plan, output, done, seconds, with_truth, storage_options)
 
 
 def _task_key(part: RecallPartition) -> str:
@@ -352,11 +403,12 @@ def _summarise(
     done: list[PartitionStats],
     seconds: float,
     with_truth: bool,
+    storage_options: dict | None = None,
 ) -> RecallSummary:
     # Metrics cover every partition, including ones finished by an earlier run,
     # so they are read back from the result files rather than taken from `done`.
     columns = ["converged", "spurious"] + (["exact", "overlap"] if with_truth else [])
-    tables = [pq.read_table(p.output, columns=columns) for p in plan]
+    tables = [_read_table(p.output, columns, storage_options) for p in plan]
     table = pa.concat_tables(tables)
     n = table.num_rows
     expected = sum(p.n_rows for p in plan)

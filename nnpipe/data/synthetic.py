@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from fsspec.implementations.local import LocalFileSystem
 
-from nnpipe.core.serialization import atomic_write
-
-from .partition_io import arrays_to_table, resolve_filesystem, write_parquet
+from .partition_io import arrays_to_table, write_parquet
+from .storage import join, makedirs, read_bytes, remote_errors, resolve_filesystem, write_bytes
 
 # Underscore names are never taken for partitions (see partition_io._is_skipped).
 DATASET_RECORD = "_dataset.json"
@@ -44,28 +42,17 @@ class WrittenDataset:
 def _write_record(path: str, kind: str, parameters: dict[str, Any], storage_options) -> None:
     """``<path>/_dataset.json``: the writer's kind and parameters, after the data is complete."""
     text = json.dumps({"kind": kind, "parameters": parameters}, indent=2, sort_keys=True)
-    fs, _, root = resolve_filesystem(path, storage_options)
-    name = posixpath.join(root, DATASET_RECORD)
-    if isinstance(fs, LocalFileSystem):
-        atomic_write(name, lambda fh: fh.write(text.encode()))
-    else:
-        with fs.open(name, "w") as fh:
-            fh.write(text)
+    write_bytes(join(path, DATASET_RECORD), text.encode(), storage_options)
 
 
 def read_dataset_record(
     path: str | os.PathLike, storage_options: dict | None = None
 ) -> dict[str, Any] | None:
     """``{"kind": ..., "parameters": {...}}`` recorded by the writer, or None when absent."""
-    fs, _, root = resolve_filesystem(path, storage_options)
-    name = posixpath.join(root, DATASET_RECORD)
-    if not fs.exists(name):
+    try:
+        record = json.loads(read_bytes(join(path, DATASET_RECORD), storage_options))
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-    with fs.open(name, "r") as fh:
-        try:
-            record = json.load(fh)
-        except json.JSONDecodeError:
-            return None
     return record if isinstance(record, dict) and "parameters" in record else None
 
 
@@ -77,13 +64,14 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 
 def _prepare_dir(path: str, overwrite: bool, storage_options: dict | None) -> None:
     fs, _, root = resolve_filesystem(path, storage_options)
-    if fs.exists(root) and fs.ls(root):
-        if not overwrite:
-            raise FileExistsError(
-                f"{path!r} already exists and is not empty; pass overwrite=True to replace it"
-            )
-        fs.rm(root, recursive=True)
-    fs.makedirs(root, exist_ok=True)
+    with remote_errors(path, fs):
+        if fs.exists(root) and fs.ls(root):
+            if not overwrite:
+                raise FileExistsError(
+                    f"{path!r} already exists and is not empty; pass overwrite=True to replace it"
+                )
+            fs.rm(root, recursive=True)
+    makedirs(path, storage_options)
 
 
 def _write_partitions(

@@ -402,6 +402,8 @@ def train_distributed(
         callback=callback,
         checkpoint_dir=checkpoint_dir,
         keep_checkpoints=keep_checkpoints,
+        # A checkpoint_dir URL is reached with the dataset's fsspec options.
+        storage_options=getattr(dataset, "storage_options", None),
     )
     if resume:
         trainer.resume()

@@ -2,9 +2,10 @@
 
 A checkpoint directory holds ``epoch-NNNN.npz`` files of finished epochs (the
 model's own ``save``: weights, optimizer and RNG state) and ``training_state.json``
-naming the latest one with the progress made. With ``keep_last`` only the last
-that many epochs' files and the best epoch's are kept; older ones are removed
-once the state naming a newer one is on disk. Batches depend only on
+naming the latest one with the progress made. The directory may be a URL
+(``s3://bucket/prefix``): every file is then one object, sent whole. With
+``keep_last`` only the last that many epochs' files and the best epoch's are
+kept; older ones are removed once the state naming a newer one is on disk. Batches depend only on
 (random_state, epoch), so loading both and training on gives the same weights,
 bit for bit, as a run that never stopped.
 """
@@ -12,13 +13,15 @@ bit for bit, as a run that never stopped.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnpipe.core.serialization import atomic_write
+from nnpipe.data import storage
 
 STATE_FILE = "training_state.json"
+_EPOCH = re.compile(r"epoch-[0-9]{4}\.npz")
 
 
 @dataclass
@@ -34,11 +37,10 @@ class TrainingState:
     keep_last: int | None = None  # epochs' files kept besides the best one; None: all
     best_checkpoint: str | None = None  # file name of the lowest-loss epoch's weights
 
-    def save(self, directory: str | Path, model: Any) -> Path:
+    def save(self, directory: str | Path, model: Any, storage_options: dict | None = None):
         """Write the model as the epoch's ``.npz``, then the state naming it; return the .npz."""
-        directory = Path(directory)
         name = f"epoch-{self.epochs_done:04d}.npz"
-        model.save(directory / name)
+        storage.save_file(model.save, storage.join(directory, name), storage_options)
         self.checkpoint = name
         self.best_checkpoint = self._best_name()
         # The state file is replaced only once the weights it names are on disk, so a
@@ -53,9 +55,9 @@ class TrainingState:
             "best_checkpoint": self.best_checkpoint,
         }
         text = json.dumps(payload, indent=1).encode("utf-8")
-        atomic_write(directory / STATE_FILE, lambda fh: fh.write(text))
-        self._prune(directory)
-        return directory / name
+        storage.write_bytes(storage.join(directory, STATE_FILE), text, storage_options)
+        self._prune(directory, storage_options)
+        return storage.join(directory, name)
 
     def _best_name(self) -> str | None:
         """The checkpoint of the epoch with the lowest validation (else training) loss."""
@@ -65,40 +67,44 @@ class TrainingState:
         ]
         return f"epoch-{min(losses)[1]:04d}.npz" if losses else None
 
-    def _prune(self, directory: Path) -> None:
+    def _prune(self, directory: str | Path, storage_options: dict | None = None) -> None:
         """Remove epoch files other than the last ``keep_last`` and the best one."""
         if self.keep_last is None:
             return
-        files = sorted(directory.glob("epoch-[0-9][0-9][0-9][0-9].npz"))
-        keep = {p.name for p in files[-self.keep_last :]} | {self.checkpoint, self.best_checkpoint}
-        for path in files:
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
+        files = [n for n in storage.list_names(directory, storage_options) if _EPOCH.fullmatch(n)]
+        keep = {*files[-self.keep_last :], self.checkpoint, self.best_checkpoint}
+        for name in files:
+            if name not in keep:
+                storage.remove(storage.join(directory, name), storage_options)
 
-    def load(self, directory: str | Path, model_type: type) -> Any:
+    def load(
+        self, directory: str | Path, model_type: type, storage_options: dict | None = None
+    ) -> Any:
         """Read the state saved in ``directory`` into self; return the model, None if none saved.
 
         Refuses a state saved with another ``random_state`` or on another dataset
         (by fingerprint), since continuing it would not give the run asked for.
         """
-        directory = Path(directory)
-        path = directory / STATE_FILE
-        if not path.is_file():
+        path = storage.join(directory, STATE_FILE)
+        try:
+            text = storage.read_bytes(path, storage_options)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         try:
-            saved = json.loads(path.read_text())
+            saved = json.loads(text)
             checkpoint, epochs_done = str(saved["checkpoint"]), int(saved["epochs_done"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"training state {str(path)!r} is unreadable: {exc}") from exc
         self._check_same_run(directory, saved)
-        model = model_type.load(directory / checkpoint)
+        weights = storage.join(directory, checkpoint)
+        model = storage.load_file(model_type.load, weights, storage_options)
         self.epochs_done, self.checkpoint = epochs_done, checkpoint
         self.stopped = bool(saved.get("stopped", False))
         self.history = list(saved.get("history", []))
         self.best_checkpoint = saved.get("best_checkpoint")
         return model
 
-    def _check_same_run(self, directory: Path, saved: dict[str, Any]) -> None:
+    def _check_same_run(self, directory: str | Path, saved: dict[str, Any]) -> None:
         if saved.get("random_state") != self.random_state:
             raise ValueError(
                 f"checkpoint in {str(directory)!r} was trained with random_state="
@@ -114,9 +120,12 @@ class TrainingState:
             )
 
 
-def saved_epochs(directory: str | Path) -> int:
+def saved_epochs(directory: str | Path, storage_options: dict | None = None) -> int:
     """Epochs done by the training saved in ``directory``; 0 when nothing readable is there."""
+    path = storage.join(directory, STATE_FILE)
     try:
-        return int(json.loads((Path(directory) / STATE_FILE).read_text())["epochs_done"])
+        return int(json.loads(storage.read_bytes(path, storage_options))["epochs_done"])
+    except storage.StorageError:
+        raise  # the store refuses or does not answer: not "no checkpoint"
     except (OSError, ValueError, KeyError, TypeError):
         return 0

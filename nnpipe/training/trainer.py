@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from nnpipe.core.validation import check_positive
+from nnpipe.data import storage
 from nnpipe.data.split import TrainValidationSplit
 
 from .state import TrainingState
@@ -68,6 +69,7 @@ class Trainer:
         callback: Callable[[dict[str, Any]], None] | None = None,
         checkpoint_dir: str | os.PathLike | None = None,
         keep_checkpoints: int | None = None,
+        storage_options: dict | None = None,
     ) -> None:
         missing = [name for name in _REQUIRED if not callable(getattr(model, name, None))]
         if missing:
@@ -81,7 +83,11 @@ class Trainer:
         self.classes = classes
         self.early_stopping = early_stopping
         self.callback = callback
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_dir = None
+        if checkpoint_dir is not None:
+            url = storage.is_url(checkpoint_dir)
+            self.checkpoint_dir = os.fspath(checkpoint_dir) if url else Path(checkpoint_dir)
+        self.storage_options = storage_options
         self.state = TrainingState(
             random_state=random_state,
             dataset_fingerprint=dataset_fingerprint,
@@ -93,7 +99,7 @@ class Trainer:
         """Load the model and state saved in ``checkpoint_dir``; False when there are none."""
         if self.checkpoint_dir is None:
             return False
-        model = self.state.load(self.checkpoint_dir, type(self.model))
+        model = self.state.load(self.checkpoint_dir, type(self.model), self.storage_options)
         if model is None:
             return False
         self.model = model
@@ -196,8 +202,8 @@ class Trainer:
         """Save the model and state to ``checkpoint_dir``; return the weights file, if saved."""
         if self.checkpoint_dir is None:
             return None
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        return self.state.save(self.checkpoint_dir, self.model)
+        storage.makedirs(self.checkpoint_dir)
+        return self.state.save(self.checkpoint_dir, self.model, self.storage_options)
 
     def notify(self, metrics: dict[str, Any]) -> None:
         """Hand the callback a copy of the epoch's metrics (it may keep or change it)."""
@@ -235,8 +241,8 @@ class Trainer:
         state = self.state
         checkpoint = best = None
         if self.checkpoint_dir is not None and state.checkpoint is not None:
-            checkpoint = str(self.checkpoint_dir / state.checkpoint)
-            best = str(self.checkpoint_dir / (state.best_checkpoint or state.checkpoint))
+            checkpoint = str(storage.join(self.checkpoint_dir, state.checkpoint))
+            best = str(storage.join(self.checkpoint_dir, state.best_checkpoint or state.checkpoint))
         return TrainingResult(
             model=self.model,
             history=state.history,
@@ -303,6 +309,8 @@ def train_out_of_core(
         callback=callback,
         checkpoint_dir=checkpoint_dir,
         keep_checkpoints=keep_checkpoints,
+        # A checkpoint_dir URL is reached with the dataset's fsspec options.
+        storage_options=getattr(dataset, "storage_options", None),
     )
     check_positive("epochs", epochs, integer=True)
     check_positive("validation_batch_size", validation_batch_size, integer=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..metrics import r2_score
 from ..scalers import SCALERS, MinMaxScaler, StandardScaler, scaler_from_arrays
-from ..serialization import load_npz, require
+from ..serialization import file_name, load_npz, require
 from ..threads import blas_threads
 from ..validation import (
     check_array,
@@ -389,7 +389,7 @@ class MLPClassifier(BaseMLP):
 def load_model(path: str | os.PathLike):
     """Load whichever nnpipe estimator the .npz at ``path`` holds."""
     arrays, meta = load_npz(path)
-    return network_from_arrays(arrays, meta, path)
+    return network_from_arrays(arrays, meta, file_name(path))
 
 
 def network_from_arrays(arrays: dict, meta: dict, path: Any = "<memory>"):
