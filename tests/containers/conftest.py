@@ -39,9 +39,6 @@ def running_containers(tmp_path_factory):
     """Every compose service as a container, started once for the package."""
     image, run_id = os.environ["NNPIPE_CONTAINER_IMAGE"], os.environ["NNPIPE_CONTAINER_RUN"]
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    # Files the tests write on the data volume (as root, on the host) must stay
-    # writable by the image's user, as the containers' own files are.
-    umask = os.umask(0)
     compose = None
     try:
         compose = PodmanCompose(tmp_path_factory.mktemp("containers"), image, run_id)
@@ -59,7 +56,6 @@ def running_containers(tmp_path_factory):
     finally:
         if compose is not None:
             compose.close()
-        os.umask(umask)
         signal.signal(signal.SIGTERM, previous)
     assert compose.remaining() == [], "containers or volumes left after the tests"
 

@@ -13,7 +13,6 @@ teardown (here, and the shell script's trap) removes exactly what this run made.
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -87,10 +86,6 @@ class PodmanCompose:
     # -- addresses for clients on the host -------------------------------------------
 
     @property
-    def data_dir(self) -> Path:
-        return Path(self.variables["NNPIPE_DATA_DIR"])
-
-    @property
     def dask_address(self) -> str:
         return f"tcp://127.0.0.1:{self.variables['NNPIPE_DASK_PORT']}"
 
@@ -114,19 +109,6 @@ class PodmanCompose:
             volume = f"{self.run_id}-{name}"
             podman("volume", "create", "--label", f"{LABEL}={self.run_id}", volume)
             self.volumes[name] = volume
-        # The data volume is mounted where the host sees it, so that a client on the
-        # host (the tests) and the containers name its files by the same paths, as
-        # they do on a shared filesystem. Its first mount is then not over the
-        # image's /data, so it gets /data's owner here, as a new volume would.
-        mountpoint = podman(
-            "volume", "inspect", "--format", "{{.Mountpoint}}", self.volumes["nnpipe-data"]
-        )
-        self.variables["NNPIPE_DATA_DIR"] = mountpoint.stdout.strip()
-        owner = podman(
-            "run", "--rm", "--network", "host", self.image, "stat", "-c", "%u:%g", "/data"
-        )
-        uid, gid = (int(x) for x in owner.stdout.strip().split(":"))
-        os.chown(self.data_dir, uid, gid)
 
     # -- services --------------------------------------------------------------------
 
@@ -247,6 +229,12 @@ class PodmanCompose:
                 return True
         except OSError:
             return False
+
+    def file_for_runner(self, path: Path) -> str:
+        """Copy a file the tests wrote into the runner container; its path there."""
+        inside = f"/tmp/{path.name}"
+        podman("cp", str(path), f"{self.container('runner')}:{inside}")
+        return inside
 
     def run_nnpipe(self, args: list[str], timeout: float = 300) -> str:
         """``nnpipe ARGS`` inside the runner container (its environment and working dir)."""

@@ -41,7 +41,7 @@ VENV_BIN = Path(sys.executable).parent
 PER_SERVICE_PORTS = ("NNPIPE_WORKER_HTTP_PORT", "NNPIPE_RUNNER_HTTP_PORT")
 
 # The test process's own settings for these must not leak into the servers.
-_PRIVATE_PREFIXES = ("PREFECT_", "MLFLOW_", "DASK_", "NNPIPE_")
+_PRIVATE_PREFIXES = ("PREFECT_", "MLFLOW_", "DASK_", "NNPIPE_", "AWS_")
 
 
 class ServiceFailed(RuntimeError):
@@ -93,6 +93,16 @@ def s3_variables(host: str) -> dict[str, str]:
         "NNPIPE_S3_SECRET_ACCESS_KEY": "nnpipe-test-secret",
         "NNPIPE_S3_REGION": "us-east-1",
         "NNPIPE_BUCKET": "nnpipe-test",
+    }
+
+
+def s3_env(variables: dict[str, str]) -> dict[str, str]:
+    """The AWS variables compose gives the processes that use the bucket, from ``variables``."""
+    return {
+        "AWS_ENDPOINT_URL": variables["NNPIPE_S3_ENDPOINT_URL"],
+        "AWS_ACCESS_KEY_ID": variables["NNPIPE_S3_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": variables["NNPIPE_S3_SECRET_ACCESS_KEY"],
+        "AWS_DEFAULT_REGION": variables["NNPIPE_S3_REGION"],
     }
 
 
@@ -276,12 +286,15 @@ class LocalCompose:
             "NNPIPE_WORKER_THREADS": "1",
             "NNPIPE_MLFLOW_WORKERS": "1",
             **s3_variables("127.0.0.1"),
-            "NNPIPE_DATA_DIR": str(self.root / "data"),
             "NNPIPE_MLFLOW_DIR": str(self.root / "mlflow"),
             "NNPIPE_PREFECT_DIR": str(self.root / "prefect"),
         }
-        for key in ("NNPIPE_DATA_DIR", "NNPIPE_MLFLOW_DIR", "NNPIPE_PREFECT_DIR"):
+        for key in ("NNPIPE_MLFLOW_DIR", "NNPIPE_PREFECT_DIR"):
             Path(self.variables[key]).mkdir(parents=True, exist_ok=True)
+        # Not the topology's (it shares no volume): a directory of this host, where
+        # the loopback-only tests keep files every local process sees.
+        self.data_dir = self.root / "data"
+        self.data_dir.mkdir(exist_ok=True)
         self.service_variables: dict[str, dict[str, str]] = {}
         self.escaped: list[str] = []
         self.processes: dict[str, ServiceProcess] = {}
@@ -294,10 +307,6 @@ class LocalCompose:
         atexit.register(self.close)
 
     # -- addresses the tests use -----------------------------------------------------
-
-    @property
-    def data_dir(self) -> Path:
-        return Path(self.variables["NNPIPE_DATA_DIR"])
 
     @property
     def dask_address(self) -> str:
@@ -325,6 +334,7 @@ class LocalCompose:
         env["PREFECT_HOME"] = str(self.home / ".prefect-client")
         env["PREFECT_API_URL"] = self.prefect_api_url
         env["MLFLOW_TRACKING_URI"] = self.mlflow_uri
+        env.update(s3_env(self.variables))
         return env
 
     # -- services --------------------------------------------------------------------

@@ -224,7 +224,8 @@ def test_compose_has_the_topology(compose):
         "s3",
         "s3-bucket",
     }
-    assert set(compose["volumes"]) == {"nnpipe-data", "mlflow-store", "prefect-store"}
+    # The servers' own stores only: no volume is shared between services.
+    assert set(compose["volumes"]) == {"mlflow-store", "prefect-store"}
 
 
 def test_every_service_runs_the_one_nnpipe_image(defaults):
@@ -325,15 +326,21 @@ def test_prefect_keeps_its_database_on_a_volume(defaults):
     assert prefect["environment"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
 
 
-def test_runner_and_workers_share_the_data_volume_as_working_directory(defaults):
+def test_runner_and_workers_use_the_bucket_and_share_no_volume(defaults):
     services = defaults["services"]
-    mounts = {name: services[name]["volumes"] for name in (*WORKERS, "runner")}
-    assert len({tuple(v) for v in mounts.values()}) == 1, mounts
-    [volume] = mounts["runner"]
-    name, path = volume.split(":")
-    assert name == "nnpipe-data"
-    # Relative paths in flow parameters resolve to the same files everywhere.
-    assert {services[n]["working_dir"] for n in (*WORKERS, "runner")} == {path}
+    s3_env = services["s3-bucket"]["environment"]
+    assert s3_env == {
+        "AWS_ENDPOINT_URL": "http://s3:9000",
+        "AWS_ACCESS_KEY_ID": "nnpipe",
+        "AWS_SECRET_ACCESS_KEY": "nnpipe-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name in (*WORKERS, "runner"):
+        assert "volumes" not in services[name] and "working_dir" not in services[name], name
+        assert s3_env.items() <= services[name]["environment"].items(), name
+    # The runner's deployments work under the bucket; the workers get the paths from it.
+    command = services["runner"]["command"]
+    assert command[command.index("--workdir") + 1] == "s3://nnpipe/nnpipe-work"
 
 
 def test_services_start_in_dependency_order(defaults):
@@ -364,6 +371,7 @@ def test_runner_command_is_accepted_by_the_nnpipe_parser(defaults):
     args = build_parser().parse_args(command[1:])
     assert args.command == "serve"
     assert args.dask_address == "tcp://dask-scheduler:8786"
+    assert args.workdir == "s3://nnpipe/nnpipe-work"
 
 
 def test_every_variable_is_documented_and_known_to_the_test_harness(compose, tmp_path):

@@ -24,9 +24,14 @@ def test_train_without_aws_credentials_logs_its_model_into_the_bucket(cluster, t
     env["HOME"] = str(tmp_path)  # no ~/.aws/credentials either
     data = tmp_path / "reg"
     run_nnpipe(["make-data", "regression", str(data), "--rows", "400"], env, tmp_path)
+    # Its own registered model: the pipeline test counts nnpipe-regressor's versions.
+    config = tmp_path / "train.yaml"
+    config.write_text("registered_model_name: bucket-check-regressor\n")
     out = run_nnpipe(
         [
             "train",
+            "--config",
+            str(config),
             "--dataset",
             str(data),
             "--workdir",
