@@ -10,6 +10,10 @@
    in the full run) vs the base one (target ratio <= 1.2).
 3. scaler: fit_scalers throughput vs a raw pyarrow scan of the same columns
    (target >= 70%).
+4. s3: one streamed epoch (prefetch on, as train_out_of_core runs it) from a
+   local S3 server (moto's, on 127.0.0.1) vs from the same files on local disk,
+   with the bytes fetched from the store during the epoch (counted where s3fs
+   fetches them) against the bytes of the files: each byte should be read once.
 
     python benchmarks/bench_data.py            # full: base ~215 MB, large ~2.2 GB
     python benchmarks/bench_data.py --quick    # small version (~1 minute)
@@ -179,20 +183,55 @@ def child_scaler(path: str, mode: str) -> dict:
     return {"seconds": seconds, "rows_per_s": rows / seconds}
 
 
+def child_s3epoch(path: str, mode: str) -> dict:
+    """One streamed epoch from ``path`` (s3:// or local); bytes fetched from the store."""
+    import s3fs
+
+    from nnpipe.data import fit_scalers
+    from nnpipe.training import train_out_of_core
+
+    fetched = {"bytes": 0, "requests": 0}
+    fetch = s3fs.core.S3File._fetch_range
+
+    def counting(self, start, end):  # every ranged GET of an s3fs file passes here
+        data = fetch(self, start, end)
+        fetched["bytes"] += len(data)
+        fetched["requests"] += 1
+        return data
+
+    s3fs.core.S3File._fetch_range = counting
+    ds = _dataset(path)
+    xs, ys = fit_scalers(ds)
+    model = _model().set_target_scaler(ys)
+    fetched.update(bytes=0, requests=0)  # the epoch's reads only
+    t0, c0 = time.perf_counter(), time.process_time()
+    train_out_of_core(model, ds, epochs=1, batch_size=BATCH, x_scaler=xs, restore_best=False)
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "fetched_bytes": fetched["bytes"],
+        "requests": fetched["requests"],
+        "file_bytes": ds.size_bytes,
+        "files": ds.n_partitions,
+        "weights_sum": float(model.coefs_[0].sum()),
+    }
+
+
 CHILDREN = {
     "epoch": child_epoch,
+    "s3epoch": child_s3epoch,
     "steady": child_steady,
     "rss": child_rss,
     "scaler": child_scaler,
 }
 
 
-def run_child(kind: str, *args: str) -> dict:
+def run_child(kind: str, *args: str, env: dict | None = None) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, *args],
         capture_output=True,
         text=True,
-        env=_threads_env(),
+        env={**_threads_env(), **(env or {})},
         check=False,
     )
     if out.returncode != 0:
@@ -217,13 +256,15 @@ def du_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*.parquet")) / 2**20
 
 
-def paired_medians(kind: str, repeat: int, path: str, modes: tuple[str, str], key: str):
+def paired_medians(
+    kind: str, repeat: int, path: str, modes: tuple[str, str], key: str, paths=None, env=None
+):
     """Medians of ``repeat`` runs of two modes, interleaved (A B A B ...) so that load
-    changes on a shared machine hit both sides alike."""
+    changes on a shared machine hit both sides alike. ``paths``: one path per mode."""
     runs: dict[str, list[dict]] = {m: [] for m in modes}
     for _ in range(repeat):
         for mode in modes:
-            runs[mode].append(run_child(kind, path, mode))
+            runs[mode].append(run_child(kind, (paths or {}).get(mode, path), mode, env=env))
     return [statistics.median(r[key] for r in runs[m]) for m in modes], runs
 
 
@@ -280,6 +321,7 @@ def main() -> None:
         print(f"  fit_scalers (one Dask pass): {fit_rps / 1e6:8.2f} M rows/s")
         print(f"  raw pyarrow scan           : {scan_rps / 1e6:8.2f} M rows/s")
         print(f"  ratio fit/scan             : {fit_rps / scan_rps:8.1%}   (target >= 70%)")
+        s3_case(base, args.repeat, work)
 
         secs = write(large, base_rows * 10, per_part)
         print(
@@ -298,6 +340,43 @@ def main() -> None:
         print(f"  ratio large/base: {ratio:.3f}   (target <= 1.2)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def s3_case(base: Path, repeat: int, work: Path) -> None:
+    """[s3] the streamed epoch from moto's S3 server on 127.0.0.1 vs from local files."""
+    import s3fs
+
+    from tests.s3_server import start_s3_server
+
+    server = start_s3_server(work)
+    try:
+        bucket = server.new_bucket()
+        env = server.environment()
+        fs = s3fs.S3FileSystem(key=server.key, secret=server.secret, endpoint_url=server.endpoint)
+        t0 = time.perf_counter()
+        fs.put(str(base), f"{bucket}/base", recursive=True)
+        print(
+            f"\n[s3] base dataset uploaded to moto's S3 server in {time.perf_counter() - t0:.1f} s"
+        )
+        paths = {"s3": f"s3://{bucket}/base", "local": str(base)}
+        (s3_s, local_s), runs = paired_medians(
+            "s3epoch", repeat, "", ("s3", "local"), key="seconds", paths=paths, env=env
+        )
+        (s3_c, local_c), _ = paired_medians_of(runs, ("s3", "local"), "cpu_seconds")
+        r = runs["s3"][0]
+        same = r["weights_sum"] == runs["local"][0]["weights_sum"]
+        print(f"  one streamed epoch (prefetch on), median of {repeat}:")
+        print(f"    from s3:// (127.0.0.1)  : {s3_s:8.2f} s   cpu {s3_c:6.2f} s")
+        print(f"    from local files        : {local_s:8.2f} s   cpu {local_c:6.2f} s")
+        print(f"    ratio s3/local          : {s3_s / local_s:8.3f}   identical weights: {same}")
+        fetched = [x["fetched_bytes"] for x in runs["s3"]]
+        print(
+            f"    bytes fetched per epoch : {statistics.median(fetched) / 2**20:8.1f} MB in "
+            f"{r['requests']} GETs for {r['files']} files of {r['file_bytes'] / 2**20:.1f} MB "
+            f"(fetched/file bytes {statistics.median(fetched) / r['file_bytes']:.3f})"
+        )
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

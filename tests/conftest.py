@@ -60,3 +60,33 @@ def mlflow_uri(mlflow_store, monkeypatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(mlflow_store)
     return uri
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's standalone S3 server on 127.0.0.1 (a real HTTP server), with credentials checked.
+
+    ``INITIAL_NO_AUTH_ACTION_COUNT`` lets the first three requests create an IAM user
+    with its access key; every later request must be signed with that key, so
+    wrong credentials are refused as a real store refuses them.
+    """
+    from tests.s3_server import start_s3_server
+
+    server = start_s3_server(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    """The AWS_* variables set for ``s3_server`` and a fresh bucket; yields its name."""
+    import s3fs
+
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # instances keep the credentials they began with
+    bucket = s3_server.new_bucket()
+    yield bucket
+    s3fs.S3FileSystem.clear_instance_cache()

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from nnpipe.core.serialization import atomic_write
 
-from .storage import is_url, remote_errors, resolve_filesystem, write_bytes
+from .storage import is_url, remote_errors, resolve_filesystem, shown, why_missing, write_bytes
 
 PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
 
@@ -59,7 +59,9 @@ def find_parquet_files(fs: Any, root: str) -> list[tuple[str, int]]:
     """(path, size) of each Parquet file (.parquet/.parq/.pq) under ``root``, sorted by path."""
     with remote_errors(root, fs):
         if not fs.exists(root):
-            raise DataError(f"dataset path {root!r} does not exist")
+            raise DataError(
+                f"dataset path {shown(fs, root)!r} does not exist{why_missing(fs, root)}"
+            )
         if fs.isfile(root):
             return [(root, int(fs.size(root)))]
         found = fs.find(root, detail=True)

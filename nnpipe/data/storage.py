@@ -34,12 +34,12 @@ from nnpipe.core.serialization import ModelFileError, atomic_write
 
 # An S3 endpoint that does not answer must fail in seconds, not minutes: s3fs's
 # own defaults (5 retries of botocore's 5 attempts, 15 s read timeout) took 417 s
-# here against a socket that accepts and never answers; these take about 20 s.
+# here against a socket that accepts and never answers; these take about 15 s.
 # Any of them given in ``storage_options`` wins.
 S3_DEFAULTS: dict[str, Any] = {
     "config_kwargs": {
         "connect_timeout": 5,
-        "read_timeout": 10,
+        "read_timeout": 5,
         "retries": {"max_attempts": 2, "mode": "standard"},
     }
 }
@@ -117,6 +117,22 @@ def _why(exc: BaseException, fs: Any) -> str | None:
     ):
         return f"the store at {_endpoint(fs)} does not answer ({name})"
     return None
+
+
+def shown(fs: Any, path: str) -> str:
+    """``path`` as the user wrote it: with its ``s3://`` when ``fs`` is a store."""
+    return path if isinstance(fs, LocalFileSystem) else fs.unstrip_protocol(path)
+
+
+def why_missing(fs: Any, path: str) -> str:
+    """``"; the bucket ... does not exist at ..."`` when that is why ``path`` is not there."""
+    bucket = path.split("/", 1)[0]
+    if isinstance(fs, LocalFileSystem) or not hasattr(fs, "endpoint_url") or not bucket:
+        return ""
+    with remote_errors(path, fs):
+        if fs.exists(bucket):
+            return ""
+    return f"; the bucket {bucket!r} does not exist at {_endpoint(fs)}"
 
 
 @contextlib.contextmanager
