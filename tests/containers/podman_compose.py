@@ -275,9 +275,17 @@ class PodmanCompose:
     def close(self) -> None:
         """Remove this run's containers and volumes (and nothing else)."""
         self.save_logs()
-        podman(
-            "rm", "--force", "--time", "5", "--filter", f"label={LABEL}={self.run_id}", check=False
-        )
+        flt = f"label={LABEL}={self.run_id}"
+        done = podman("rm", "--force", "--time", "5", "--filter", flt, check=False)
+        # Once, a container of a run outlived this call with nothing said about it on
+        # the console: say what podman answered, and try once more by name.
+        left = podman("ps", "--all", "--filter", flt, "--format", "{{.Names}}").stdout.split()
+        if left:
+            (self.logs / "podman-rm.log").write_text(done.stdout + done.stderr)
+            for name in left:
+                again = podman("rm", "--force", "--time", "5", name, check=False)
+                if again.returncode != 0:
+                    print(f"podman rm {name}: {again.stderr.strip()}")
         for volume in self.volumes.values():
             podman("volume", "rm", "--force", volume, check=False)
 
