@@ -35,13 +35,11 @@ class _Config(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _absolute_paths(cls, value: Any, info: Any) -> Any:
+    def _absolute_paths(cls, value: Any) -> Any:
         # Dask workers run in other directories (or on other hosts sharing a volume):
         # every path they are handed must not depend on this process's cwd.
         if isinstance(value, Path):
             return value.expanduser().absolute()
-        if isinstance(value, str) and not storage.is_url(value) and info.field_name in _PATHS:
-            return Path(value).expanduser().absolute()
         return value
 
 
@@ -304,10 +302,6 @@ class PipelineConfig(_WorkdirConfig):
             "hopfield": self.data.hopfield_path,
             "recall.dataset": self.recall.dataset_path,
         }
-
-
-# Fields holding a location: a local one given as a string is made absolute too.
-_PATHS = {"workdir", "regression_dir", "hopfield_dir", "dataset", "output"}
 
 
 CONFIGS: dict[str, type[_Config]] = {

@@ -21,7 +21,7 @@ def _location(value: Any) -> Any:
     # An fsspec URL (s3://bucket/prefix) stays a string: Path would fold its "//".
     if isinstance(value, str) and storage.is_url(value):
         return value.rstrip("/")
-    return value
+    return Path(value) if isinstance(value, str) else value  # made absolute by the config
 
 
 # A local directory (the config makes it absolute) or an fsspec URL such as s3://bucket/prefix.
@@ -43,3 +43,16 @@ def masked(options: Any) -> Any:
     if isinstance(options, list):
         return [masked(v) for v in options]
     return options
+
+
+def credential_keys(options: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the credential-like keys in ``options`` (nested dicts included)."""
+    found: list[str] = []
+    if isinstance(options, dict):
+        for k, v in options.items():
+            name = f"{prefix}{k}"
+            if any(w in str(k).lower() for w in _SECRET_WORDS):
+                found.append(name)
+            else:
+                found += credential_keys(v, f"{name}.")
+    return found

@@ -19,6 +19,7 @@ from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
 from flows.config import ConfigError, load_config, parse_config
+from flows.locations import credential_keys
 
 DEFAULT_SCHEDULES = Path(__file__).with_name("schedules.yaml")
 
@@ -122,6 +123,23 @@ def deployment_parameters(
     base = load_config(config_path, spec.flow, dask_address=dask_address, workdir=workdir)
     merged = _merge(base.model_dump(mode="json", exclude_unset=True), spec.parameters)
     config = parse_config(merged, spec.flow, source=f"deployment {spec.flow}/{spec.name}")
+    # A deployment's parameters are stored in Prefect (and shown in its UI), where
+    # credentials are masked: a served run would get "***". They must come from the
+    # runner's environment instead.
+    sections = [("", config)] + [
+        (f"{name}.", getattr(config, name)) for name in ("data", "train", "recall")
+        if hasattr(config, name)
+    ]  # fmt: skip
+    secrets = [
+        key for where, section in sections
+        for key in credential_keys(section.storage_options, f"{where}storage_options.")
+    ]  # fmt: skip
+    if secrets:
+        raise ConfigError(
+            f"deployment {spec.flow}/{spec.name}: {', '.join(secrets)} cannot be served "
+            "(deployment parameters are stored in Prefect); give the credentials to the runner "
+            "and workers as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY instead"
+        )
     return {"config": config.model_dump(mode="json", exclude_unset=True)}
 
 

@@ -136,6 +136,12 @@ def test_secrets_in_storage_options_are_never_shown_or_logged(
     shown = json.dumps([run.data.params, run.data.tags])
     assert s3_server.endpoint in shown  # the options are logged, their credentials masked
     assert s3_server.secret not in shown and s3_server.key not in shown
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        flow_run = prefect.read_flow_run(run.data.tags["prefect.flow_run_id"])
+    stored = json.dumps(flow_run.parameters, default=str)
+    assert s3_server.endpoint in stored and s3_server.secret not in stored
 
 
 def _silent_port() -> tuple[socket.socket, int]:
@@ -200,3 +206,11 @@ def test_an_endpoint_that_does_not_answer_is_one_line_and_exit_2(
     finally:
         sock.close()
     assert_clean_error(code, err, f"http://127.0.0.1:{port}", "does not answer")
+
+
+def test_serving_refuses_credentials_in_the_config(nnpipe, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("storage_options: {key: AKIAX, secret: hush, client_kwargs: {}}\n")
+    code, _, err = nnpipe("serve", "--config", config, "--list")
+    assert_clean_error(code, err, "storage_options.key", "AWS_ACCESS_KEY_ID")
+    assert "hush" not in err

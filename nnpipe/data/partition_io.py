@@ -57,7 +57,7 @@ def _is_skipped(part: str) -> bool:
 
 def find_parquet_files(fs: Any, root: str) -> list[tuple[str, int]]:
     """(path, size) of each Parquet file (.parquet/.parq/.pq) under ``root``, sorted by path."""
-    with remote_errors(root, fs):
+    with remote_errors(shown(fs, root), fs):
         if not fs.exists(root):
             raise DataError(
                 f"dataset path {shown(fs, root)!r} does not exist{why_missing(fs, root)}"

@@ -21,7 +21,10 @@ import contextlib
 import copy
 import io
 import os
+import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +37,9 @@ from nnpipe.core.serialization import ModelFileError, atomic_write
 
 # An S3 endpoint that does not answer must fail in seconds, not minutes: s3fs's
 # own defaults (5 retries of botocore's 5 attempts, 15 s read timeout) took 417 s
-# here against a socket that accepts and never answers; these take about 15 s.
-# Any of them given in ``storage_options`` wins.
+# here against a socket that accepts and never answers; these take 10 s per call,
+# and _check_answers stops a command after 5 s before its first call. Any of them
+# given in ``storage_options`` wins.
 S3_DEFAULTS: dict[str, Any] = {
     "config_kwargs": {
         "connect_timeout": 5,
@@ -44,6 +48,7 @@ S3_DEFAULTS: dict[str, Any] = {
     }
 }
 S3_RETRIES = 1  # s3fs's retry loop around botocore's (a class attribute, not an option)
+PROBE_TIMEOUT = 5.0  # seconds for an endpoint's first answer (see _check_answers)
 
 
 class StorageError(ValueError):
@@ -92,7 +97,32 @@ def resolve_filesystem(
         return fs, pafs.LocalFileSystem(), root
     if hasattr(fs, "retries"):
         fs.retries = S3_RETRIES
+        _check_answers(_endpoint(fs), text)
     return fs, fs, root  # pyarrow wraps an fsspec filesystem itself
+
+
+_ANSWERED: set[str] = set()  # endpoints that answered this process once
+
+
+def _check_answers(endpoint: str, path: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Fail at once, naming the endpoint, when it does not answer one plain HTTP request.
+
+    Each S3 call would otherwise spend its timeouts and retries (about 10 s) before
+    failing, and a command makes several before its first error.
+    """
+    if endpoint in _ANSWERED or not endpoint.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(endpoint, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        pass  # any HTTP answer (403 without credentials, 400...) is an answer
+    except (OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StorageError(
+            f"{path!r}: the store at {endpoint} does not answer ({reason}); check "
+            "AWS_ENDPOINT_URL or storage_options client_kwargs.endpoint_url"
+        ) from exc
+    _ANSWERED.add(endpoint)
 
 
 def _endpoint(fs: Any) -> str:
@@ -140,8 +170,8 @@ def remote_errors(path: str | os.PathLike, fs: Any = None) -> Iterator[None]:
     """Turn a store's refusal (missing bucket, denied, no answer) into one StorageError line."""
     try:
         yield
-    except StorageError:
-        raise
+    except ValueError:
+        raise  # nnpipe's own input errors (and StorageError) say what they mean already
     except Exception as exc:
         why = _why(exc, fs) if fs is not None and not isinstance(fs, LocalFileSystem) else None
         if why is None:
@@ -204,8 +234,6 @@ def remove(path: str | os.PathLike, storage_options: dict | None = None) -> None
 def remove_tree(path: str | os.PathLike, storage_options: dict | None = None) -> None:
     """Delete a directory (every object under a prefix) and what it holds, if there."""
     if not is_url(path):
-        import shutil
-
         if os.path.exists(path):
             shutil.rmtree(path)
         return

@@ -80,7 +80,7 @@ def read_share(
             raise DataError(
                 f"Dask worker {where} cannot read partition {index} of dataset "
                 f"{str(dataset.path)!r}: {exc}; the workers must see the dataset at the "
-                "same path (a shared volume)"
+                "same path (a shared volume, or object storage such as s3://)"
             ) from exc
         xs.append(_scaled(x_scaler, X, dt))
         ys.append(_targets(y, y_dtype))
