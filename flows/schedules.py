@@ -114,10 +114,13 @@ def load_schedules(path: str | Path | None = None) -> list[ScheduleSpec]:
 
 
 def deployment_parameters(
-    spec: ScheduleSpec, config_path: str | Path | None, dask_address: str | None
+    spec: ScheduleSpec,
+    config_path: str | Path | None,
+    dask_address: str | None,
+    workdir: str | None = None,
 ) -> dict[str, Any]:
     """The flow's ``config`` parameter: config file, then the entry's overrides, validated."""
-    base = load_config(config_path, spec.flow, dask_address=dask_address)
+    base = load_config(config_path, spec.flow, dask_address=dask_address, workdir=workdir)
     merged = _merge(base.model_dump(mode="json", exclude_unset=True), spec.parameters)
     config = parse_config(merged, spec.flow, source=f"deployment {spec.flow}/{spec.name}")
     # A deployment's parameters are stored in Prefect (and shown in its UI), where
@@ -154,6 +157,7 @@ def build_deployments(
     specs: list[ScheduleSpec],
     config_path: str | Path | None = None,
     dask_address: str | None = None,
+    workdir: str | None = None,
 ) -> list[Any]:
     """One Prefect ``RunnerDeployment`` per spec, its flow loaded by module path."""
     deployments = []
@@ -164,7 +168,7 @@ def build_deployments(
                 name=spec.name,
                 schedules=[Cron(spec.cron, timezone=spec.timezone)],
                 paused=spec.paused,
-                parameters=deployment_parameters(spec, config_path, dask_address),
+                parameters=deployment_parameters(spec, config_path, dask_address, workdir),
                 description=spec.description,
                 tags=["nnpipe", *spec.tags],
                 entrypoint_type=EntrypointType.MODULE_PATH,

@@ -222,7 +222,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     _check_address(args.dask_address)
     schedules = load_schedules(args.schedules)
     deployments = build_deployments(
-        schedules, config_path=args.config, dask_address=args.dask_address
+        schedules, config_path=args.config, dask_address=args.dask_address, workdir=args.workdir
     )
     for spec in schedules:
         paused = " (paused)" if spec.paused else ""

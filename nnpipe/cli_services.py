@@ -24,6 +24,12 @@ def add_service_commands(sub: Any) -> None:
     )
     p.add_argument("--config", metavar="YAML", help="flow parameters given to every deployment")
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="Dask cluster for the runs")
+    p.add_argument(
+        "--workdir",
+        metavar="DIR",
+        help="where every deployment's runs read and write (a directory or s3://bucket/prefix; "
+        "default: the config's, else nnpipe-work in the runner's directory)",
+    )
     p.add_argument("--list", action="store_true", help="print the deployments and exit")
     p.add_argument(
         "--run-once",

@@ -345,7 +345,9 @@ def test_serve_registers_scheduled_deployments(prefect_harness, nnpipe, tmp_path
         "    timezone: Europe/Paris\n"
         "    parameters: {train: {max_epochs: 2}}\n"
     )
-    code, out, err = nnpipe("serve", "--schedules", schedules, "--run-once")
+    code, out, err = nnpipe(
+        "serve", "--schedules", schedules, "--workdir", "s3://nnpipe-runs/work", "--run-once"
+    )
     assert code == EXIT_OK, err
     assert "pipeline/nightly-test: cron '15 3 * * *' Europe/Paris" in out
     with get_client(sync_client=True) as client:
@@ -354,6 +356,8 @@ def test_serve_registers_scheduled_deployments(prefect_harness, nnpipe, tmp_path
     assert schedule.schedule.cron == "15 3 * * *"
     assert schedule.schedule.timezone == "Europe/Paris"
     assert deployment.parameters["config"]["train"]["max_epochs"] == 2
+    # --workdir reaches every deployment: a bucket prefix stays a URL.
+    assert deployment.parameters["config"]["workdir"] == "s3://nnpipe-runs/work"
     assert deployment.entrypoint == "flows.pipeline.pipeline"
 
 

@@ -77,6 +77,10 @@ def basename(path: str | os.PathLike) -> str:
 def _options(protocol: str, storage_options: dict | None) -> dict[str, Any]:
     options = copy.deepcopy(storage_options or {})
     if protocol in ("s3", "s3a"):
+        # Other processes (the Dask workers) write where this one has listed: a
+        # cached listing would hide their files (FileNotFoundError on a recall
+        # result that is there), so every listing asks the store.
+        options.setdefault("use_listings_cache", False)
         config = {**S3_DEFAULTS["config_kwargs"], **(options.get("config_kwargs") or {})}
         options["config_kwargs"] = config
     return options

@@ -16,7 +16,15 @@ import pytest
 from tests.containers.podman_compose import PodmanCompose
 
 # Every service of the compose file, the runner included: the pipeline runs in it.
-SERVICES = ("dask-scheduler", "dask-worker-1", "dask-worker-2", "mlflow", "prefect", "runner")
+SERVICES = (
+    "s3",
+    "dask-scheduler",
+    "dask-worker-1",
+    "dask-worker-2",
+    "mlflow",
+    "prefect",
+    "runner",
+)
 SERVERS = SERVICES[:-1]
 
 
@@ -31,14 +39,15 @@ def running_containers(tmp_path_factory):
     """Every compose service as a container, started once for the package."""
     image, run_id = os.environ["NNPIPE_CONTAINER_IMAGE"], os.environ["NNPIPE_CONTAINER_RUN"]
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    # Files the tests write on the data volume (as root, on the host) must stay
-    # writable by the image's user, as the containers' own files are.
-    umask = os.umask(0)
     compose = None
     try:
         compose = PodmanCompose(tmp_path_factory.mktemp("containers"), image, run_id)
         compose.start(SERVERS)
-        took = compose.wait_healthy(SERVERS)
+        # The bucket is made once the store answers; MLflow needs it only when the
+        # first artifact arrives, so it starts meanwhile.
+        took = compose.wait_healthy(["s3"])
+        compose.run_to_completion("s3-bucket")
+        took.update(compose.wait_healthy(SERVERS[1:]))
         compose.start(["runner"])  # compose starts it once the others are healthy
         took.update(compose.wait_healthy(["runner"]))
         print("healthy after (s):", {k: round(v, 1) for k, v in took.items()})
@@ -47,7 +56,6 @@ def running_containers(tmp_path_factory):
     finally:
         if compose is not None:
             compose.close()
-        os.umask(umask)
         signal.signal(signal.SIGTERM, previous)
     assert compose.remaining() == [], "containers or volumes left after the tests"
 

@@ -13,7 +13,6 @@ teardown (here, and the shell script's trap) removes exactly what this run made.
 
 from __future__ import annotations
 
-import os
 import shlex
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tests.system.compose import interpolate, interpolate_tree, load_compose, service_spec
-from tests.system.processes import PER_SERVICE_PORTS, ServiceFailed, free_port
+from tests.system.processes import PER_SERVICE_PORTS, ServiceFailed, free_port, s3_variables
 
 LABEL = "nnpipe.container-test"
 
@@ -76,16 +75,15 @@ class PodmanCompose:
             # Two cores shared with everything else on this machine.
             "NNPIPE_WORKER_THREADS": "1",
             "NNPIPE_MLFLOW_WORKERS": "1",
+            # The host network: the tests on the host reach the store where the
+            # containers do.
+            **s3_variables("127.0.0.1"),
         }
         self.service_variables: dict[str, dict[str, str]] = {}
         self.started: list[str] = []
         self._create_volumes()
 
     # -- addresses for clients on the host -------------------------------------------
-
-    @property
-    def data_dir(self) -> Path:
-        return Path(self.variables["NNPIPE_DATA_DIR"])
 
     @property
     def dask_address(self) -> str:
@@ -111,19 +109,6 @@ class PodmanCompose:
             volume = f"{self.run_id}-{name}"
             podman("volume", "create", "--label", f"{LABEL}={self.run_id}", volume)
             self.volumes[name] = volume
-        # The data volume is mounted where the host sees it, so that a client on the
-        # host (the tests) and the containers name its files by the same paths, as
-        # they do on a shared filesystem. Its first mount is then not over the
-        # image's /data, so it gets /data's owner here, as a new volume would.
-        mountpoint = podman(
-            "volume", "inspect", "--format", "{{.Mountpoint}}", self.volumes["nnpipe-data"]
-        )
-        self.variables["NNPIPE_DATA_DIR"] = mountpoint.stdout.strip()
-        owner = podman(
-            "run", "--rm", "--network", "host", self.image, "stat", "-c", "%u:%g", "/data"
-        )
-        uid, gid = (int(x) for x in owner.stdout.strip().split(":"))
-        os.chown(self.data_dir, uid, gid)
 
     # -- services --------------------------------------------------------------------
 
@@ -198,6 +183,15 @@ class PodmanCompose:
         text = str(health.get("start_interval") or health.get("interval") or "2s")
         return float(text.rstrip("s")) if text.endswith("s") and text[:-1].isdigit() else 2.0
 
+    def run_to_completion(self, name: str, timeout: float = 120.0) -> None:
+        """Start a one-shot service (``restart: "no"``) and wait for it to exit 0."""
+        self.start([name])
+        done = podman("wait", self.container(name), timeout=timeout)
+        if done.stdout.strip() != "0":
+            raise ServiceFailed(
+                f"{name} exited with code {done.stdout.strip()}:\n{self.log_tail(name)}"
+            )
+
     def wait_healthy(self, names: Iterable[str], timeout: float = 240.0) -> dict[str, float]:
         """Run each service's own healthcheck until it passes; seconds each took from now."""
         pending = {name: 0.0 for name in names}  # name -> when to probe next
@@ -235,6 +229,12 @@ class PodmanCompose:
                 return True
         except OSError:
             return False
+
+    def file_for_runner(self, path: Path) -> str:
+        """Copy a file the tests wrote into the runner container; its path there."""
+        inside = f"/tmp/{path.name}"
+        podman("cp", str(path), f"{self.container('runner')}:{inside}")
+        return inside
 
     def run_nnpipe(self, args: list[str], timeout: float = 300) -> str:
         """``nnpipe ARGS`` inside the runner container (its environment and working dir)."""
@@ -275,9 +275,17 @@ class PodmanCompose:
     def close(self) -> None:
         """Remove this run's containers and volumes (and nothing else)."""
         self.save_logs()
-        podman(
-            "rm", "--force", "--time", "5", "--filter", f"label={LABEL}={self.run_id}", check=False
-        )
+        flt = f"label={LABEL}={self.run_id}"
+        done = podman("rm", "--force", "--time", "5", "--filter", flt, check=False)
+        # Once, a container of a run outlived this call with nothing said about it on
+        # the console: say what podman answered, and try once more by name.
+        left = podman("ps", "--all", "--filter", flt, "--format", "{{.Names}}").stdout.split()
+        if left:
+            (self.logs / "podman-rm.log").write_text(done.stdout + done.stderr)
+            for name in left:
+                again = podman("rm", "--force", "--time", "5", name, check=False)
+                if again.returncode != 0:
+                    print(f"podman rm {name}: {again.stderr.strip()}")
         for volume in self.volumes.values():
             podman("volume", "rm", "--force", volume, check=False)
 

@@ -36,7 +36,8 @@ def test_workers_import_nnpipe_from_the_image_and_see_the_servers(cluster):
 
     script = (
         "import json, os, nnpipe, flows; print(json.dumps([nnpipe.__file__, flows.__file__, "
-        "os.environ['MLFLOW_TRACKING_URI'], os.environ['PREFECT_API_URL'], os.getcwd()]))"
+        "os.environ['MLFLOW_TRACKING_URI'], os.environ['PREFECT_API_URL'], "
+        "os.environ['AWS_ENDPOINT_URL']]))"
     )
     for name in ("dask-worker-1", "dask-worker-2"):
         facts = json.loads(cluster.exec(name, "python", "-c", script))
@@ -44,7 +45,7 @@ def test_workers_import_nnpipe_from_the_image_and_see_the_servers(cluster):
         assert facts[2:] == [
             f"http://mlflow:{cluster.variables['NNPIPE_MLFLOW_PORT']}",
             f"http://prefect:{cluster.variables['NNPIPE_PREFECT_PORT']}/api",
-            str(cluster.data_dir),
+            cluster.variables["NNPIPE_S3_ENDPOINT_URL"],
         ]
     with Client(cluster.dask_address, timeout=30) as client:
         client.wait_for_workers(2, timeout=60)
@@ -63,7 +64,9 @@ def test_runner_serves_the_flows_as_deployments_on_the_cluster(cluster):
         ("recall_hopfield", "hourly-recall"),
     ]
     for key, deployment in deployments.items():
-        assert deployment.parameters["config"]["dask_address"] == cluster.runner_dask_address, key
+        config = deployment.parameters["config"]
+        assert config["dask_address"] == cluster.runner_dask_address, key
+        assert config["workdir"] == f"s3://{cluster.variables['NNPIPE_BUCKET']}/nnpipe-work", key
 
 
 # Collected last, in this order: the worker-loss test kills a worker's container,

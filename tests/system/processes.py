@@ -41,7 +41,7 @@ VENV_BIN = Path(sys.executable).parent
 PER_SERVICE_PORTS = ("NNPIPE_WORKER_HTTP_PORT", "NNPIPE_RUNNER_HTTP_PORT")
 
 # The test process's own settings for these must not leak into the servers.
-_PRIVATE_PREFIXES = ("PREFECT_", "MLFLOW_", "DASK_", "NNPIPE_")
+_PRIVATE_PREFIXES = ("PREFECT_", "MLFLOW_", "DASK_", "NNPIPE_", "AWS_")
 
 
 class ServiceFailed(RuntimeError):
@@ -81,6 +81,29 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def s3_variables(host: str) -> dict[str, str]:
+    """The bundled S3 server on a free port, reached at ``host``, with its bucket and keys."""
+    port = str(free_port())
+    return {
+        "NNPIPE_S3_PORT": port,
+        "NNPIPE_S3_ENDPOINT_URL": f"http://{host}:{port}",
+        "NNPIPE_S3_ACCESS_KEY_ID": "nnpipe-test",
+        "NNPIPE_S3_SECRET_ACCESS_KEY": "nnpipe-test-secret",
+        "NNPIPE_S3_REGION": "us-east-1",
+        "NNPIPE_BUCKET": "nnpipe-test",
+    }
+
+
+def s3_env(variables: dict[str, str]) -> dict[str, str]:
+    """The AWS variables compose gives the processes that use the bucket, from ``variables``."""
+    return {
+        "AWS_ENDPOINT_URL": variables["NNPIPE_S3_ENDPOINT_URL"],
+        "AWS_ACCESS_KEY_ID": variables["NNPIPE_S3_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": variables["NNPIPE_S3_SECRET_ACCESS_KEY"],
+        "AWS_DEFAULT_REGION": variables["NNPIPE_S3_REGION"],
+    }
 
 
 def dockerfile_env(path: Path = DOCKERFILE) -> dict[str, str]:
@@ -262,12 +285,16 @@ class LocalCompose:
             # Two cores shared with everything else on this machine.
             "NNPIPE_WORKER_THREADS": "1",
             "NNPIPE_MLFLOW_WORKERS": "1",
-            "NNPIPE_DATA_DIR": str(self.root / "data"),
+            **s3_variables("127.0.0.1"),
             "NNPIPE_MLFLOW_DIR": str(self.root / "mlflow"),
             "NNPIPE_PREFECT_DIR": str(self.root / "prefect"),
         }
-        for key in ("NNPIPE_DATA_DIR", "NNPIPE_MLFLOW_DIR", "NNPIPE_PREFECT_DIR"):
+        for key in ("NNPIPE_MLFLOW_DIR", "NNPIPE_PREFECT_DIR"):
             Path(self.variables[key]).mkdir(parents=True, exist_ok=True)
+        # Not the topology's (it shares no volume): a directory of this host, where
+        # the loopback-only tests keep files every local process sees.
+        self.data_dir = self.root / "data"
+        self.data_dir.mkdir(exist_ok=True)
         self.service_variables: dict[str, dict[str, str]] = {}
         self.escaped: list[str] = []
         self.processes: dict[str, ServiceProcess] = {}
@@ -280,10 +307,6 @@ class LocalCompose:
         atexit.register(self.close)
 
     # -- addresses the tests use -----------------------------------------------------
-
-    @property
-    def data_dir(self) -> Path:
-        return Path(self.variables["NNPIPE_DATA_DIR"])
 
     @property
     def dask_address(self) -> str:
@@ -311,6 +334,7 @@ class LocalCompose:
         env["PREFECT_HOME"] = str(self.home / ".prefect-client")
         env["PREFECT_API_URL"] = self.prefect_api_url
         env["MLFLOW_TRACKING_URI"] = self.mlflow_uri
+        env.update(s3_env(self.variables))
         return env
 
     # -- services --------------------------------------------------------------------
@@ -357,6 +381,20 @@ class LocalCompose:
     def spec_value(self, name: str, text: str) -> str:
         """``text`` interpolated with service ``name``'s variables."""
         return interpolate(text, self.variables_for(name), f"services.{name}")
+
+    def run_to_completion(self, name: str, timeout: float = 120.0) -> None:
+        """Start a one-shot service (``restart: "no"``) and wait for it to exit 0."""
+        self.start([name])
+        proc = self.processes[name]
+        try:
+            code = proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise ServiceFailed(
+                f"{name} did not finish in {timeout:.0f} s:\n{proc.log_tail()}"
+            ) from None
+        if code != 0:
+            raise ServiceFailed(f"{name} exited with code {code}:\n{proc.log_tail()}")
 
     def wait_healthy(self, names: Iterable[str], timeout: float = 150.0) -> dict[str, float]:
         """Poll each service's healthcheck until it passes; seconds each took from now."""

@@ -31,7 +31,7 @@ def _worker_facts() -> dict[str, str | None]:
         "flows": flows.__file__,
         "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI"),
         "PREFECT_API_URL": os.environ.get("PREFECT_API_URL"),
-        "cwd": os.getcwd(),
+        "AWS_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL"),
     }
 
 
@@ -57,7 +57,8 @@ def test_dask_scheduler_has_both_workers_and_they_can_run_nnpipe(cluster):
         for fact in facts.values():
             assert fact["MLFLOW_TRACKING_URI"] == cluster.mlflow_uri
             assert fact["PREFECT_API_URL"] == cluster.prefect_api_url
-            assert fact["cwd"] == str(cluster.data_dir)
+            # The bucket, not a shared directory, is where they find the data.
+            assert fact["AWS_ENDPOINT_URL"] == cluster.variables["NNPIPE_S3_ENDPOINT_URL"]
         assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
 
 

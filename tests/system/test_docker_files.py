@@ -34,6 +34,8 @@ REQUIREMENTS = ROOT / "docker" / "requirements.txt"
 DOCKERIGNORE = ROOT / "docker" / "Dockerfile.dockerignore"
 NNPIPE_SERVICES = ("runner", "dask-scheduler", "dask-worker-1", "dask-worker-2")
 WORKERS = ("dask-worker-1", "dask-worker-2")
+# Services that run once and exit (compose's service_completed_successfully).
+ONE_SHOT = ("s3-bucket",)
 
 
 @pytest.fixture(scope="module")
@@ -219,8 +221,11 @@ def test_compose_has_the_topology(compose):
         "mlflow",
         "prefect",
         "runner",
+        "s3",
+        "s3-bucket",
     }
-    assert set(compose["volumes"]) == {"nnpipe-data", "mlflow-store", "prefect-store"}
+    # The servers' own stores only: no volume is shared between services.
+    assert set(compose["volumes"]) == {"mlflow-store", "prefect-store"}
 
 
 def test_every_service_runs_the_one_nnpipe_image(defaults):
@@ -237,7 +242,7 @@ def test_every_service_runs_the_one_nnpipe_image(defaults):
 def test_ports_are_published_on_loopback_only(defaults):
     assert published_port_problems(defaults["services"]) == []
     published = {s for s, svc in defaults["services"].items() if svc.get("ports")}
-    assert published == {"dask-scheduler", "mlflow", "prefect"}
+    assert published == {"dask-scheduler", "mlflow", "prefect", "s3"}
 
 
 def test_port_check_catches_a_port_open_to_every_interface(defaults):
@@ -251,6 +256,9 @@ def test_port_check_catches_a_port_open_to_every_interface(defaults):
 
 def test_every_service_has_a_healthcheck_probing_its_own_port(defaults):
     for name, service in defaults["services"].items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no" and "healthcheck" not in service, name
+            continue
         health = service.get("healthcheck")
         assert health and health["test"][0] == "CMD", f"{name} has no CMD healthcheck"
         url = re.search(r"https?://[^'\"]+", " ".join(health["test"]))
@@ -289,8 +297,24 @@ def test_mlflow_allows_its_service_name_and_keeps_its_store_on_a_volume(defaults
     name, mount = volume.split(":")
     assert name == "mlflow-store"
     assert command[command.index("--backend-store-uri") + 1] == f"sqlite:///{mount}/mlflow.db"
-    assert command[command.index("--artifacts-destination") + 1].startswith(mount + "/")
+    # Artifacts go to the bucket, through the server: its clients need no credentials.
+    assert command[command.index("--artifacts-destination") + 1] == "s3://nnpipe/mlflow-artifacts"
     assert "--serve-artifacts" in command
+    assert mlflow["environment"]["AWS_ENDPOINT_URL"] == "http://s3:9000"
+    assert mlflow["depends_on"] == {"s3-bucket": {"condition": "service_completed_successfully"}}
+
+
+def test_the_bucket_is_made_on_the_s3_service_with_the_servers_credentials(defaults):
+    services = defaults["services"]
+    s3 = services["s3"]["command"]
+    assert s3[0] == "moto_server" and s3[s3.index("--port") + 1] == "9000"
+    bucket = services["s3-bucket"]
+    assert bucket["depends_on"] == {"s3": {"condition": "service_healthy"}}
+    assert 'bucket = "nnpipe"' in bucket["command"][-1]
+    assert bucket["environment"].items() <= services["mlflow"]["environment"].items()
+    # MLflow's clients get no credentials: only the processes that touch the bucket do.
+    for name in ("dask-scheduler", "prefect"):
+        assert not any(k.startswith("AWS_") for k in services[name].get("environment", {}))
 
 
 def test_prefect_keeps_its_database_on_a_volume(defaults):
@@ -302,15 +326,21 @@ def test_prefect_keeps_its_database_on_a_volume(defaults):
     assert prefect["environment"]["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
 
 
-def test_runner_and_workers_share_the_data_volume_as_working_directory(defaults):
+def test_runner_and_workers_use_the_bucket_and_share_no_volume(defaults):
     services = defaults["services"]
-    mounts = {name: services[name]["volumes"] for name in (*WORKERS, "runner")}
-    assert len({tuple(v) for v in mounts.values()}) == 1, mounts
-    [volume] = mounts["runner"]
-    name, path = volume.split(":")
-    assert name == "nnpipe-data"
-    # Relative paths in flow parameters resolve to the same files everywhere.
-    assert {services[n]["working_dir"] for n in (*WORKERS, "runner")} == {path}
+    s3_env = services["s3-bucket"]["environment"]
+    assert s3_env == {
+        "AWS_ENDPOINT_URL": "http://s3:9000",
+        "AWS_ACCESS_KEY_ID": "nnpipe",
+        "AWS_SECRET_ACCESS_KEY": "nnpipe-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name in (*WORKERS, "runner"):
+        assert "volumes" not in services[name] and "working_dir" not in services[name], name
+        assert s3_env.items() <= services[name]["environment"].items(), name
+    # The runner's deployments work under the bucket; the workers get the paths from it.
+    command = services["runner"]["command"]
+    assert command[command.index("--workdir") + 1] == "s3://nnpipe/nnpipe-work"
 
 
 def test_services_start_in_dependency_order(defaults):
@@ -319,7 +349,9 @@ def test_services_start_in_dependency_order(defaults):
         assert services[name]["depends_on"] == {"dask-scheduler": {"condition": "service_healthy"}}
     runner = services["runner"]["depends_on"]
     assert set(runner) == set(services) - {"runner"}
-    assert all(d == {"condition": "service_healthy"} for d in runner.values())
+    for name, condition in runner.items():
+        wanted = "service_completed_successfully" if name in ONE_SHOT else "service_healthy"
+        assert condition == {"condition": wanted}, name
 
 
 def test_workers_differ_only_by_name(defaults):
@@ -339,6 +371,7 @@ def test_runner_command_is_accepted_by_the_nnpipe_parser(defaults):
     args = build_parser().parse_args(command[1:])
     assert args.command == "serve"
     assert args.dask_address == "tcp://dask-scheduler:8786"
+    assert args.workdir == "s3://nnpipe/nnpipe-work"
 
 
 def test_every_variable_is_documented_and_known_to_the_test_harness(compose, tmp_path):

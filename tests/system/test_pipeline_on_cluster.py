@@ -2,8 +2,9 @@
 
 The `nnpipe` command runs as a user would run it against a cluster:
 ``--dask-address`` names the scheduler, ``PREFECT_API_URL`` and
-``MLFLOW_TRACKING_URI`` name the servers, and the data directory is the one the
-workers also see (the compose file's shared volume). ``cluster`` is the compose
+``MLFLOW_TRACKING_URI`` name the servers, and the data lives in the topology's
+bucket (``s3://...``), which the runner, the workers and these tests all reach
+with the AWS variables; nothing is shared on disk. ``cluster`` is the compose
 topology as local processes here, and as podman containers in tests/containers,
 which runs these same tests (``cluster.run_nnpipe`` runs the command in the
 runner container there). The fault test drives the
@@ -18,12 +19,15 @@ import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import yaml
+
+from nnpipe.data.partition_io import list_parquet_files, read_columns
+from tests.system.commands import bucket_keys, bucket_url, s3_storage_options
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -48,10 +52,11 @@ def json_result(stdout: str) -> dict:
     return json.loads(stdout)
 
 
-def flow_runs_by_name(prefect_api_url: str) -> dict[str, list]:
-    """The flow runs the Prefect server recorded, grouped by flow name.
+def flow_runs_by_name(prefect_api_url: str, since: datetime) -> dict[str, list]:
+    """The flow runs the Prefect server recorded since ``since``, grouped by flow name.
 
-    Runs a deployment's schedule created (the runner's deployments) are left out.
+    Runs a deployment's schedule created (the runner's deployments) are left out, and
+    so are those of other tests on the same server.
     """
     from prefect.client.orchestration import SyncPrefectClient
 
@@ -60,36 +65,39 @@ def flow_runs_by_name(prefect_api_url: str) -> dict[str, list]:
         names = {f.id: f.name for f in client.read_flows()}
     grouped: dict[str, list] = {}
     for run in runs:
-        if run.deployment_id is None:
+        if run.deployment_id is None and run.created >= since:
             grouped.setdefault(names[run.flow_id], []).append(run)
     return grouped
 
 
-def probe_ids(directory: Path) -> np.ndarray:
-    """All probe_id values of the Parquet files directly in ``directory`` (hidden files skipped)."""
-    files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
+def probe_ids(directory: str, storage_options: dict) -> np.ndarray:
+    """All probe_id values of the Parquet files under ``directory`` (hidden files skipped)."""
+    files = list_parquet_files(directory, storage_options)
     assert files, f"no Parquet files in {directory}"
     return np.concatenate(
-        [pq.read_table(f, columns=["probe_id"]).column(0).to_numpy() for f in files]
+        [
+            read_columns(f, ["probe_id"], storage_options=storage_options).column(0).to_numpy()
+            for f in files
+        ]
     )
 
 
 def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    # On the data volume: the runner container reads the config there.
-    workdir = cluster.data_dir / "pipeline"
-    config = cluster.data_dir / "pipeline.yaml"
+    # Everything the pipeline reads and writes is in the bucket.
+    workdir = bucket_url(cluster, "pipeline")
+    storage = s3_storage_options(cluster)
+    config = tmp_path / "pipeline.yaml"
     config.write_text(yaml.safe_dump(PIPELINE_CONFIG))
-    config.chmod(0o644)
-    started = time.monotonic()
+    started, since = time.monotonic(), datetime.now(UTC)
     out = cluster.run_nnpipe(
         [
             "pipeline",
             "--config",
-            str(config),
+            cluster.file_for_runner(config),
             "--workdir",
-            str(workdir),
+            workdir,
             "--dask-address",
             cluster.runner_dask_address,
             "--json",
@@ -99,7 +107,7 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     result = json_result(out)
 
     # Prefect: the pipeline's flow run, and each stage's, completed on the server.
-    runs = flow_runs_by_name(cluster.prefect_api_url)
+    runs = flow_runs_by_name(cluster.prefect_api_url, since)
     assert "pipeline" in runs, f"flow runs on the server: {sorted(runs)}"
     for name in ("pipeline", "prepare_data", "train_bp", "recall_hopfield"):
         assert [r.state.type.value for r in runs.get(name, [])] == ["COMPLETED"], name
@@ -123,6 +131,9 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     assert [p.path for p in client.list_artifacts(train.info.run_id, "plots")] == [
         "plots/loss_curve.png"
     ]
+    # The server keeps them in the topology's bucket.
+    prefix = f"mlflow-artifacts/{train.info.experiment_id}/{train.info.run_id}/artifacts/"
+    assert f"{prefix}config.json" in bucket_keys(cluster, prefix)
     versions = client.search_model_versions("name='nnpipe-regressor'")
     assert [v.run_id for v in versions] == [train.info.run_id]
     assert versions[0].status == "READY"
@@ -135,8 +146,9 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", cluster.mlflow_uri)
 
     model = mlflow.pyfunc.load_model(f"models:/nnpipe-regressor/{versions[0].version}")
-    features = pq.read_table(sorted((workdir / "data" / "regression").rglob("*.parquet"))[0])
-    frame = features.to_pandas().drop(columns=["y"]).head(5)
+    first = list_parquet_files(f"{workdir}/data/regression", storage)[0]
+    features = read_columns(first, [f"x{i}" for i in range(4)], storage_options=storage)
+    frame = features.to_pandas().head(5)
     predictions = np.asarray(model.predict(pd.DataFrame(frame))).ravel()
     assert predictions.shape == (5,) and np.isfinite(predictions).all()
 
@@ -163,8 +175,10 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     # Recall results: every probe of the input exactly once.
     recall = client.get_run(run_ids["recall_hopfield"])
     assert recall.data.metrics["n_probes"] == PIPELINE_CONFIG["data"]["hopfield"]["n_probes"]
-    expected = probe_ids(workdir / "data" / "hopfield" / "probes")
-    got = probe_ids(Path(result["summary"]["recall_hopfield"]["output_dir"]))
+    output = result["summary"]["recall_hopfield"]["output_dir"]
+    assert output.startswith(f"{workdir}/"), output
+    expected = probe_ids(f"{workdir}/data/hopfield/probes", storage)
+    got = probe_ids(output, storage)
     assert len(got) == len(expected) == 600
     assert np.array_equal(np.sort(got), np.sort(expected))
 
@@ -183,13 +197,21 @@ def test_recall_job_survives_losing_a_worker_mid_job(cluster):
     )
 
     # Networks big enough that one partition takes a noticeable fraction of a second.
-    data = cluster.data_dir / "fault" / "hopfield"
+    # Probes and results are in the bucket: the workers read and write them there.
+    storage = s3_storage_options(cluster)
+    data = bucket_url(cluster, "fault", "hopfield")
     write_dataset(
-        "hopfield", data, n_rows=2_400, n_neurons=800, n_patterns=20, rows_per_partition=150
+        "hopfield",
+        data,
+        n_rows=2_400,
+        n_neurons=800,
+        n_patterns=20,
+        rows_per_partition=150,
+        storage_options=storage,
     )
-    patterns = read_patterns(data)
+    patterns = read_patterns(data, storage)
     network = HopfieldNetwork(rule="hebbian", random_state=0).fit(patterns)
-    output = cluster.data_dir / "fault" / "recall"
+    probes_dir, output = f"{data}/probes", bucket_url(cluster, "fault", "recall")
     killed: dict[str, list[str]] = {}
 
     pool = ThreadPoolExecutor(max_workers=1)
@@ -217,10 +239,11 @@ def test_recall_job_survives_losing_a_worker_mid_job(cluster):
             run_recall_job,
             network,
             patterns,
-            data / "probes",
+            probes_dir,
             output,
             client=client,
             on_partition=kill_once_busy,
+            storage_options=storage,
         )
         summary = job.result(timeout=120)
         survivors = [w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
@@ -232,20 +255,20 @@ def test_recall_job_survives_losing_a_worker_mid_job(cluster):
     assert survivors == sorted(set(names.values()) - set(killed["name"]))
 
     # Every probe exactly once, in one complete file per input partition.
-    expected = probe_ids(data / "probes")
-    got = probe_ids(output)
+    expected = probe_ids(probes_dir, storage)
+    got = probe_ids(output, storage)
     assert len(got) == len(expected) == 2_400
     assert np.array_equal(np.sort(got), np.sort(expected)), "a probe is missing or repeated"
     assert summary.n_probes == 2_400 and summary.n_partitions_run == 16
     # The partitions the dead worker held were redone elsewhere, with the same results
     # as a recall done here: nothing was lost or corrupted on the way.
-    plan = {_hash(p.output): p for p in plan_partitions(data / "probes", output)}
+    plan = {_hash(p.output): p for p in plan_partitions(probes_dir, output, storage)}
     lost = [plan[key.split("-")[2]] for key in killed["tasks"]]
-    results = read_results(output, columns=["probe_id", "state"])
+    results = read_results(output, columns=["probe_id", "state"], storage_options=storage)
     ids_col, states_col = (results.column(c).to_pylist() for c in ("probe_id", "state"))
     states = dict(zip(ids_col, states_col, strict=True))
     for part in lost:
-        probes, _, ids = read_probes(part.source, "probe", None)
+        probes, _, ids = read_probes(part.source, "probe", None, storage)
         local = network.recall(probes).states  # (n, n_neurons)
         assert [states[int(i)] for i in ids] == local.tolist(), part.key
 
