@@ -155,8 +155,12 @@ def use(timeout: float = 180.0) -> str:
         _leases[directory] = lease
     with _locked(directory / START_LOCK, fcntl.LOCK_EX):
         state = read_state(directory)
-        if state is not None and process_of(state) is not None and healthy(state.url):
-            return state.url
+        if state is not None and process_of(state) is not None:
+            # Running, or still starting (its starter was killed): wait for it.
+            url = _answering(directory, timeout, started=True)
+            if url is not None:
+                return url
+        state = read_state(directory)
         if state is not None:  # killed, or hung: replaced
             _end(state)
             (directory / STATE_FILE).unlink(missing_ok=True)
@@ -179,25 +183,42 @@ def _start(directory: Path, limit: float, timeout: float) -> str:
     )
     if launcher.returncode != 0:
         raise RuntimeError(f"the local Prefect server could not start (see {directory / LOG_FILE})")
-    deadline, seen = time.monotonic() + timeout, False
-    while time.monotonic() < deadline:
-        state = read_state(directory)
-        if state is None and seen:
-            break  # it started and stopped again
-        if state is not None:
-            seen = True
-            if process_of(state) is None:
-                break
-            if healthy(state.url):
-                return state.url
-        time.sleep(0.1)
+    url = _answering(directory, timeout)
+    if url is not None:
+        return url
     state = read_state(directory)
     if state is not None:
         _end(state)
     raise RuntimeError(
-        f"the local Prefect server did not answer within {timeout:g} s: see "
-        f"{directory / LOG_FILE} (or set {MODE_VARIABLE}=temporary)"
+        f"the local Prefect server stopped or did not answer within {timeout:g} s "
+        f"(its log ends: {_last_line(directory)!r}); "
+        f"see {directory / LOG_FILE}, or set {MODE_VARIABLE}=temporary"
     )
+
+
+def _last_line(directory: Path) -> str:
+    try:
+        lines = (directory / LOG_FILE).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else ""
+
+
+def _answering(directory: Path, timeout: float, started: bool = False) -> str | None:
+    """The recorded server's URL once it answers; None if it dies or ``timeout`` s pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_state(directory)
+        if state is None and started:
+            return None  # it started and stopped again
+        if state is not None:
+            started = True
+            if process_of(state) is None:
+                return None
+            if healthy(state.url):
+                return state.url
+        time.sleep(0.1)
+    return None
 
 
 def _import_path(env: dict[str, str]) -> str:
