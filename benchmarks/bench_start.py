@@ -154,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--before", type=Path, help="another nnpipe checkout to time too")
+    parser.add_argument("--quick", action="store_true", help="one repeat")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
 
     runs: dict[str, list[float]] = {}
     parts: dict[str, list[float]] = {}

@@ -1,4 +1,4 @@
-"""A command killed with SIGKILL: the reaper ends what the command started, not the reused server."""
+"""SIGKILL of a command: the reaper ends what the command started, not the reused server."""
 
 from __future__ import annotations
 
