@@ -103,6 +103,8 @@ def environment(tree: Path, server_home: Path) -> dict[str, str]:
         PYTHONPATH=str(tree),
         NNPIPE_SERVER_HOME=str(server_home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        # As the command sets it: a temporary server takes over 20 s on a busy machine.
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
     )
     env.pop("NNPIPE_PREFECT_SERVER", None)
     return env

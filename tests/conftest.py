@@ -44,14 +44,14 @@ def _local_server_home(tmp_path_factory):
         mp.setenv(local_server.HOME_VARIABLE, str(home))
         mp.delenv(local_server.MODE_VARIABLE, raising=False)
         yield home
-    left = local_servers_running(home)
+    left = local_servers_running(tmp_path_factory.getbasetemp())  # any test's state dir
     for proc in left:
         proc.kill()
     assert not left, f"tests left the local Prefect server running: {left}"
 
 
-def local_servers_running(home: Path) -> list:
-    """Server processes (flows/local_server_main.py) started with state under ``home``."""
+def local_servers_running(root: Path) -> list:
+    """Server processes (flows/local_server_main.py) with their state directory under ``root``."""
     import psutil
 
     from flows.local_server import MAIN_MODULE
@@ -59,7 +59,7 @@ def local_servers_running(home: Path) -> list:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if MAIN_MODULE in cmdline and any(arg.startswith(str(home)) for arg in cmdline):
+        if MAIN_MODULE in cmdline and any(arg.startswith(str(root)) for arg in cmdline):
             found.append(proc)
     return found
 
