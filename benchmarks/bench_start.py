@@ -58,7 +58,12 @@ mlflow.set_experiment("peer")
 with mlflow.start_run():
     mlflow.log_params(model.get_params())
     mlflow.log_metrics({"train_seconds": seconds, "loss": model.loss_})
-    mlflow.sklearn.log_model(model, name="model", input_example=X[:5])
+    mlflow.sklearn.log_model(
+        model,
+        name="model",
+        input_example=X[:5],
+        skops_trusted_types=["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"],
+    )
 """
 
 EMPTY_FLOW = "from prefect import flow\nflow(lambda: None, name='empty')()\n"

@@ -67,9 +67,9 @@ def home() -> Path:
     """Where the server's state lives (``NNPIPE_SERVER_HOME``, else beside Prefect's home)."""
     configured = os.environ.get(HOME_VARIABLE)
     if configured:
-        return Path(configured).expanduser()
+        return Path(configured).expanduser().absolute()
     prefect_home = os.environ.get("PREFECT_HOME") or "~/.prefect"
-    return Path(prefect_home).expanduser() / "nnpipe-server"
+    return Path(prefect_home).expanduser().absolute() / "nnpipe-server"
 
 
 def idle_timeout() -> float:

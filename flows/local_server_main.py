@@ -36,6 +36,7 @@ def _daemonize(directory: Path) -> None:
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
+    os.chdir(directory)  # keeps no command's working directory busy
     log = os.open(directory / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -74,7 +75,12 @@ def watch_idle(server: Any, activity: Activity, directory: Path, limit: float) -
                     server.should_exit = True
                     return
                 fcntl.flock(users, fcntl.LOCK_UN)
-            os.utime(directory / ACTIVITY_FILE, (activity.last, activity.last))
+            try:
+                os.utime(directory / ACTIVITY_FILE, (activity.last, activity.last))
+            except FileNotFoundError:  # the state directory was removed: nobody can find us
+                print(f"{directory} is gone: stopping", flush=True)
+                server.should_exit = True
+                return
 
 
 def _forget(directory: Path) -> None:
