@@ -58,5 +58,6 @@ bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
+	@if test -x $(BIN)/nnpipe; then $(BIN)/nnpipe server stop; fi
 	rm -rf $(VENV) nnpipe-work mlflow.db mlartifacts mlruns .pytest_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

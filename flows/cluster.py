@@ -6,11 +6,14 @@ import contextlib
 import importlib.util
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import dask
-from distributed import Client, LocalCluster
 
 from flows import progress
+
+if TYPE_CHECKING:  # imported when a client is made: about 1 s a command without one saves
+    from distributed import Client
 
 # Two single-threaded workers: the machine this runs on by default has two cores, and
 # NumPy inside each task should not fight a second task for them. Local workers are
@@ -47,6 +50,8 @@ def dask_client(
     ``processes``: local workers as processes (for training, whose minibatch steps
     spend much of their time in Python, where threads would take turns).
     """
+    from distributed import Client, LocalCluster
+
     address, source = scheduler_address(address)
     if address:
         try:
@@ -82,8 +87,28 @@ def dask_client(
         yield client
 
 
-def describe(client: Client) -> dict[str, object]:
+@contextlib.contextmanager
+def client_if_needed(
+    address: str | None, needs_workers: bool, **options: object
+) -> Iterator[Client | None]:
+    """A Dask client when there is a scheduler to use or work needing workers; else None.
+
+    With no scheduler named (``--dask-address``, ``DASK_SCHEDULER_ADDRESS``) and work
+    that runs in this process anyway (training in one process reads partitions in
+    threads of the driver), None: a local cluster would only add its start (about
+    1-2 s, and bokeh's import for its dashboard) to the command.
+    """
+    if needs_workers or scheduler_address(address)[0]:
+        with dask_client(address, **options) as client:  # type: ignore[arg-type]
+            yield client
+    else:
+        yield None
+
+
+def describe(client: Client | None) -> dict[str, object]:
     """Scheduler address, worker count and dashboard link (None without one), for run parameters."""
+    if client is None:
+        return {"scheduler": "threads of this process", "n_workers": 0, "dashboard": None}
     info = client.scheduler_info()
     dashboard = info.get("services", {}).get("dashboard")
     return {

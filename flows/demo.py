@@ -3,7 +3,7 @@
 Writes (when missing) a regression set whose targets are mostly negative and a
 Hopfield pattern set with noisy probes under ``workdir``, runs the ``pipeline``
 flow (MLflow: ``MLFLOW_TRACKING_URI`` or ./mlflow.db with artifacts in
-./mlartifacts; Prefect: ``PREFECT_API_URL`` or a temporary server; Dask: a local
+./mlartifacts; Prefect: ``PREFECT_API_URL``, else the command's reused local server; Dask: a local
 cluster unless an address is given) and returns the report text.
 """
 

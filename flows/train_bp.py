@@ -22,7 +22,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows import progress
-from flows.cluster import dask_client, describe
+from flows.cluster import client_if_needed, describe
 from flows.config import TrainConfig
 from flows.lineage import log_dataset_input, publish_run, run_tags
 from flows.naming import run_name
@@ -388,7 +388,9 @@ def train_bp(
             keep=config.keep_checkpoints,
             storage_options=config.storage_options,
         )
-        with dask_client(config.dask_address, **cluster_options(config)) as client:
+        with client_if_needed(
+            config.dask_address, config.distributed is not None, **cluster_options(config)
+        ) as client:
             cluster = describe(client)
             if is_classifier(config):
                 x_scaler, classes = get_scaler_and_classes(config, dataset, split, client)

@@ -4,7 +4,8 @@ Exit codes: 0 success, 2 bad usage or bad input (a one-line message, no
 traceback), 1 a failure while running (the message; ``--debug`` adds the
 traceback). Progress goes to stderr: a bar on a terminal, log lines otherwise.
 
-``PREFECT_API_URL`` selects a Prefect server (default: a temporary local one);
+``PREFECT_API_URL`` selects a Prefect server (default: a local one started on
+first use and reused, see ``nnpipe server --help``);
 ``MLFLOW_TRACKING_URI`` selects the MLflow store (default: ./mlflow.db with
 artifacts in ./mlartifacts); ``--dask-address tcp://host:port`` runs the scaler
 fit, data loading and recall jobs on that Dask cluster's workers (default: a
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nnpipe import __version__, lifecycle
+from nnpipe.cli_server import add_server_command, use_local_server
 from nnpipe.cli_services import add_service_commands
 from nnpipe.cli_sweep import add_sweep_command
 from nnpipe.quiet import quiet_loggers, quiet_services
@@ -31,7 +33,8 @@ FLOW_COMMANDS = {"prepare", "train", "recall", "pipeline", "sweep", "serve", "de
 
 
 ENV_HELP = (
-    "environment: PREFECT_API_URL (Prefect server; default a temporary local one), "
+    "environment: PREFECT_API_URL (Prefect server; default a local one reused by later "
+    "commands, see `nnpipe server --help`), "
     "MLFLOW_TRACKING_URI (MLflow store; default sqlite:///mlflow.db in the current "
     "directory, artifacts in ./mlartifacts)"
 )
@@ -281,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_and_flow_commands(sub)
     add_sweep_command(sub)
     add_service_commands(sub)
+    add_server_command(sub)
     return parser
 
 
@@ -377,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None:  # the command's own process (not a call from Python)
             lifecycle.start_reaper()
             lifecycle.handle_sigterm()
+            try:
+                use_local_server(args.command)  # before Prefect reads its settings
+            except BaseException as exc:
+                return lifecycle.report(f"nnpipe {args.command}", exc, args.debug)
         import prefect  # noqa: F401  (its logging set-up first, then ours on top)
 
         quiet_loggers(args.debug)

@@ -63,8 +63,8 @@ def add_service_commands(sub: Any) -> None:
         epilog=ENV_HELP,
         help="generate data and run the whole pipeline on embedded defaults, then report",
         description="Generate a regression set with negative targets and a Hopfield pattern "
-        "set under --workdir, run the pipeline (MLflow at ./mlflow.db, a temporary Prefect "
-        "server, a local Dask cluster) and print a short report.",
+        "set under --workdir, run the pipeline (MLflow at ./mlflow.db, the local Prefect "
+        "server that later commands reuse, a local Dask cluster) and print a short report.",
     )
     p.add_argument("--workdir", default="nnpipe-work", help="where results are written")
     p.add_argument("--dask-address", metavar="tcp://HOST:PORT", help="use this Dask cluster")

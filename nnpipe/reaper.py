@@ -7,6 +7,8 @@ the pipe reaches end of file, the command has exited or was killed (even by
 SIGKILL, which no handler sees), and the reaper terminates the descendants still
 alive that it noted, and theirs: Prefect's temporary server (a uvicorn child),
 local Dask workers started as processes, anything else spawned for the run.
+Processes that left the command's session on purpose (the reused local Prefect
+server, ``flows/local_server_main.py``, which outlives commands) are left alone.
 """
 
 from __future__ import annotations
@@ -22,17 +24,22 @@ GRACE_SECONDS = 3.0  # between SIGTERM and SIGKILL of what is left
 
 
 def watch(parent_pid: int, pipe_fd: int) -> dict[int, float]:
-    """Note ``parent_pid``'s descendants until ``pipe_fd`` closes; return {pid: start time}."""
+    """Note ``parent_pid``'s descendants until ``pipe_fd`` closes; return {pid: start time}.
+
+    Only descendants in the command's own session are noted: a process started in a
+    session of its own (``setsid``) was started to outlive the command.
+    """
     me = os.getpid()
     known: dict[int, float] = {}
     try:
         parent = psutil.Process(parent_pid)
-    except psutil.NoSuchProcess:
+        session = os.getsid(parent_pid)
+    except (psutil.NoSuchProcess, ProcessLookupError):
         return known
     while True:
         try:
             for child in parent.children(recursive=True):
-                if child.pid != me:
+                if child.pid != me and _session(child.pid) == session:
                     known[child.pid] = child.create_time()
         except psutil.NoSuchProcess:
             return known
@@ -43,6 +50,13 @@ def watch(parent_pid: int, pipe_fd: int) -> dict[int, float]:
             return known
 
 
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
 def end_all(known: dict[int, float]) -> list[int]:
     """Terminate (then kill) the noted processes still alive and their descendants."""
     procs: dict[int, psutil.Process] = {}
@@ -51,8 +65,11 @@ def end_all(known: dict[int, float]) -> list[int]:
             proc = psutil.Process(pid)
             if proc.create_time() != created:
                 continue  # the pid was reused by an unrelated process
+            session = _session(pid)
             procs[pid] = proc
-            procs.update({c.pid: c for c in proc.children(recursive=True)})
+            procs.update(
+                {c.pid: c for c in proc.children(recursive=True) if _session(c.pid) == session}
+            )
         except psutil.Error:
             continue
     for proc in procs.values():

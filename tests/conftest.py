@@ -30,6 +30,40 @@ def _mlflow_outside_the_repo(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _local_server_home(tmp_path_factory):
+    """Commands run by the tests keep their reused Prefect server in a session directory.
+
+    A user's own server (``~/.prefect/nnpipe-server``) is never touched. Tests that
+    start the server stop it; at the end of the session none may be left running.
+    """
+    from flows import local_server
+
+    home = tmp_path_factory.mktemp("nnpipe-server")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(local_server.HOME_VARIABLE, str(home))
+        mp.delenv(local_server.MODE_VARIABLE, raising=False)
+        yield home
+    left = local_servers_running(tmp_path_factory.getbasetemp())  # any test's state dir
+    for proc in left:
+        proc.kill()
+    assert not left, f"tests left the local Prefect server running: {left}"
+
+
+def local_servers_running(root: Path) -> list:
+    """Server processes (flows/local_server_main.py) with their state directory under ``root``."""
+    import psutil
+
+    from flows.local_server import MAIN_MODULE
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if MAIN_MODULE in cmdline and any(arg.startswith(str(root)) for arg in cmdline):
+            found.append(proc)
+    return found
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect server (its own SQLite database) shared by the whole session."""

@@ -80,16 +80,25 @@ def shell_env(tmp_path: Path) -> dict[str, str]:
         "OMP_NUM_THREADS": "1",
         "OPENBLAS_NUM_THREADS": "1",
     }
-    env.pop("PREFECT_API_URL", None)  # the command's own temporary Prefect server
+    env.pop("PREFECT_API_URL", None)  # the local Prefect server the commands start and reuse
     return env
 
 
 @pytest.mark.slow
-def test_readme_demo_report_and_shell_blocks_run_in_order(tmp_path, prefect_url):
+def test_readme_demo_report_and_shell_blocks_run_in_order(tmp_path):
     # Like a reader in a fresh clone: `make demo` (that is, `nnpipe demo`) first, then
     # every shell block in order, in one directory (examples/ from the repository).
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     env = shell_env(tmp_path)
+    # The local Prefect server the demo starts and the blocks reuse, as a reader's would.
+    env["NNPIPE_SERVER_HOME"] = str(tmp_path / "prefect-server")
+    try:
+        run_demo_and_blocks(tmp_path, env)
+    finally:
+        subprocess.run(["nnpipe", "server", "stop"], cwd=tmp_path, env=env, timeout=60)
+
+
+def run_demo_and_blocks(tmp_path: Path, env: dict[str, str]) -> None:
     demo = subprocess.run(
         ["nnpipe", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
     )
@@ -103,9 +112,6 @@ def test_readme_demo_report_and_shell_blocks_run_in_order(tmp_path, prefect_url)
         assert report == REPORT.group(1), (
             f"README sample report differs from `nnpipe demo`:\n{report}"
         )
-    # The demo above started its own temporary Prefect server, as `make demo` does; the
-    # blocks share the session's server instead of starting one per command (~10 s each).
-    env["PREFECT_API_URL"] = prefect_url
     for number, code in enumerate(SHELL_BLOCKS, start=1):
         proc = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", code],

@@ -126,6 +126,39 @@ def _package_copy(directory: Path) -> Path:
     return target
 
 
+# The packages the model pins (see _requirements), by the module each provides.
+PINNED_MODULES = {
+    "mlflow": ["mlflow-skinny"],
+    "numpy": ["numpy"],
+    "pandas": ["pandas"],
+    "threadpoolctl": ["threadpoolctl"],
+}
+
+
+@contextlib.contextmanager
+def _only_pinned_packages_known() -> Iterator[None]:
+    """MLflow's check of the pins against this environment, without scanning every package.
+
+    Before logging, MLflow checks that the installed versions satisfy the model's
+    requirements, and to do so first maps every installed distribution to its
+    modules (2-3 s of a 5 s training command here). The pins are read from this
+    very environment, so the check cannot fail; a map of just the pinned packages
+    answers it. Afterwards the map is reset, so any later requirement inference
+    in this process builds the full one as usual.
+    """
+    from mlflow.utils import requirements_utils as reqs
+
+    if getattr(reqs, "_MODULES_TO_PACKAGES", ()) is not None:  # built already, or MLflow changed
+        yield
+        return
+    reqs._MODULES_TO_PACKAGES = {module: list(pkgs) for module, pkgs in PINNED_MODULES.items()}
+    try:
+        yield
+    finally:
+        reqs._MODULES_TO_PACKAGES = None
+        reqs._PACKAGES_TO_MODULES = None
+
+
 def _requirements() -> list[str]:
     # mlflow-skinny (which the mlflow package installs too) has the pyfunc and the
     # scoring server; a serving environment built from these pins installs in a
@@ -199,7 +232,7 @@ def log_pyfunc_model(
         artifact = Path(tmp) / MODEL_ARTIFACT_FILE
         trained.save(artifact)  # one file, whichever form the model came in
         code = _package_copy(Path(tmp) / "code")
-        with use_tracking_uri(tracking_uri):
+        with use_tracking_uri(tracking_uri), _only_pinned_packages_known():
             info = Model.log(
                 artifact_path=None,  # deprecated in MLflow 3 but still positional
                 name=name,

@@ -145,9 +145,10 @@ def in_process(tmp_path, prefect_harness, mlflow_db, monkeypatch, keep_env):
 
 
 def own_prefect_server(env: dict[str, str]) -> dict[str, str]:
-    """``env`` for a command that starts its own temporary Prefect server, as a user's does
-    (with the user's Prefect home, which is already set up)."""
-    return {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+    """``env`` for a command that starts its own temporary Prefect server (with the user's
+    Prefect home, which is already set up): the reaper must end that one."""
+    values = {k: v for k, v in env.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
+    return {**values, "NNPIPE_PREFECT_SERVER": "temporary"}
 
 
 def alive(procs):

@@ -1,0 +1,149 @@
+"""The reused local Prefect server: one per state directory, visible, stoppable, gone when idle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from flows import local_server
+from nnpipe.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+USE = "from flows import local_server; print(local_server.use(), flush=True)"
+# Holds its lease until stdin closes (a command still running).
+USE_AND_WAIT = USE + "\nimport sys; sys.stdin.read()"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A state directory of its own; its server stopped afterwards whatever happened."""
+    directory = tmp_path / "server"
+    monkeypatch.setenv(local_server.HOME_VARIABLE, str(directory))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    yield directory
+    local_server.stop()
+
+
+def env_for(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PYTHONPATH=str(ROOT), **{local_server.HOME_VARIABLE: str(home)}, **extra)
+    return env
+
+
+def start_user(home: Path, **extra: str) -> subprocess.Popen:
+    """A process that uses the server and keeps its lease until its stdin is closed."""
+    return subprocess.Popen(
+        [sys.executable, "-c", USE_AND_WAIT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env_for(home, **extra),
+    )
+
+
+def gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_one_server_for_two_commands_at_once_replaced_when_killed_stopped_on_demand(home, capsys):
+    users = [start_user(home), start_user(home)]
+    urls = {proc.stdout.readline().strip() for proc in users}
+    assert len(urls) == 1, urls
+    url = urls.pop()
+    assert local_server.healthy(url)
+    assert main(["server", "status", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["running"] and info["url"] == url and info["in_use"], info
+    assert info["home"] == str(home) and Path(info["log"]).is_file()
+    for proc in users:
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    assert local_server.healthy(url)  # the commands ended; the server stays for the next
+
+    os.kill(info["pid"], signal.SIGKILL)  # a stale state file: seen, and replaced
+    assert gone(info["pid"], 10)
+    assert main(["server", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "not running" in out and f"names pid {info['pid']}, which is gone" in out
+    url = local_server.use()
+    replaced = local_server.read_state(home)
+    assert replaced.pid != info["pid"] and local_server.healthy(url)
+
+    assert main(["server", "stop"]) == 0
+    assert f"stopped the local Prefect server (pid {replaced.pid}" in capsys.readouterr().out
+    assert gone(replaced.pid, 1) and not local_server.healthy(url)
+    assert not (home / local_server.STATE_FILE).exists()
+    assert main(["server", "status"]) == 0
+    assert "not running" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_server_exits_by_itself_once_idle_but_not_while_a_command_uses_it(home):
+    user = start_user(home, **{local_server.IDLE_VARIABLE: "1.5"})
+    url = user.stdout.readline().strip()
+    state = local_server.read_state(home)
+    assert state.idle_timeout == 1.5
+    time.sleep(4)  # longer than the timeout, but the command still holds its lease
+    assert local_server.healthy(url)
+    user.stdin.close()
+    assert user.wait(30) == 0
+    assert gone(state.pid, 30), "the idle server did not exit"
+    assert not (home / local_server.STATE_FILE).exists()
+    assert "idle for 1.5 s: stopping" in (home / local_server.LOG_FILE).read_text()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (local_server.IDLE_VARIABLE, "soon", "NNPIPE_SERVER_IDLE_TIMEOUT='soon': allowed a number"),
+        (local_server.IDLE_VARIABLE, "0", "NNPIPE_SERVER_IDLE_TIMEOUT='0': allowed a number"),
+        (local_server.MODE_VARIABLE, "shared", "allowed values are reuse, temporary"),
+    ],
+)
+def test_bad_server_settings_fail_the_command_with_one_line(
+    variable, value, message, tmp_path, home
+):
+    env = env_for(home, **{variable: value})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from nnpipe.cli import main; sys.exit(main())",
+            "train",
+            "--dataset",
+            str(tmp_path / "missing"),
+        ],  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("nnpipe train: error: ")
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (home / local_server.STATE_FILE).exists()
+
+
+def test_an_explicit_api_url_or_the_opt_out_skips_the_reused_server(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv(local_server.MODE_VARIABLE, raising=False)
+    assert local_server.wanted()
+    monkeypatch.setenv(local_server.MODE_VARIABLE, "temporary")
+    assert not local_server.wanted()
+    monkeypatch.setenv(local_server.MODE_VARIABLE, "reuse")
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    assert not local_server.wanted()
