@@ -31,14 +31,9 @@ lock:
 demo: $(STAMP)
 	$(BIN)/nnpipe demo
 
-# Two pytest-xdist workers (tests/conftest.py says which tests stay together and
-# which start first); PYTEST_WORKERS=0 runs the suite in one process.
-PYTEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadscope)
-
 test: $(STAMP)
 	$(BIN)/ruff check nnpipe flows tests benchmarks examples
-	$(BIN)/python -m pytest -q $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The image built and docker/compose.yaml's services run as podman containers, with
 # the pipeline and fault tests run against them (docker/container-test.sh).
