@@ -7,6 +7,7 @@ import signal
 import time
 
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 
 from flows.datasets import write_dataset
@@ -17,12 +18,19 @@ from .conftest import one_line, own_prefect_server, run_main, sigkill_leaves_not
 N_PROBES = 40_000
 
 
-def recall_args(tmp_path):
-    data = tmp_path / "hop"
-    if not data.exists():  # enough partitions that a kill lands between them
-        write_dataset("hopfield", data, n_rows=N_PROBES, n_neurons=100, n_patterns=5,
-                      rows_per_partition=500)  # fmt: skip
-    return ["recall", "--dataset", data, "--output", tmp_path / "results",
+@pytest.fixture(scope="module")
+def probes(tmp_path_factory):
+    """Enough partitions that a kill lands between them; written once, never modified."""
+    data = tmp_path_factory.mktemp("recall-kill") / "hop"
+    write_dataset("hopfield", data, n_rows=N_PROBES, n_neurons=100, n_patterns=5,
+                  rows_per_partition=500)  # fmt: skip
+    for path in data.rglob("*"):
+        path.chmod(path.stat().st_mode & ~0o222)  # a job that writes here fails loudly
+    return data
+
+
+def recall_args(probes, tmp_path):
+    return ["recall", "--dataset", probes, "--output", tmp_path / "results",
             "--workdir", tmp_path / "work", "--json"]  # fmt: skip
 
 
@@ -39,9 +47,9 @@ def wait_for_results(out_dir, proc, timeout=180.0) -> int:
 
 
 def test_sigkill_during_recall_leaves_nothing_and_the_rerun_recalls_each_probe_once(
-    tmp_path, env, in_process
+    probes, tmp_path, env, in_process
 ):
-    args = recall_args(tmp_path)
+    args = recall_args(probes, tmp_path)
     proc = start(*args, env=own_prefect_server(env), cwd=tmp_path)
     wait_for_results(tmp_path / "results", proc)
     sigkill_leaves_nothing(proc)
@@ -53,8 +61,8 @@ def test_sigkill_during_recall_leaves_nothing_and_the_rerun_recalls_each_probe_o
     assert len(ids) == N_PROBES and len(np.unique(ids)) == N_PROBES
 
 
-def test_sigterm_during_recall_ends_the_run_killed_with_exit_143(tmp_path, env):
-    proc = start(*recall_args(tmp_path), env=env, cwd=tmp_path)
+def test_sigterm_during_recall_ends_the_run_killed_with_exit_143(probes, tmp_path, env):
+    proc = start(*recall_args(probes, tmp_path), env=env, cwd=tmp_path)
     wait_for_results(tmp_path / "results", proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
