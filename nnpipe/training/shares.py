@@ -1,18 +1,27 @@
 """What runs inside the Dask tasks of data-parallel training: NumPy only, no Dask.
 
-A worker's *share* is the rows of its partitions, read once and kept (scaled,
-in the model's dtype) for the whole run. Each epoch a seeded permutation of the
-share orders its rows; a round trains ``steps`` minibatches of that order from
-the parameters and optimizer state the driver sent, with the same
+A worker's *share* is a list of partitions, never their rows: memory does not
+grow with the dataset. Each epoch a worker walks its share as the single-process
+stream walks a dataset: the partitions in a seeded order, read
+``group`` partitions at a time, each group's training rows scaled and shuffled
+together. The epoch is the groups one after the other, and minibatch k is rows
+``k*b .. (k+1)*b`` of it (a batch may straddle two groups).
+
+A round trains ``steps`` minibatches of that epoch from the parameters and
+optimizer state the driver sent, with the same
 :class:`~nnpipe.training.trainer.Trainer` that trains in one process, and sends
-back the model's arrays with the rows it trained on. Every function here is a
-pure function of its arguments, so Dask can run it again on another worker.
+back the model's arrays with the rows it trained on. Every task is a pure
+function of its arguments, so Dask can run it again on another worker; the
+groups a process has built stay in a small per-process cache, so a worker walking
+its epoch round by round reads each partition once per epoch.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,105 +33,163 @@ from nnpipe.data.partition_io import DataError
 
 from .trainer import Trainer
 
+# Groups kept per process: the one training and the next, for each of two shares
+# (a worker that took over the share of a worker that died walks both).
+CACHED_GROUPS = 4
 
-@dataclass
+
+@dataclass(frozen=True)
 class Share:
-    """One worker's training rows and validation rows, in partition order."""
+    """One worker's partitions (sorted) and the training rows of each."""
 
-    X: np.ndarray  # (n, n_features), the model's dtype
-    y: np.ndarray  # (n,) one target or class indices, else (n, n_targets)
-    X_val: np.ndarray
-    y_val: np.ndarray
+    slot: int
+    indices: tuple[int, ...]
+    rows: tuple[int, ...]
 
-
-def _scaled(scaler: Any, X: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if scaler is None:
-        return X.astype(dtype, copy=False)
-    return np.asarray(scaler.transform(X), dtype=dtype)
+    @property
+    def n_rows(self) -> int:
+        return sum(self.rows)
 
 
-def _targets(y: np.ndarray, y_dtype: Any) -> np.ndarray:
-    y = y[:, 0] if y.shape[1] == 1 else y  # as the single-process stream yields it
-    return np.ascontiguousarray(y, dtype=y_dtype)
+@dataclass(frozen=True)
+class Source:
+    """How every worker reads partitions: the same rows, scaling and order as one process.
 
-
-def _join(parts: list[np.ndarray], width: tuple[int, ...], dtype: Any) -> np.ndarray:
-    if not parts:
-        return np.empty((0, *width), dtype=dtype)
-    return np.concatenate(parts)
-
-
-def read_share(
-    dataset: Any,
-    indices: list[int],
-    split: Any,
-    x_scaler: Any,
-    dtype: str,
-    y_dtype: Any,
-    where: str,
-) -> Share:
-    """Read partitions ``indices`` of ``dataset`` (training and validation rows) as one Share.
-
-    ``where`` names the worker the share was placed on, for the error when it
-    cannot read the files.
+    ``run`` names the training run (the cache's key); ``group`` is the partitions
+    shuffled together.
     """
-    dt = resolve_dtype(dtype)
-    xs, ys, xvs, yvs = [], [], [], []
-    for index in indices:
-        try:
-            if split is None:
-                (X, y), (Xv, yv) = dataset.read_partition(index), (None, None)
-            else:
-                (X, y), (Xv, yv) = dataset.read_partition_sides(index, split)
-        except (OSError, DataError) as exc:
-            if not isinstance(exc, OSError) and not isinstance(exc.__cause__, OSError):
-                raise  # a file the worker can open but not use: the dataset's own error
-            raise DataError(
-                f"Dask worker {where} cannot read partition {index} of dataset "
-                f"{str(dataset.path)!r}: {exc}; the workers must see the dataset at the "
-                "same path (a shared volume)"
-            ) from exc
-        xs.append(_scaled(x_scaler, X, dt))
-        ys.append(_targets(y, y_dtype))
-        if Xv is not None and len(Xv):
-            xvs.append(_scaled(x_scaler, Xv, dt))
-            yvs.append(_targets(yv, y_dtype))
-    n_features = dataset.n_features
-    y_width = ys[0].shape[1:] if ys else ()
-    return Share(
-        X=np.ascontiguousarray(_join(xs, (n_features,), dt)),
-        y=_join(ys, y_width, y_dtype),
-        X_val=_join(xvs, (n_features,), dt),
-        y_val=_join(yvs, y_width, y_dtype),
-    )
+
+    dataset: Any
+    split: Any
+    x_scaler: Any
+    dtype: str
+    y_dtype: Any
+    run: str
+    random_state: int = 0
+    shuffle: bool = True
+    group: int = 4
 
 
-def share_rows(share: Share) -> tuple[int, int]:
-    """(training rows, validation rows) of a share."""
-    return len(share.X), len(share.X_val)
+def _worker_name() -> str:
+    """The Dask worker running this task, for error messages (``this process`` elsewhere)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return "this process"
 
 
-def epoch_order(n_rows: int, random_state: int, epoch: int, slot: int) -> np.ndarray:
-    """The order worker ``slot`` visits its ``n_rows`` rows in ``epoch`` (a seeded permutation)."""
-    rng = np.random.default_rng([random_state, epoch, slot])
-    return rng.permutation(n_rows)
+def _read(source: Source, index: int, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Partition ``index``'s training or validation rows, scaled, in the model's dtypes."""
+    ds = source.dataset
+    try:
+        if source.split is None:
+            X, y = ds.read_partition(index) if side == "train" else (None, None)
+        else:
+            X, y = ds.read_partition(index, side, source.split)
+    except (OSError, DataError) as exc:
+        if not isinstance(exc, OSError) and not isinstance(exc.__cause__, OSError):
+            raise  # a file the worker can open but not use: the dataset's own error
+        raise DataError(
+            f"Dask worker {_worker_name()} cannot read partition {index} of dataset "
+            f"{str(ds.path)!r}: {exc}; the workers must see the dataset at the same path "
+            "(a shared volume or object storage)"
+        ) from exc
+    dt = resolve_dtype(source.dtype)
+    if X is None:
+        return np.empty((0, ds.n_features), dt), np.empty(0, source.y_dtype)
+    X = X.astype(dt, copy=False) if source.x_scaler is None else source.x_scaler.transform(X)
+    y = y[:, 0] if y.shape[1] == 1 else y  # as the single-process stream yields it
+    return np.asarray(X, dtype=dt), np.ascontiguousarray(y, dtype=source.y_dtype)
+
+
+def check_share(source: Source, share: Share) -> int:
+    """Open the share's first partition here: a path the workers cannot see fails early."""
+    _read(source, share.indices[0], "train")
+    return share.n_rows
+
+
+def epoch_groups(source: Source, share: Share, epoch: int) -> list[list[int]]:
+    """The share's partitions of ``epoch``, in order, ``source.group`` at a time."""
+    order = list(share.indices)
+    if source.shuffle:
+        rng = np.random.default_rng([source.random_state, epoch, share.slot])
+        order = [order[i] for i in rng.permutation(len(order))]
+    return [order[i : i + source.group] for i in range(0, len(order), source.group)]
+
+
+class _Groups:
+    """The groups this process built most recently (a bounded, thread-safe LRU)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.lock, self.items = size, threading.Lock(), OrderedDict()
+
+    def get(self, key: tuple, build: Any) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        value = build()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+GROUPS = _Groups(CACHED_GROUPS)
+
+
+def read_group(
+    source: Source, share: Share, epoch: int, g: int, indices: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group ``g`` of ``epoch``: its partitions' training rows, stacked and shuffled together."""
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        parts = [_read(source, i, "train") for i in indices]
+        X = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        if source.shuffle:
+            rng = np.random.default_rng([source.random_state, epoch, share.slot, g + 1])
+            perm = rng.permutation(len(X))
+            X, y = np.take(X, perm, axis=0), np.take(y, perm, axis=0)
+        return np.ascontiguousarray(X), y
+
+    return GROUPS.get((source.run, share.slot, epoch, g), build)
 
 
 def batches(
-    share: Share, order: np.ndarray | None, first: int, steps: int, batch_size: int
+    source: Source, share: Share, epoch: int, first: int, steps: int, batch_size: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Minibatches ``first .. first + steps - 1`` of the epoch ``order`` (rows in order if None)."""
+    """Minibatches ``first .. first + steps - 1`` of the share's ``epoch``."""
+    groups = epoch_groups(source, share, epoch)
+    rows = dict(zip(share.indices, share.rows, strict=True))
+    sizes = [sum(rows[i] for i in grp) for grp in groups]
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
     out = []
     for k in range(first, first + steps):
-        rows = slice(k * batch_size, (k + 1) * batch_size)
-        if order is None:
-            Xb, yb = share.X[rows], share.y[rows]
-        else:
-            idx = order[rows]
-            Xb, yb = np.take(share.X, idx, axis=0), np.take(share.y, idx, axis=0)
-        if len(Xb) == 0:
+        start, stop = k * batch_size, min((k + 1) * batch_size, total)
+        if start >= stop:
             break
-        out.append((Xb, yb))
+        pieces = []
+        g = int(np.searchsorted(ends, start, side="right"))
+        while start < stop:
+            X, y = read_group(source, share, epoch, g, groups[g])
+            offset = int(ends[g]) - len(X)
+            take = min(stop, int(ends[g])) - start
+            rows_here = slice(start - offset, start - offset + take)
+            pieces.append((X[rows_here], y[rows_here]))
+            start += take
+            g += 1
+        if len(pieces) > 1:
+            pieces = [tuple(np.concatenate(side) for side in zip(*pieces, strict=True))]
+        out.append(pieces[0])
     return out
 
 
@@ -139,8 +206,9 @@ def _model(state: Any, model_type: type, batch_size: int) -> Any:
 def run_round(
     state: Any,
     model_type: type,
+    source: Source,
     share: Share,
-    order: np.ndarray | None,
+    epoch: int,
     first: int,
     steps: int,
     batch_size: int,
@@ -149,14 +217,16 @@ def run_round(
     """Train ``steps`` minibatches from ``state``; return the model's arrays and what it saw.
 
     ``loss_sum`` is each batch's loss times its rows (as :meth:`Trainer.train_epoch`),
-    ``correct`` the rows a classifier's steps classified right.
+    ``correct`` the rows a classifier's steps classified right, ``read_seconds``
+    the part of ``seconds`` spent reading partitions.
     """
     started = time.perf_counter()
     model = _model(state, model_type, batch_size)
     trainer = Trainer(model, classes=classes, early_stopping=False)
     counts = [0, 0] if classes is not None else None
     with blas_threads(1):
-        work = batches(share, order, first, steps, batch_size)
+        work = batches(source, share, epoch, first, steps, batch_size)
+        read = time.perf_counter() - started
         loss_sum, n_seen = trainer.train_epoch(work, counts=counts)
     arrays, meta = model.to_arrays() if n_seen else (None, None)
     return {
@@ -167,21 +237,25 @@ def run_round(
         "n": n_seen,
         "correct": counts[0] if counts is not None else 0,
         "seconds": time.perf_counter() - started,
+        "read_seconds": read,
     }
 
 
-def validate(state: tuple, model_type: type, share: Share, classes: Any, size: int = 8192):
+def validate(
+    state: tuple, model_type: type, source: Source, share: Share, classes: Any, size: int = 8192
+):
     """(loss sum, rows, rows right) of the model ``state`` on the share's validation rows."""
-    if not len(share.X_val):
+    if source.split is None:
         return 0.0, 0, 0
     model = _model(state, model_type, size)
     trainer = Trainer(model, classes=classes, early_stopping=False)
     counts = [0, 0] if classes is not None else None
-    parts = [
-        (share.X_val[s : s + size], share.y_val[s : s + size])
-        for s in range(0, len(share.X_val), size)
-    ]
+    loss_sum, n = 0.0, 0
     with blas_threads(1):
-        mean = trainer.validation_loss(parts, counts=counts)
-    n = len(share.X_val)
-    return float(mean) * n, n, counts[0] if counts is not None else 0
+        for index in share.indices:
+            X, y = _read(source, index, "validation")
+            parts = [(X[s : s + size], y[s : s + size]) for s in range(0, len(X), size)]
+            if parts:
+                mean = trainer.validation_loss(parts, counts=counts)
+                loss_sum, n = loss_sum + float(mean) * len(X), n + len(X)
+    return loss_sum, n, counts[0] if counts is not None else 0

@@ -12,7 +12,7 @@ from nnpipe.data import ParquetDataset
 from nnpipe.data.partition_io import DataError
 from nnpipe.training import TrainingState, train_distributed
 from nnpipe.training.distributed import balance_partitions
-from nnpipe.training.shares import batches, epoch_order, read_share
+from nnpipe.training.shares import Share, Source, batches
 from tests.training.conftest import write_parts
 
 
@@ -45,13 +45,14 @@ def single_process_reference(
 ) -> MLPRegressor:
     """One process with batch n_workers * b: step k takes every worker's k-th batch."""
     counts = dataset.partition_row_counts()
-    shares = balance_partitions(counts, n_workers)
-    read = {"dataset": dataset, "split": None, "x_scaler": None, "dtype": "float64"}
-    parts = [read_share(**read, indices=s, y_dtype=np.float64, where="here") for s in shares]
+    shares = [
+        Share(w, tuple(p), tuple(counts[i] for i in p))
+        for w, p in enumerate(balance_partitions(counts, n_workers))
+    ]
+    source = Source(dataset, None, None, "float64", np.float64, run="reference")
     model = sgd(n_workers * b, learning_rate)
     for epoch in range(epochs):
-        orders = [epoch_order(len(p.X), 0, epoch, w) for w, p in enumerate(parts)]
-        per_worker = [batches(p, o, 0, 10**6, b) for p, o in zip(parts, orders, strict=True)]
+        per_worker = [batches(source, s, epoch, 0, 10**6, b) for s in shares]
         for k in range(max(len(bs) for bs in per_worker)):
             step = [bs[k] for bs in per_worker if k < len(bs)]
             model.partial_fit(
@@ -158,3 +159,39 @@ def test_more_workers_than_the_cluster_has_waits_then_says_so(two_workers, uneve
         train_distributed(
             sgd(32), uneven, workers=3, client=two_workers, epochs=1, worker_timeout=0.5
         )
+
+
+class CountingReads:
+    """A dataset that counts the partition reads made through it."""
+
+    def __init__(self, dataset):
+        self.dataset, self.reads = dataset, []
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
+
+    def read_partition(self, index, *args, **kw):
+        self.reads.append(index)
+        return self.dataset.read_partition(index, *args, **kw)
+
+
+@pytest.mark.parametrize("group", [1, 2, 4])
+def test_a_worker_reads_each_partition_once_an_epoch_and_trains_each_row_once(uneven, group):
+    counting = CountingReads(uneven)
+    counts = uneven.partition_row_counts()
+    share = Share(0, (0, 1, 2, 3), tuple(counts))
+    source = Source(counting, None, None, "float64", np.float64, run=f"once-{group}", group=group)
+    X_all = np.concatenate([uneven.read_partition(i)[0] for i in range(4)])
+    for epoch in range(2):
+        counting.reads.clear()
+        seen = [
+            X for first in range(0, 22, 4) for X, _ in batches(source, share, epoch, first, 4, 32)
+        ]
+        assert sorted(counting.reads) == [0, 1, 2, 3]  # once each, round after round
+        rows = np.concatenate(seen)
+        assert len(rows) == 700 and [len(X) for X in seen[:-1]] == [32] * 21
+        # Every row once: the epoch is a permutation of the share's rows.
+        np.testing.assert_array_equal(
+            np.sort(rows, axis=0, kind="stable")[:, 0], np.sort(X_all[:, 0])
+        )
+        assert not np.array_equal(rows, X_all)  # shuffled
