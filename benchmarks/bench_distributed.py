@@ -11,6 +11,9 @@ started before the clock starts.
    compute (task and transfer overhead, averaging, validation). ``--local-steps``
    with several values runs the 2-worker case for each H (how the default was
    chosen).
+   The ceiling: the same minibatch steps in 1 process and in 2 independent
+   processes at once (no Dask, no averaging): what 2 cores give at best, the
+   peer E(2) is measured against.
 2. Recall: ``run_recall_job`` over a probe set (1M probes by default) on 1 and 2
    workers; the throughput ratio.
 
@@ -20,6 +23,7 @@ Run: ``.venv/bin/python benchmarks/bench_distributed.py [--quick] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -44,16 +48,60 @@ from nnpipe.training import train_distributed  # noqa: E402
 from nnpipe.training.distributed import DEFAULT_LOCAL_STEPS  # noqa: E402
 
 
+def _warm() -> None:
+    import nnpipe.training.shares  # noqa: F401  (a real cluster has run tasks before)
+
+
 def cluster(n_workers: int) -> tuple[LocalCluster, Client]:
     local = LocalCluster(
         n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     client = Client(local)
     client.wait_for_workers(n_workers)
+    client.run(_warm)
     return local, client
 
 
-def train_run(setup: dict, n_workers: int, local_steps: int, epochs: int) -> list[dict]:
+def _steps(hidden: tuple, batch: int, steps: int, start, seconds) -> None:
+    """``steps`` minibatch steps of the benchmark's model on random rows; wall seconds out."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(batch * 64, 8)).astype(np.float32)
+    y = np.tanh(X.sum(axis=1))
+    model = MLPRegressor(hidden_layer_sizes=hidden, batch_size=batch, random_state=0)
+    model.n_threads = 1
+    model.partial_fit(X[:batch], y[:batch])
+    start.wait()
+    t = time.perf_counter()
+    for k in range(steps):
+        s = (k % 64) * batch
+        model.partial_fit(X[s : s + batch], y[s : s + batch])
+    seconds.put(time.perf_counter() - t)
+
+
+def ceiling(hidden: tuple, batch: int, steps: int = 300) -> float:
+    """Steps/s of 2 independent processes over 2x those of 1: the 2-core ceiling of E(2)."""
+    ctx = multiprocessing.get_context("spawn")
+    rates = {}
+    for n in (1, 2):
+        start, seconds = ctx.Event(), ctx.Queue()
+        procs = [
+            ctx.Process(target=_steps, args=(hidden, batch, steps, start, seconds))
+            for _ in range(n)
+        ]
+        for p in procs:
+            p.start()
+        time.sleep(3.0)  # every process has built its model
+        start.set()
+        times = [seconds.get() for _ in procs]
+        for p in procs:
+            p.join()
+        rates[n] = n * steps / max(times)
+    return rates[2] / (2 * rates[1])
+
+
+def train_run(
+    setup: dict, n_workers: int, local_steps: int, epochs: int, seed: int = 0
+) -> list[dict]:
     """Per-epoch (seconds since the call, val_loss, compute and outside seconds)."""
     local, client = cluster(n_workers)
     curve: list[dict] = []
@@ -64,7 +112,7 @@ def train_run(setup: dict, n_workers: int, local_steps: int, epochs: int) -> lis
             curve.append({**metrics, "elapsed": time.perf_counter() - start})
 
         model = MLPRegressor(
-            hidden_layer_sizes=setup["hidden"], batch_size=setup["batch"], random_state=0
+            hidden_layer_sizes=setup["hidden"], batch_size=setup["batch"], random_state=seed
         )
         train_distributed(
             model, setup["dataset"], workers=n_workers, client=client, local_steps=local_steps,
@@ -109,10 +157,10 @@ def bench_training(args, root: Path) -> None:
     )
     for h in args.local_steps:
         t1s, t2s, shares, speedups = [], [], [], []
-        for _ in range(args.repeat):
-            one = train_run(setup, 1, h, args.target_epoch)
+        for seed in range(args.repeat):  # a seed per repeat: the epochs needed vary
+            one = train_run(setup, 1, h, args.target_epoch, seed)
             target = one[-1]["val_loss"]
-            two = train_run(setup, 2, h, args.target_epoch * 2)
+            two = train_run(setup, 2, h, args.target_epoch * 2, seed)
             t1, t2 = one[-1]["elapsed"], time_to(two, target)
             t1s.append(t1)
             # Epochs after the first (which also reads the shares): seconds per epoch.
@@ -135,6 +183,11 @@ def bench_training(args, root: Path) -> None:
                 f"{100 * statistics.median(shares):.0f}%; epoch time 1 worker / 2 workers "
                 f"{statistics.median(speedups):.2f}"
             )
+    peer = ceiling(tuple(args.hidden), args.batch)
+    print(
+        f"  ceiling: the same steps in 2 independent processes run {2 * peer:.2f}x one "
+        f"process's steps/s: E(2) <= {peer:.2f} on this machine for any data-parallel scheme"
+    )
 
 
 def recall_run(network, patterns, probes: Path, out: Path, n_workers: int) -> float:

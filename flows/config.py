@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,8 +100,10 @@ class DistributedConfig(_Config):
     """Data-parallel training on Dask workers (nnpipe.training.train_distributed)."""
 
     workers: int = Field(2, gt=0, description="Dask workers that train the one network together")
-    local_steps: int = Field(
-        16, gt=0, description="minibatches each worker trains between two averagings (H)"
+    local_steps: Annotated[int, Field(gt=0)] | Literal["auto"] = Field(
+        "auto",
+        description="minibatches each worker trains between two averagings (H), an integer "
+        "> 0, or auto: rounds of about half a second of compute, at least 4 an epoch",
     )
     warmup_epochs: int = Field(
         0, ge=0, description="first epochs averaged after every minibatch (post-local SGD)"

@@ -333,6 +333,8 @@ def log_training(
             "workers_lost": float(result.workers_lost),
         }
     )
+    if result.local_steps is not None:
+        metrics["local_steps"] = float(result.local_steps)  # H used (the config may say auto)
     tracker.log_metrics(metrics)
     if result.workers_lost:
         tracker.set_tags({"nnpipe.workers_lost": result.workers_lost})
@@ -419,6 +421,7 @@ def train_bp(
         "champion": registered.champion_uri if registered and registered.champion else None,
         "scaler_source": scaler_source,
         "workers": result.workers,
+        "local_steps": result.local_steps,
         "resumed_from": resumed_from,
         "checkpoint_dir": str(checkpoint_dir),
         "history": result.history,

@@ -42,38 +42,13 @@ import numpy as np
 from nnpipe.core.validation import check_positive
 from nnpipe.data.split import TrainValidationSplit
 
+from .placement import auto_local_steps, balance_partitions, layer_widths
 from .shares import Share, Source, check_share, run_round, validate
 from .trainer import Trainer, TrainingResult, _default_batch_size
 
-# Chosen by measurement (README "Training on several Dask workers"): on the synthetic
-# regression and classification sets the final validation loss after 6 epochs did
-# not change between H = 1, 8, 16 and 32, nor with a synchronous first epoch, while
-# each round costs a scheduler round trip (45-130 ms on a busy 2-core machine).
-DEFAULT_LOCAL_STEPS = 16
+DEFAULT_LOCAL_STEPS = "auto"
 DEFAULT_WARMUP_EPOCHS = 0
 DEFAULT_WORKER_TIMEOUT = 60.0
-
-
-def balance_partitions(row_counts: list[int], n_workers: int, source: str = "") -> list[list[int]]:
-    """Partition indices for each of ``n_workers``, balanced by rows (each list sorted).
-
-    Largest partition first onto the worker with the fewest rows so far. Refused
-    when there are fewer partitions holding rows than workers (a worker would idle).
-    """
-    check_positive("workers", n_workers, integer=True)
-    filled = [i for i, n in enumerate(row_counts) if n > 0]
-    if n_workers > len(filled):
-        raise ValueError(
-            f"workers={n_workers} but dataset {source!r} has {len(filled)} partitions with "
-            f"training rows; each worker needs at least one: use workers <= {len(filled)} "
-            "or write the dataset in more partitions"
-        )
-    loads, shares = [0] * n_workers, [[] for _ in range(n_workers)]
-    for i in sorted(filled, key=lambda i: (-row_counts[i], i)):
-        w = min(range(n_workers), key=lambda w: (loads[w], w))
-        shares[w].append(i)
-        loads[w] += row_counts[i]
-    return [sorted(s) for s in shares]
 
 
 def choose_workers(client: Any, n_workers: int, timeout: float) -> list[str]:
@@ -139,7 +114,15 @@ class _Cluster:
         # Each worker opens its share here: a path the workers cannot see fails now.
         client.gather(
             [
-                self.submit(check_share, source, share, name="check", w=w, pure=False)
+                self.submit(
+                    check_share,
+                    source,
+                    share,
+                    name="check",
+                    w=w,
+                    pure=False,
+                    allow_other_workers=False,
+                )  # fmt: skip
                 for w, share in enumerate(shares)
             ]
         )
@@ -150,7 +133,7 @@ class _Cluster:
         """``fn`` as the task of share ``w``: on its worker, elsewhere if that worker died."""
         return self.client.submit(
             fn, *args, key=f"nnpipe-{name}-{self.run}-{w}", workers=[self.addresses[w]],
-            allow_other_workers=True, **kw,
+            **{"allow_other_workers": True, **kw},
         )  # fmt: skip
 
     def lost(self, max_age: float = 0.0) -> list[str]:
@@ -326,7 +309,13 @@ def _check_rounds(
     workers: Any, local_steps: Any, warmup_epochs: Any, worker_timeout: Any, epochs: Any
 ) -> None:
     check_positive("workers", workers, integer=True)
-    check_positive("local_steps", local_steps, integer=True)
+    if not (isinstance(local_steps, str) and local_steps == "auto"):
+        try:
+            check_positive("local_steps", local_steps, integer=True)
+        except ValueError:
+            raise ValueError(
+                f"local_steps={local_steps!r} is invalid; expected 'auto' or an integer > 0"
+            ) from None
     check_positive("warmup_epochs", warmup_epochs, integer=True, allow_zero=True)
     check_positive("worker_timeout", worker_timeout)
     check_positive("epochs", epochs, integer=True)
@@ -356,7 +345,7 @@ def train_distributed(
     *,
     workers: int = 2,
     client: Any = None,
-    local_steps: int = DEFAULT_LOCAL_STEPS,
+    local_steps: int | str = DEFAULT_LOCAL_STEPS,
     warmup_epochs: int = DEFAULT_WARMUP_EPOCHS,
     worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
     epochs: int = 10,
@@ -382,7 +371,8 @@ def train_distributed(
     As :func:`~nnpipe.training.train_out_of_core` (same checkpoints, resume rules,
     callback metrics) with: ``batch_size`` per worker (a synchronous round steps
     on ``workers * batch_size`` rows); ``local_steps`` (H) minibatches per worker
-    between averagings, H = 1 during the first ``warmup_epochs``; ``client`` a
+    between averagings (``"auto"``: see :func:`auto_local_steps`; the result's
+    ``local_steps`` says which), H = 1 during the first ``warmup_epochs``; ``client`` a
     ``distributed.Client`` (None: a local cluster of ``workers`` processes);
     ``worker_timeout`` seconds to wait for the cluster to have ``workers``.
     ``scale_learning_rate``: a new model's ``learning_rate_init`` is multiplied by
@@ -401,7 +391,6 @@ def train_distributed(
     check_positive("buffer_partitions", buffer_partitions, integer=True)
     counts = dataset.partition_row_counts("train" if split is not None else "all", split)
     placed = balance_partitions(counts, workers, getattr(dataset, "path", ""))
-    shares = [Share(w, tuple(p), tuple(counts[i] for i in p)) for w, p in enumerate(placed)]
     trainer = Trainer(
         model,
         random_state=random_state,
@@ -421,6 +410,15 @@ def train_distributed(
                 rate = trainer.model.learning_rate_init * workers
                 trainer.model.set_params(learning_rate_init=rate)
         addresses = choose_workers(client, workers, worker_timeout)
+        shares = [
+            Share(w, tuple(p), tuple(counts[i] for i in p), addresses[w])
+            for w, p in enumerate(placed)
+        ]
+        if local_steps == "auto":
+            layers = layer_widths(trainer.model, dataset, classes)
+            local_steps = auto_local_steps(
+                layers, batch_size, max(share.n_rows for share in shares)
+            )
         source = _source(
             dataset, split, x_scaler, model, classes, trainer.state.random_state, shuffle,
             buffer_partitions,
@@ -434,4 +432,5 @@ def train_distributed(
         trainer.model.restore_best_weights()
     result = trainer.result()
     result.workers, result.workers_lost = workers, len(runner.workers_lost)
+    result.local_steps = local_steps
     return result

@@ -40,11 +40,12 @@ CACHED_GROUPS = 4
 
 @dataclass(frozen=True)
 class Share:
-    """One worker's partitions (sorted) and the training rows of each."""
+    """One worker's partitions (sorted), the training rows of each, and the worker's address."""
 
     slot: int
     indices: tuple[int, ...]
     rows: tuple[int, ...]
+    worker: str = ""
 
     @property
     def n_rows(self) -> int:
@@ -70,17 +71,7 @@ class Source:
     group: int = 4
 
 
-def _worker_name() -> str:
-    """The Dask worker running this task, for error messages (``this process`` elsewhere)."""
-    try:
-        from distributed import get_worker
-
-        return get_worker().address
-    except (ImportError, ValueError):
-        return "this process"
-
-
-def _read(source: Source, index: int, side: str) -> tuple[np.ndarray, np.ndarray]:
+def _read(source: Source, share: Share, index: int, side: str) -> tuple[np.ndarray, np.ndarray]:
     """Partition ``index``'s training or validation rows, scaled, in the model's dtypes."""
     ds = source.dataset
     try:
@@ -92,7 +83,7 @@ def _read(source: Source, index: int, side: str) -> tuple[np.ndarray, np.ndarray
         if not isinstance(exc, OSError) and not isinstance(exc.__cause__, OSError):
             raise  # a file the worker can open but not use: the dataset's own error
         raise DataError(
-            f"Dask worker {_worker_name()} cannot read partition {index} of dataset "
+            f"Dask worker {share.worker} cannot read partition {index} of dataset "
             f"{str(ds.path)!r}: {exc}; the workers must see the dataset at the same path "
             "(a shared volume or object storage)"
         ) from exc
@@ -106,7 +97,7 @@ def _read(source: Source, index: int, side: str) -> tuple[np.ndarray, np.ndarray
 
 def check_share(source: Source, share: Share) -> int:
     """Open the share's first partition here: a path the workers cannot see fails early."""
-    _read(source, share.indices[0], "train")
+    _read(source, share, share.indices[0], "train")
     return share.n_rows
 
 
@@ -151,7 +142,7 @@ def read_group(
     """Group ``g`` of ``epoch``: its partitions' training rows, stacked and shuffled together."""
 
     def build() -> tuple[np.ndarray, np.ndarray]:
-        parts = [_read(source, i, "train") for i in indices]
+        parts = [_read(source, share, i, "train") for i in indices]
         X = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         if source.shuffle:
@@ -253,7 +244,7 @@ def validate(
     loss_sum, n = 0.0, 0
     with blas_threads(1):
         for index in share.indices:
-            X, y = _read(source, index, "validation")
+            X, y = _read(source, share, index, "validation")
             parts = [(X[s : s + size], y[s : s + size]) for s in range(0, len(X), size)]
             if parts:
                 mean = trainer.validation_loss(parts, counts=counts)

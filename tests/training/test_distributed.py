@@ -195,3 +195,33 @@ def test_a_worker_reads_each_partition_once_an_epoch_and_trains_each_row_once(un
             np.sort(rows, axis=0, kind="stable")[:, 0], np.sort(X_all[:, 0])
         )
         assert not np.array_equal(rows, X_all)  # shuffled
+
+
+def test_auto_local_steps_gives_rounds_of_about_half_a_second_and_four_an_epoch():
+    from nnpipe.training.placement import auto_local_steps
+
+    # A small network on a large share: many cheap steps a round.
+    small = auto_local_steps([8, 64, 64, 1], 256, 50_000_000)
+    assert 300 <= small <= 500
+    # A large one: each step is expensive, so fewer of them.
+    large = auto_local_steps([8, 512, 512, 1], 256, 50_000_000)
+    assert 8 <= large <= 16
+    # A share of 94 batches is averaged at least 4 times an epoch.
+    assert auto_local_steps([8, 64, 64, 1], 256, 24_000) == 24
+    assert auto_local_steps([8, 64, 64, 1], 256, 10) == 1
+
+
+@pytest.mark.parametrize("value", [0, -3, "fast", 2.5])
+def test_local_steps_must_be_auto_or_a_positive_integer(two_workers, uneven, value):
+    with pytest.raises(ValueError, match=r"local_steps=.* expected 'auto' or an integer > 0"):
+        train_distributed(sgd(32), uneven, workers=2, client=two_workers, local_steps=value)
+
+
+def test_auto_local_steps_is_what_the_run_used(two_workers, uneven):
+    epochs = []
+    result = train_distributed(
+        sgd(32), uneven, workers=2, client=two_workers, epochs=1, batch_size=32,
+        callback=epochs.append,
+    )  # fmt: skip
+    # 350 rows a worker: 11 batches, averaged at least 4 times: H = 3.
+    assert result.local_steps == 3 and epochs[0]["local_steps"] == 3
