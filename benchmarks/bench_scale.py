@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-NNPIPE = [sys.executable, "-c", "from nnpipe.cli import main; main()"]
+NNPIPE = [sys.executable, "-c", "import sys; from nnpipe.cli import main; sys.exit(main())"]
 MB = 1 << 20
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,7 +100,7 @@ class DistributedConfig(_Config):
     """Data-parallel training on Dask workers (nnpipe.training.train_distributed)."""
 
     workers: int = Field(2, gt=0, description="Dask workers that train the one network together")
-    local_steps: Annotated[int, Field(gt=0)] | Literal["auto"] = Field(
+    local_steps: int | Literal["auto"] = Field(
         "auto",
         description="minibatches each worker trains between two averagings (H), an integer "
         "> 0, or auto: rounds of about half a second of compute, at least 4 an epoch",
@@ -111,6 +111,14 @@ class DistributedConfig(_Config):
     worker_timeout: float = Field(
         60.0, gt=0, description="seconds to wait for the cluster to have that many workers"
     )
+
+    @field_validator("local_steps", mode="before")
+    @classmethod
+    def _auto_or_positive(cls, value: Any) -> Any:
+        ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool))
+        if not ok or (value != "auto" and value <= 0):
+            raise ValueError("expected auto or an integer > 0")
+        return value
 
 
 class TrainConfig(_WorkdirConfig):
