@@ -33,8 +33,8 @@ from nnpipe.data.partition_io import DataError
 
 from .trainer import Trainer
 
-# Groups kept per process: the one training and the next, for each of two shares
-# (a worker that took over the share of a worker that died walks both).
+# Groups kept per process: two of each share, for two shares (a worker that took
+# over the share of a worker that died walks both).
 CACHED_GROUPS = 4
 
 
@@ -111,7 +111,12 @@ def epoch_groups(source: Source, share: Share, epoch: int) -> list[list[int]]:
 
 
 class _Groups:
-    """The groups this process built most recently (a bounded, thread-safe LRU)."""
+    """The groups this process built most recently (a bounded, thread-safe LRU).
+
+    Keys are ``(run, slot, epoch, group)``. A share's walk only goes forward, so
+    building group g drops that share's groups before g - 1 (g - 1 may still hold
+    the head of a batch that ends in g): a worker keeps two groups of its share.
+    """
 
     def __init__(self, size: int) -> None:
         self.size, self.lock, self.items = size, threading.Lock(), OrderedDict()
@@ -121,6 +126,9 @@ class _Groups:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
+            behind = (key[2], key[3] - 1)
+            for old in [k for k in self.items if k[:2] == key[:2] and k[2:] < behind]:
+                del self.items[old]  # before building: its memory is free for the new one
         value = build()
         with self.lock:
             self.items[key] = value
@@ -145,6 +153,7 @@ def read_group(
         parts = [_read(source, share, i, "train") for i in indices]
         X = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
+        del parts  # peak memory: two copies of the group, not three
         if source.shuffle:
             rng = np.random.default_rng([source.random_state, epoch, share.slot, g + 1])
             perm = rng.permutation(len(X))

@@ -225,3 +225,17 @@ def test_auto_local_steps_is_what_the_run_used(two_workers, uneven):
     )  # fmt: skip
     # 350 rows a worker: 11 batches, averaged at least 4 times: H = 3.
     assert result.local_steps == 3 and epochs[0]["local_steps"] == 3
+
+
+def test_a_worker_keeps_two_groups_of_its_share_whatever_its_size(uneven):
+    from nnpipe.training.shares import GROUPS
+
+    counts = uneven.partition_row_counts()
+    share = Share(0, (0, 1, 2, 3), tuple(counts))
+    source = Source(uneven, None, None, "float64", np.float64, run="two-groups", group=1)
+    GROUPS.clear()
+    for epoch in range(2):
+        for first in range(0, 22, 2):
+            batches(source, share, epoch, first, 2, 32)
+            assert len(GROUPS.items) <= 2
+    GROUPS.clear()
