@@ -22,6 +22,7 @@ import copy
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +34,8 @@ from nnpipe.data.partition_io import DataError
 
 from .trainer import Trainer
 
-# Groups kept per process: two of each share, for two shares (a worker that took
-# over the share of a worker that died walks both).
+# Groups kept per process: one of each share, for up to four shares (a worker that
+# took over the share of a worker that died walks both).
 CACHED_GROUPS = 4
 
 
@@ -114,8 +115,8 @@ class _Groups:
     """The groups this process built most recently (a bounded, thread-safe LRU).
 
     Keys are ``(run, slot, epoch, group)``. A share's walk only goes forward, so
-    building group g drops that share's groups before g - 1 (g - 1 may still hold
-    the head of a batch that ends in g): a worker keeps two groups of its share.
+    building group g first drops that share's earlier groups: a worker holds one
+    group of its share (a round run again after a failure reads its group again).
     """
 
     def __init__(self, size: int) -> None:
@@ -126,8 +127,7 @@ class _Groups:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
-            behind = (key[2], key[3] - 1)
-            for old in [k for k in self.items if k[:2] == key[:2] and k[2:] < behind]:
+            for old in [k for k in self.items if k[:2] == key[:2] and k[2:] < key[2:]]:
                 del self.items[old]  # before building: its memory is free for the new one
         value = build()
         with self.lock:
@@ -165,32 +165,35 @@ def read_group(
 
 def batches(
     source: Source, share: Share, epoch: int, first: int, steps: int, batch_size: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Minibatches ``first .. first + steps - 1`` of the share's ``epoch``."""
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Minibatches ``first .. first + steps - 1`` of the share's ``epoch``, one at a time.
+
+    A batch is a view of its group; lazily made, a trained batch lets its group go.
+    The head of a batch that straddles two groups is copied before the next group
+    is built, so a worker never holds two groups at once.
+    """
     groups = epoch_groups(source, share, epoch)
     rows = dict(zip(share.indices, share.rows, strict=True))
-    sizes = [sum(rows[i] for i in grp) for grp in groups]
-    ends = np.cumsum(sizes)
+    ends = np.cumsum([sum(rows[i] for i in grp) for grp in groups])
     total = int(ends[-1]) if len(ends) else 0
-    out = []
     for k in range(first, first + steps):
         start, stop = k * batch_size, min((k + 1) * batch_size, total)
         if start >= stop:
-            break
+            return
         pieces = []
         g = int(np.searchsorted(ends, start, side="right"))
         while start < stop:
             X, y = read_group(source, share, epoch, g, groups[g])
-            offset = int(ends[g]) - len(X)
+            begin = start - (int(ends[g]) - len(X))
             take = min(stop, int(ends[g])) - start
-            rows_here = slice(start - offset, start - offset + take)
-            pieces.append((X[rows_here], y[rows_here]))
+            piece = (X[begin : begin + take], y[begin : begin + take])
+            del X, y
+            pieces.append(piece if start + take == stop else tuple(a.copy() for a in piece))
             start += take
             g += 1
         if len(pieces) > 1:
             pieces = [tuple(np.concatenate(side) for side in zip(*pieces, strict=True))]
-        out.append(pieces[0])
-    return out
+        yield pieces[0]
 
 
 def _model(state: Any, model_type: type, batch_size: int) -> Any:
@@ -201,6 +204,18 @@ def _model(state: Any, model_type: type, batch_size: int) -> Any:
     # is one optimizer step (a batch of batch_size rows is never cut again).
     model.n_threads, model.batch_size = 1, batch_size
     return model
+
+
+class _Counted:
+    """An iterator that counts what it gave."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items, self.n = items, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.items:
+            self.n += 1
+            yield item
 
 
 def run_round(
@@ -217,27 +232,24 @@ def run_round(
     """Train ``steps`` minibatches from ``state``; return the model's arrays and what it saw.
 
     ``loss_sum`` is each batch's loss times its rows (as :meth:`Trainer.train_epoch`),
-    ``correct`` the rows a classifier's steps classified right, ``read_seconds``
-    the part of ``seconds`` spent reading partitions.
+    ``correct`` the rows a classifier's steps classified right.
     """
     started = time.perf_counter()
     model = _model(state, model_type, batch_size)
     trainer = Trainer(model, classes=classes, early_stopping=False)
     counts = [0, 0] if classes is not None else None
     with blas_threads(1):
-        work = batches(source, share, epoch, first, steps, batch_size)
-        read = time.perf_counter() - started
+        work = _Counted(batches(source, share, epoch, first, steps, batch_size))
         loss_sum, n_seen = trainer.train_epoch(work, counts=counts)
     arrays, meta = model.to_arrays() if n_seen else (None, None)
     return {
         "arrays": arrays,  # the model dies with this task: its buffers need no copy
         "meta": meta,
-        "steps": len(work),
+        "steps": work.n,
         "loss_sum": loss_sum,
         "n": n_seen,
         "correct": counts[0] if counts is not None else 0,
         "seconds": time.perf_counter() - started,
-        "read_seconds": read,
     }
 
 
