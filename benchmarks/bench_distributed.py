@@ -6,11 +6,18 @@ started before the clock starts.
 1. Training: time for ``train_distributed`` to reach a target validation loss
    with 1 worker (T1) and with 2 workers (T2), same data, model and defaults
    (H, warm-up, learning rate scaled by the workers). The target is the loss the
-   1-worker run reaches at epoch ``--target-epoch``. Scaling efficiency
+   1-worker run reaches at epoch ``--target-epoch``. Default size: 1M rows x 8
+   features, MLP 8-256-256-1, batch 256 per worker, target after 1 epoch: compute
+   dominates, and one epoch nearly converges, as on the datasets distributed
+   training is for (on 60k rows and 3 epochs, 2 workers need an epoch more: the
+   global batch doubles and the run is limited by its number of steps). Scaling efficiency
    E(2) = T1 / (2 T2); also the share of the 2-worker time spent outside worker
    compute (task and transfer overhead, averaging, validation). ``--local-steps``
    with several values runs the 2-worker case for each H (how the default was
    chosen).
+   The ceiling: the same minibatch steps in 1 process and in 2 independent
+   processes at once (no Dask, no averaging): what 2 cores give at best, the
+   peer E(2) is measured against.
 2. Recall: ``run_recall_job`` over a probe set (1M probes by default) on 1 and 2
    workers; the throughput ratio.
 
@@ -20,6 +27,7 @@ Run: ``.venv/bin/python benchmarks/bench_distributed.py [--quick] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -44,16 +52,60 @@ from nnpipe.training import train_distributed  # noqa: E402
 from nnpipe.training.distributed import DEFAULT_LOCAL_STEPS  # noqa: E402
 
 
+def _warm() -> None:
+    import nnpipe.training.shares  # noqa: F401  (a real cluster has run tasks before)
+
+
 def cluster(n_workers: int) -> tuple[LocalCluster, Client]:
     local = LocalCluster(
         n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     client = Client(local)
     client.wait_for_workers(n_workers)
+    client.run(_warm)
     return local, client
 
 
-def train_run(setup: dict, n_workers: int, local_steps: int, epochs: int) -> list[dict]:
+def _steps(hidden: tuple, batch: int, steps: int, start, seconds) -> None:
+    """``steps`` minibatch steps of the benchmark's model on random rows; wall seconds out."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(batch * 64, 8)).astype(np.float32)
+    y = np.tanh(X.sum(axis=1))
+    model = MLPRegressor(hidden_layer_sizes=hidden, batch_size=batch, random_state=0)
+    model.n_threads = 1
+    model.partial_fit(X[:batch], y[:batch])
+    start.wait()
+    t = time.perf_counter()
+    for k in range(steps):
+        s = (k % 64) * batch
+        model.partial_fit(X[s : s + batch], y[s : s + batch])
+    seconds.put(time.perf_counter() - t)
+
+
+def ceiling(hidden: tuple, batch: int, steps: int = 300) -> float:
+    """Steps/s of 2 independent processes over 2x those of 1: the 2-core ceiling of E(2)."""
+    ctx = multiprocessing.get_context("spawn")
+    rates = {}
+    for n in (1, 2):
+        start, seconds = ctx.Event(), ctx.Queue()
+        procs = [
+            ctx.Process(target=_steps, args=(hidden, batch, steps, start, seconds))
+            for _ in range(n)
+        ]
+        for p in procs:
+            p.start()
+        time.sleep(3.0)  # every process has built its model
+        start.set()
+        times = [seconds.get() for _ in procs]
+        for p in procs:
+            p.join()
+        rates[n] = n * steps / max(times)
+    return rates[2] / (2 * rates[1])
+
+
+def train_run(
+    setup: dict, n_workers: int, local_steps: int, epochs: int, seed: int = 0
+) -> list[dict]:
     """Per-epoch (seconds since the call, val_loss, compute and outside seconds)."""
     local, client = cluster(n_workers)
     curve: list[dict] = []
@@ -64,7 +116,7 @@ def train_run(setup: dict, n_workers: int, local_steps: int, epochs: int) -> lis
             curve.append({**metrics, "elapsed": time.perf_counter() - start})
 
         model = MLPRegressor(
-            hidden_layer_sizes=setup["hidden"], batch_size=setup["batch"], random_state=0
+            hidden_layer_sizes=setup["hidden"], batch_size=setup["batch"], random_state=seed
         )
         train_distributed(
             model, setup["dataset"], workers=n_workers, client=client, local_steps=local_steps,
@@ -94,8 +146,9 @@ def outside_share(curve: list[dict], until: float) -> float:
 
 def bench_training(args, root: Path) -> None:
     path = write_dataset(
-        "regression", root / "reg", n_rows=args.rows, n_features=8, rows_per_partition=5_000
-    )["path"]
+        "regression", root / "reg", n_rows=args.rows, n_features=8,
+        rows_per_partition=args.rows_per_partition,
+    )["path"]  # fmt: skip
     dataset = ParquetDataset(path, targets="y")
     split = TrainValidationSplit(0.2)
     x_scaler, y_scaler = fit_scalers(dataset, subset="train", split=split)
@@ -109,10 +162,10 @@ def bench_training(args, root: Path) -> None:
     )
     for h in args.local_steps:
         t1s, t2s, shares, speedups = [], [], [], []
-        for _ in range(args.repeat):
-            one = train_run(setup, 1, h, args.target_epoch)
+        for seed in range(args.repeat):  # a seed per repeat: the epochs needed vary
+            one = train_run(setup, 1, h, args.target_epoch, seed)
             target = one[-1]["val_loss"]
-            two = train_run(setup, 2, h, args.target_epoch * 2)
+            two = train_run(setup, 2, h, args.target_epoch * 2, seed)
             t1, t2 = one[-1]["elapsed"], time_to(two, target)
             t1s.append(t1)
             # Epochs after the first (which also reads the shares): seconds per epoch.
@@ -124,7 +177,8 @@ def bench_training(args, root: Path) -> None:
             shares.append(outside_share(two, t2))
             epochs2 = next(m["epoch"] for m in two if m["val_loss"] <= target)
             print(
-                f"  H={h}: target val_loss {target:.4f}: 1 worker {t1:.1f} s "
+                f"  H={h} ({two[0]['local_steps']} used): target val_loss {target:.4f}: "
+                f"1 worker {t1:.1f} s "
                 f"({args.target_epoch} epochs), 2 workers {t2:.1f} s ({epochs2} epochs)"
             )
         if t2s:
@@ -135,6 +189,11 @@ def bench_training(args, root: Path) -> None:
                 f"{100 * statistics.median(shares):.0f}%; epoch time 1 worker / 2 workers "
                 f"{statistics.median(speedups):.2f}"
             )
+    peer = ceiling(tuple(args.hidden), args.batch)
+    print(
+        f"  ceiling: the same steps in 2 independent processes run {2 * peer:.2f}x one "
+        f"process's steps/s: E(2) <= {peer:.2f} on this machine for any data-parallel scheme"
+    )
 
 
 def recall_run(network, patterns, probes: Path, out: Path, n_workers: int) -> float:
@@ -169,20 +228,26 @@ def bench_recall(args, root: Path) -> None:
     )
 
 
+def local_steps(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, one repeat")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=60_000)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[512, 512])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows-per-partition", type=int, default=25_000)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--target-epoch", type=int, default=3)
-    parser.add_argument("--local-steps", type=int, nargs="+", default=[DEFAULT_LOCAL_STEPS])
+    parser.add_argument("--target-epoch", type=int, default=1)
+    parser.add_argument("--local-steps", type=local_steps, nargs="+", default=[DEFAULT_LOCAL_STEPS])
     parser.add_argument("--probes", type=int, default=1_000_000)
     parser.add_argument("--skip", choices=["training", "recall"])
     args = parser.parse_args()
     if args.quick:
-        args.repeat, args.rows, args.probes, args.hidden = 1, 20_000, 200_000, [128, 128]
+        args.repeat, args.rows, args.probes, args.hidden = 1, 100_000, 200_000, [64, 64]
+        args.rows_per_partition = 5_000
     print(f"{os.cpu_count()} CPUs, numpy {np.__version__}, one BLAS thread per worker")
     root = Path(tempfile.mkdtemp(prefix="nnpipe-bench-distributed-"))
     try:

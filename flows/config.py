@@ -121,8 +121,10 @@ class DistributedConfig(_Config):
     """Data-parallel training on Dask workers (nnpipe.training.train_distributed)."""
 
     workers: int = Field(2, gt=0, description="Dask workers that train the one network together")
-    local_steps: int = Field(
-        16, gt=0, description="minibatches each worker trains between two averagings (H)"
+    local_steps: int | Literal["auto"] = Field(
+        "auto",
+        description="minibatches each worker trains between two averagings (H), an integer "
+        "> 0, or auto: rounds of about half a second of compute, at least 4 an epoch",
     )
     warmup_epochs: int = Field(
         0, ge=0, description="first epochs averaged after every minibatch (post-local SGD)"
@@ -130,6 +132,14 @@ class DistributedConfig(_Config):
     worker_timeout: float = Field(
         60.0, gt=0, description="seconds to wait for the cluster to have that many workers"
     )
+
+    @field_validator("local_steps", mode="before")
+    @classmethod
+    def _auto_or_positive(cls, value: Any) -> Any:
+        ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool))
+        if not ok or (value != "auto" and value <= 0):
+            raise ValueError("expected auto or an integer > 0")
+        return value
 
 
 class TrainConfig(_WorkdirConfig):

@@ -39,11 +39,11 @@ from nnpipe.data.scaling import fit_scalers, fit_scalers_and_classes
 from nnpipe.data.split import TrainValidationSplit
 from nnpipe.tracking import (
     MlflowTracker,
+    RegressionMetrics,
     ValidationScore,
     classification_metrics,
     confusion_matrix_figure,
     loss_curve_figure,
-    regression_metrics,
 )
 from nnpipe.training import TrainingResult, train_distributed, train_out_of_core
 
@@ -210,31 +210,21 @@ def with_labels(network: MLPClassifier, classes: np.ndarray) -> MLPClassifier:
 def evaluate(
     model: TrainedModel, dataset: ParquetDataset, split: TrainValidationSplit
 ) -> tuple[dict[str, float], np.ndarray]:
-    """R2, RMSE, MAE and the prediction range on the validation rows; a few rows as example."""
-    truths, preds, example = [], [], None
+    """R2, RMSE, MAE and the prediction range on the validation rows; a few rows as example.
+
+    Partition by partition, in constant memory.
+    """
+    totals, example = RegressionMetrics(), None
     for i in range(dataset.n_partitions):
         X, y = dataset.read_partition(i, "validation", split)
         if len(X) == 0:
             continue
         if example is None:
             example = X[:5]
-        preds.append(model.predict(X).reshape(len(X), -1))
-        truths.append(y)
-    if not preds:
+        totals.update(y, model.predict(X).reshape(len(X), -1))
+    if totals.n == 0:
         raise ValueError(f"dataset {dataset.path!r} has no validation rows to evaluate on")
-    y_true, y_pred = np.concatenate(truths), np.concatenate(preds)
-    metrics = regression_metrics(y_true, y_pred)
-    metrics.update(
-        {
-            "val_rows": float(len(y_true)),
-            "prediction_min": float(y_pred.min()),
-            "prediction_max": float(y_pred.max()),
-            "target_min": float(y_true.min()),
-            "target_max": float(y_true.max()),
-            "negative_prediction_fraction": float((y_pred < 0).mean()),
-            "negative_target_fraction": float((y_true < 0).mean()),
-        }
-    )
+    metrics = totals.result()
     return metrics, example
 
 
@@ -339,6 +329,8 @@ def log_training(
             "workers_lost": float(result.workers_lost),
         }
     )
+    if result.local_steps is not None:
+        metrics["local_steps"] = float(result.local_steps)  # H used (the config may say auto)
     tracker.log_metrics(metrics)
     if result.workers_lost:
         tracker.set_tags({"nnpipe.workers_lost": result.workers_lost})
@@ -433,6 +425,7 @@ def train_bp(
         "champion": registered.champion_uri if registered and registered.champion else None,
         "scaler_source": scaler_source,
         "workers": result.workers,
+        "local_steps": result.local_steps,
         "resumed_from": resumed_from,
         "checkpoint_dir": str(checkpoint_dir),
         "history": result.history,

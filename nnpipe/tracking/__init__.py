@@ -33,6 +33,7 @@ _LAZY = {
     "load_scaler": "nnpipe.tracking.model",
     "use_tracking_uri": "nnpipe.tracking.model",
     "regression_metrics": "nnpipe.tracking.evaluation",
+    "RegressionMetrics": "nnpipe.tracking.evaluation",
     "classification_metrics": "nnpipe.tracking.evaluation",
     "loss_curve_figure": "nnpipe.tracking.plots",
     "render_png": "nnpipe.tracking.plots",

@@ -27,6 +27,64 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     }
 
 
+class RegressionMetrics:
+    """:func:`regression_metrics` and ranges, accumulated chunk by chunk in constant memory.
+
+    The target's sum of squares about its mean is combined across chunks by each
+    chunk's own mean (Chan et al.), as exact as one pass over all rows.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean = self.m2 = self.sse = 0.0
+        self.sae = 0.0
+        self.t_min = self.p_min = np.inf
+        self.t_max = self.p_max = -np.inf
+        self.t_negative = self.p_negative = 0
+
+    def update(self, y_true: Any, y_pred: Any) -> None:
+        t = np.asarray(y_true, dtype=np.float64)
+        p = np.asarray(y_pred, dtype=np.float64)
+        t, p = t.reshape(t.shape[0], -1), p.reshape(p.shape[0], -1)
+        if t.shape != p.shape:
+            raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}")
+        k = len(t)
+        if k == 0:
+            return
+        mean, err = t.mean(axis=0), p - t
+        m2 = ((t - mean) ** 2).sum(axis=0)
+        delta, n = mean - self.mean, self.n + k
+        self.m2 = self.m2 + m2 + delta**2 * self.n * k / n
+        self.mean, self.n = self.mean + delta * k / n, n
+        self.sse = self.sse + (err**2).sum(axis=0)
+        self.sae += float(np.abs(err).sum())
+        self.t_min, self.t_max = min(self.t_min, t.min()), max(self.t_max, t.max())
+        self.p_min, self.p_max = min(self.p_min, p.min()), max(self.p_max, p.max())
+        self.t_negative += int((t < 0).sum())
+        self.p_negative += int((p < 0).sum())
+
+    def result(self) -> dict[str, float]:
+        """R2, RMSE, MAE, row count, ranges and negative fractions of what was added."""
+        if self.n == 0:
+            raise ValueError("cannot evaluate on 0 samples")
+        sse, m2 = np.atleast_1d(self.sse), np.atleast_1d(self.m2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(m2 > 0, 1.0 - sse / m2, np.where(sse == 0, 1.0, 0.0))
+        values = self.n * len(sse)
+        return {
+            "r2": float(r2.mean()),
+            "rmse": float(np.sqrt(sse.sum() / values)),
+            "mae": self.sae / values,
+            "val_rows": float(self.n),
+            "prediction_min": float(self.p_min),
+            "prediction_max": float(self.p_max),
+            "target_min": float(self.t_min),
+            "target_max": float(self.t_max),
+            "negative_prediction_fraction": self.p_negative / values,
+            "negative_target_fraction": self.t_negative / values,
+        }
+
+
 def classification_metrics(
     y_true: Any, y_pred: Any, proba: Any = None, classes: Any = None
 ) -> dict[str, float]:

@@ -4,20 +4,20 @@ The Dask side of training, in one place (the tasks themselves are NumPy only,
 in :mod:`nnpipe.training.shares`):
 
 - Placement: the training partitions are dealt to the workers by row count
-  (largest first onto the least-loaded worker), and each worker reads its own
-  share once, as a Dask task pinned to it that may run elsewhere
-  (``allow_other_workers``). The share stays in the worker's memory for the run;
-  being an ordinary task result, a share whose worker died is read again on
-  another worker when the next task needs it.
+  (largest first onto the least-loaded worker). Every task of a share is pinned
+  to its worker and may run elsewhere (``allow_other_workers``); a worker reads
+  only its share's partitions, a few at a time, each once per epoch (a group of
+  ``buffer_partitions`` shuffled together, as the single-process stream does), so
+  a worker's memory does not grow with the dataset.
 - Rounds: each round every worker trains H minibatches of its share from the
   driver's parameters and optimizer state (one ordinary task, placed by Dask
-  beside its share) and returns its parameters and optimizer moments with its
+  on the share's worker) and returns its parameters and optimizer moments with its
   sample count; the driver averages them weighted by samples. H = 1 is
   synchronous data-parallel SGD (with SGD, N workers of batch b step exactly as
   one process with batch N*b); H > 1 is local SGD. The first ``warmup_epochs``
   use H = 1 ("post-local SGD", Lin et al. 2020).
 - Faults: a task lost with its worker is run again by Dask from its inputs
-  (state, share, epoch order, all recomputable), so a worker loss costs at most
+  (state, share, epoch; the rows are read again from storage), so a worker loss costs at most
   the round it interrupted, and the result is the same. Actors and scattered
   data, which die with their worker, are not used.
 
@@ -42,38 +42,13 @@ import numpy as np
 from nnpipe.core.validation import check_positive
 from nnpipe.data.split import TrainValidationSplit
 
-from .shares import epoch_order, read_share, run_round, share_rows, validate
+from .placement import auto_local_steps, balance_partitions, layer_widths
+from .shares import Share, Source, check_share, run_round, validate
 from .trainer import Trainer, TrainingResult, _default_batch_size
 
-# Chosen by measurement (README "Training on several Dask workers"): on the synthetic
-# regression and classification sets the final validation loss after 6 epochs did
-# not change between H = 1, 8, 16 and 32, nor with a synchronous first epoch, while
-# each round costs a scheduler round trip (45-130 ms on a busy 2-core machine).
-DEFAULT_LOCAL_STEPS = 16
+DEFAULT_LOCAL_STEPS = "auto"
 DEFAULT_WARMUP_EPOCHS = 0
 DEFAULT_WORKER_TIMEOUT = 60.0
-
-
-def balance_partitions(row_counts: list[int], n_workers: int, source: str = "") -> list[list[int]]:
-    """Partition indices for each of ``n_workers``, balanced by rows (each list sorted).
-
-    Largest partition first onto the worker with the fewest rows so far. Refused
-    when there are fewer partitions holding rows than workers (a worker would idle).
-    """
-    check_positive("workers", n_workers, integer=True)
-    filled = [i for i, n in enumerate(row_counts) if n > 0]
-    if n_workers > len(filled):
-        raise ValueError(
-            f"workers={n_workers} but dataset {source!r} has {len(filled)} partitions with "
-            f"training rows; each worker needs at least one: use workers <= {len(filled)} "
-            "or write the dataset in more partitions"
-        )
-    loads, shares = [0] * n_workers, [[] for _ in range(n_workers)]
-    for i in sorted(filled, key=lambda i: (-row_counts[i], i)):
-        w = min(range(n_workers), key=lambda w: (loads[w], w))
-        shares[w].append(i)
-        loads[w] += row_counts[i]
-    return [sorted(s) for s in shares]
 
 
 def choose_workers(client: Any, n_workers: int, timeout: float) -> list[str]:
@@ -130,32 +105,45 @@ def _client_for(client: Any, n_workers: int) -> Iterator[Any]:
         yield own
 
 
-class _Cluster:
-    """The shares on the workers and the tasks of one run's rounds."""
+def _same(value: Any) -> Any:
+    return value
 
-    def __init__(self, client: Any, addresses: list[str], shares: list[list[int]], read: dict):
-        self.client, self.addresses = client, addresses
-        self.run = uuid.uuid4().hex[:8]
-        self.shares = [
-            client.submit(
-                read_share,
-                **read,
-                indices=indices,
-                where=address,
-                key=f"nnpipe-share-{self.run}-{w}",
-                workers=[address],
-                allow_other_workers=True,
-            )  # fmt: skip
-            for w, (address, indices) in enumerate(zip(addresses, shares, strict=True))
-        ]
-        # Reading the shares here makes a path the workers cannot see fail before training.
-        sizes = client.gather([client.submit(share_rows, s, pure=False) for s in self.shares])
-        self.rows = [n for n, _ in sizes]
+
+class _Cluster:
+    """The workers, their shares and the tasks of one run's rounds."""
+
+    def __init__(self, client: Any, addresses: list[str], shares: list[Share], source: Source):
+        self.client, self.addresses, self.shares, self.source = client, addresses, shares, source
+        self.run = source.run
+        # The source (the dataset's file list and schema: ~2 KB a partition) goes to
+        # the cluster once, as a task result the rounds depend on, not in every task:
+        # sent with each round it grew the driver by ~3 MB a round on 100 partitions.
+        # Being a task, it is computed again if the worker holding it dies.
+        self.source_ref = client.submit(_same, source, key=f"nnpipe-source-{self.run}", pure=False)
+        # Each worker opens its share here: a path the workers cannot see fails now.
+        client.gather(
+            [
+                self.submit(
+                    check_share,
+                    self.source_ref,
+                    share,
+                    name="check",
+                    w=w,
+                    pure=False,
+                    allow_other_workers=False,
+                )  # fmt: skip
+                for w, share in enumerate(shares)
+            ]
+        )
+        self.rows = [share.n_rows for share in shares]
         self._asked, self._lost = -math.inf, []
-        self.validation_rows = sum(n for _, n in sizes)
 
     def submit(self, fn: Callable, *args: Any, name: str, w: int, **kw: Any) -> Any:
-        return self.client.submit(fn, *args, key=f"nnpipe-{name}-{self.run}-{w}", **kw)
+        """``fn`` as the task of share ``w``: on its worker, elsewhere if that worker died."""
+        return self.client.submit(
+            fn, *args, key=f"nnpipe-{name}-{self.run}-{w}", workers=[self.addresses[w]],
+            **{"allow_other_workers": True, **kw},
+        )  # fmt: skip
 
     def lost(self, max_age: float = 0.0) -> list[str]:
         """The run's workers the scheduler no longer knows, asked at most every ``max_age`` s."""
@@ -172,10 +160,10 @@ class DataParallel:
 
     def __init__(
         self, trainer: Trainer, cluster: _Cluster, batch_size: int, local_steps: int,
-        warmup_epochs: int, shuffle: bool, round_callback: Callable | None,
+        warmup_epochs: int, round_callback: Callable | None,
     ) -> None:  # fmt: skip
         self.trainer, self.cluster, self.batch_size = trainer, cluster, batch_size
-        self.local_steps, self.warmup_epochs, self.shuffle = local_steps, warmup_epochs, shuffle
+        self.local_steps, self.warmup_epochs = local_steps, warmup_epochs
         self.round_callback = round_callback
         self.rounds_done = 0
         self.workers_lost: list[str] = []
@@ -189,13 +177,6 @@ class DataParallel:
         """Rounds over every worker's share; the averaged model becomes the trainer's."""
         c, b, trainer = self.cluster, self.batch_size, self.trainer
         steps = self.local_steps if epoch >= self.warmup_epochs else 1
-        orders = [None] * len(c.shares)
-        if self.shuffle:
-            seed = trainer.state.random_state
-            orders = [
-                c.submit(epoch_order, n, seed, epoch, w, name=f"order-{epoch}", w=w)
-                for w, n in enumerate(c.rows)
-            ]
         n_batches = [math.ceil(n / b) for n in c.rows]
         state, kind = self.state(), type(trainer.model)
         totals = {"loss_sum": 0.0, "n": 0, "correct": 0, "compute": 0.0, "wall": 0.0}
@@ -206,8 +187,9 @@ class DataParallel:
                     run_round,
                     state,
                     kind,
+                    c.source_ref,
                     c.shares[w],
-                    orders[w],
+                    epoch,
                     first,
                     steps,
                     b,
@@ -256,16 +238,27 @@ class DataParallel:
         epoch would hand back that epoch's result.
         """
         c = self.cluster
-        if c.validation_rows == 0:
+        if c.source.split is None:
             return None, None
         state, kind = self.trainer.model.to_arrays(), type(self.trainer.model)
         parts = c.client.gather(
             [
-                c.submit(validate, state, kind, s, self.trainer.classes, name=f"val-{epoch}", w=w)
+                c.submit(
+                    validate,
+                    state,
+                    kind,
+                    c.source_ref,
+                    s,
+                    self.trainer.classes,
+                    name=f"val-{epoch}",
+                    w=w,
+                )  # fmt: skip
                 for w, s in enumerate(c.shares)
             ]
         )
         n = sum(p[1] for p in parts)
+        if n == 0:
+            return None, None
         accuracy = sum(p[2] for p in parts) / n if self.trainer.classes is not None else None
         return sum(p[0] for p in parts) / n, accuracy
 
@@ -325,23 +318,34 @@ def _check_rounds(
     workers: Any, local_steps: Any, warmup_epochs: Any, worker_timeout: Any, epochs: Any
 ) -> None:
     check_positive("workers", workers, integer=True)
-    check_positive("local_steps", local_steps, integer=True)
+    if not (isinstance(local_steps, str) and local_steps == "auto"):
+        try:
+            check_positive("local_steps", local_steps, integer=True)
+        except ValueError:
+            raise ValueError(
+                f"local_steps={local_steps!r} is invalid; expected 'auto' or an integer > 0"
+            ) from None
     check_positive("warmup_epochs", warmup_epochs, integer=True, allow_zero=True)
     check_positive("worker_timeout", worker_timeout)
     check_positive("epochs", epochs, integer=True)
 
 
-def _read_options(
-    dataset: Any, split: Any, x_scaler: Any, model: Any, classes: Any
-) -> dict[str, Any]:
+def _source(
+    dataset: Any, split: Any, x_scaler: Any, model: Any, classes: Any, random_state: int,
+    shuffle: bool, buffer_partitions: int,
+) -> Source:  # fmt: skip
     """How each worker reads its share: rows, scaling and dtypes as one process would."""
-    return {
-        "dataset": dataset,
-        "split": split,
-        "x_scaler": x_scaler,
-        "dtype": getattr(model, "dtype", "float32"),
-        "y_dtype": np.int64 if classes is not None else np.float64,
-    }
+    return Source(
+        dataset=dataset,
+        split=split,
+        x_scaler=x_scaler,
+        dtype=getattr(model, "dtype", "float32"),
+        y_dtype=np.int64 if classes is not None else np.float64,
+        run=uuid.uuid4().hex[:8],
+        random_state=random_state,
+        shuffle=shuffle,
+        group=buffer_partitions,
+    )
 
 
 def train_distributed(
@@ -350,7 +354,7 @@ def train_distributed(
     *,
     workers: int = 2,
     client: Any = None,
-    local_steps: int = DEFAULT_LOCAL_STEPS,
+    local_steps: int | str = DEFAULT_LOCAL_STEPS,
     warmup_epochs: int = DEFAULT_WARMUP_EPOCHS,
     worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
     epochs: int = 10,
@@ -360,6 +364,7 @@ def train_distributed(
     y_scaler: Any = None,
     random_state: int = 0,
     shuffle: bool = True,
+    buffer_partitions: int = 4,
     early_stopping: bool = True,
     restore_best: bool = True,
     callback: Callable[[dict[str, Any]], None] | None = None,
@@ -375,7 +380,8 @@ def train_distributed(
     As :func:`~nnpipe.training.train_out_of_core` (same checkpoints, resume rules,
     callback metrics) with: ``batch_size`` per worker (a synchronous round steps
     on ``workers * batch_size`` rows); ``local_steps`` (H) minibatches per worker
-    between averagings, H = 1 during the first ``warmup_epochs``; ``client`` a
+    between averagings (``"auto"``: see :func:`auto_local_steps`; the result's
+    ``local_steps`` says which), H = 1 during the first ``warmup_epochs``; ``client`` a
     ``distributed.Client`` (None: a local cluster of ``workers`` processes);
     ``worker_timeout`` seconds to wait for the cluster to have ``workers``.
     ``scale_learning_rate``: a new model's ``learning_rate_init`` is multiplied by
@@ -391,8 +397,9 @@ def train_distributed(
     _check_rounds(workers, local_steps, warmup_epochs, worker_timeout, epochs)
     batch_size = _default_batch_size(model) if batch_size is None else batch_size
     check_positive("batch_size", batch_size, integer=True)
+    check_positive("buffer_partitions", buffer_partitions, integer=True)
     counts = dataset.partition_row_counts("train" if split is not None else "all", split)
-    shares = balance_partitions(counts, workers, getattr(dataset, "path", ""))
+    placed = balance_partitions(counts, workers, getattr(dataset, "path", ""))
     trainer = Trainer(
         model,
         random_state=random_state,
@@ -414,14 +421,27 @@ def train_distributed(
                 rate = trainer.model.learning_rate_init * workers
                 trainer.model.set_params(learning_rate_init=rate)
         addresses = choose_workers(client, workers, worker_timeout)
-        read = _read_options(dataset, split, x_scaler, model, classes)
+        shares = [
+            Share(w, tuple(p), tuple(counts[i] for i in p), addresses[w])
+            for w, p in enumerate(placed)
+        ]
+        if local_steps == "auto":
+            layers = layer_widths(trainer.model, dataset, classes)
+            local_steps = auto_local_steps(
+                layers, batch_size, max(share.n_rows for share in shares)
+            )
+        source = _source(
+            dataset, split, x_scaler, model, classes, trainer.state.random_state, shuffle,
+            buffer_partitions,
+        )  # fmt: skip
         runner = DataParallel(
-            trainer, _Cluster(client, addresses, shares, read), batch_size, local_steps,
-            warmup_epochs, shuffle, round_callback,
+            trainer, _Cluster(client, addresses, shares, source), batch_size, local_steps,
+            warmup_epochs, round_callback,
         )  # fmt: skip
         runner.fit(epochs)
     if restore_best:
         trainer.model.restore_best_weights()
     result = trainer.result()
     result.workers, result.workers_lost = workers, len(runner.workers_lost)
+    result.local_steps = local_steps
     return result

@@ -1,18 +1,28 @@
 """What runs inside the Dask tasks of data-parallel training: NumPy only, no Dask.
 
-A worker's *share* is the rows of its partitions, read once and kept (scaled,
-in the model's dtype) for the whole run. Each epoch a seeded permutation of the
-share orders its rows; a round trains ``steps`` minibatches of that order from
-the parameters and optimizer state the driver sent, with the same
+A worker's *share* is a list of partitions, never their rows: memory does not
+grow with the dataset. Each epoch a worker walks its share as the single-process
+stream walks a dataset: the partitions in a seeded order, read
+``group`` partitions at a time, each group's training rows scaled and shuffled
+together. The epoch is the groups one after the other, and minibatch k is rows
+``k*b .. (k+1)*b`` of it (a batch may straddle two groups).
+
+A round trains ``steps`` minibatches of that epoch from the parameters and
+optimizer state the driver sent, with the same
 :class:`~nnpipe.training.trainer.Trainer` that trains in one process, and sends
-back the model's arrays with the rows it trained on. Every function here is a
-pure function of its arguments, so Dask can run it again on another worker.
+back the model's arrays with the rows it trained on. Every task is a pure
+function of its arguments, so Dask can run it again on another worker; the
+groups a process has built stay in a small per-process cache, so a worker walking
+its epoch round by round reads each partition once per epoch.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,106 +34,166 @@ from nnpipe.data.partition_io import DataError
 
 from .trainer import Trainer
 
+# Groups kept per process: one of each share, for up to four shares (a worker that
+# took over the share of a worker that died walks both).
+CACHED_GROUPS = 4
 
-@dataclass
+
+@dataclass(frozen=True)
 class Share:
-    """One worker's training rows and validation rows, in partition order."""
+    """One worker's partitions (sorted), the training rows of each, and the worker's address."""
 
-    X: np.ndarray  # (n, n_features), the model's dtype
-    y: np.ndarray  # (n,) one target or class indices, else (n, n_targets)
-    X_val: np.ndarray
-    y_val: np.ndarray
+    slot: int
+    indices: tuple[int, ...]
+    rows: tuple[int, ...]
+    worker: str = ""
 
-
-def _scaled(scaler: Any, X: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if scaler is None:
-        return X.astype(dtype, copy=False)
-    return np.asarray(scaler.transform(X), dtype=dtype)
+    @property
+    def n_rows(self) -> int:
+        return sum(self.rows)
 
 
-def _targets(y: np.ndarray, y_dtype: Any) -> np.ndarray:
-    y = y[:, 0] if y.shape[1] == 1 else y  # as the single-process stream yields it
-    return np.ascontiguousarray(y, dtype=y_dtype)
+@dataclass(frozen=True)
+class Source:
+    """How every worker reads partitions: the same rows, scaling and order as one process.
 
-
-def _join(parts: list[np.ndarray], width: tuple[int, ...], dtype: Any) -> np.ndarray:
-    if not parts:
-        return np.empty((0, *width), dtype=dtype)
-    return np.concatenate(parts)
-
-
-def read_share(
-    dataset: Any,
-    indices: list[int],
-    split: Any,
-    x_scaler: Any,
-    dtype: str,
-    y_dtype: Any,
-    where: str,
-) -> Share:
-    """Read partitions ``indices`` of ``dataset`` (training and validation rows) as one Share.
-
-    ``where`` names the worker the share was placed on, for the error when it
-    cannot read the files.
+    ``run`` names the training run (the cache's key); ``group`` is the partitions
+    shuffled together.
     """
-    dt = resolve_dtype(dtype)
-    xs, ys, xvs, yvs = [], [], [], []
-    for index in indices:
-        try:
-            if split is None:
-                (X, y), (Xv, yv) = dataset.read_partition(index), (None, None)
-            else:
-                (X, y), (Xv, yv) = dataset.read_partition_sides(index, split)
-        except (OSError, DataError) as exc:
-            if not isinstance(exc, OSError) and not isinstance(exc.__cause__, OSError):
-                raise  # a file the worker can open but not use: the dataset's own error
-            raise DataError(
-                f"Dask worker {where} cannot read partition {index} of dataset "
-                f"{str(dataset.path)!r}: {exc}; the workers must see the dataset at the "
-                "same path (a shared volume, or object storage such as s3://)"
-            ) from exc
-        xs.append(_scaled(x_scaler, X, dt))
-        ys.append(_targets(y, y_dtype))
-        if Xv is not None and len(Xv):
-            xvs.append(_scaled(x_scaler, Xv, dt))
-            yvs.append(_targets(yv, y_dtype))
-    n_features = dataset.n_features
-    y_width = ys[0].shape[1:] if ys else ()
-    return Share(
-        X=np.ascontiguousarray(_join(xs, (n_features,), dt)),
-        y=_join(ys, y_width, y_dtype),
-        X_val=_join(xvs, (n_features,), dt),
-        y_val=_join(yvs, y_width, y_dtype),
-    )
+
+    dataset: Any
+    split: Any
+    x_scaler: Any
+    dtype: str
+    y_dtype: Any
+    run: str
+    random_state: int = 0
+    shuffle: bool = True
+    group: int = 4
 
 
-def share_rows(share: Share) -> tuple[int, int]:
-    """(training rows, validation rows) of a share."""
-    return len(share.X), len(share.X_val)
+def _read(source: Source, share: Share, index: int, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Partition ``index``'s training or validation rows, scaled, in the model's dtypes."""
+    ds = source.dataset
+    try:
+        if source.split is None:
+            X, y = ds.read_partition(index) if side == "train" else (None, None)
+        else:
+            X, y = ds.read_partition(index, side, source.split)
+    except (OSError, DataError) as exc:
+        if not isinstance(exc, OSError) and not isinstance(exc.__cause__, OSError):
+            raise  # a file the worker can open but not use: the dataset's own error
+        raise DataError(
+            f"Dask worker {share.worker} cannot read partition {index} of dataset "
+            f"{str(ds.path)!r}: {exc}; the workers must see the dataset at the same path "
+            "(a shared volume, or object storage such as s3://)"
+        ) from exc
+    dt = resolve_dtype(source.dtype)
+    if X is None:
+        return np.empty((0, ds.n_features), dt), np.empty(0, source.y_dtype)
+    X = X.astype(dt, copy=False) if source.x_scaler is None else source.x_scaler.transform(X)
+    y = y[:, 0] if y.shape[1] == 1 else y  # as the single-process stream yields it
+    return np.asarray(X, dtype=dt), np.ascontiguousarray(y, dtype=source.y_dtype)
 
 
-def epoch_order(n_rows: int, random_state: int, epoch: int, slot: int) -> np.ndarray:
-    """The order worker ``slot`` visits its ``n_rows`` rows in ``epoch`` (a seeded permutation)."""
-    rng = np.random.default_rng([random_state, epoch, slot])
-    return rng.permutation(n_rows)
+def check_share(source: Source, share: Share) -> int:
+    """Open the share's first partition here: a path the workers cannot see fails early."""
+    _read(source, share, share.indices[0], "train")
+    return share.n_rows
+
+
+def epoch_groups(source: Source, share: Share, epoch: int) -> list[list[int]]:
+    """The share's partitions of ``epoch``, in order, ``source.group`` at a time."""
+    order = list(share.indices)
+    if source.shuffle:
+        rng = np.random.default_rng([source.random_state, epoch, share.slot])
+        order = [order[i] for i in rng.permutation(len(order))]
+    return [order[i : i + source.group] for i in range(0, len(order), source.group)]
+
+
+class _Groups:
+    """The groups this process built most recently (a bounded, thread-safe LRU).
+
+    Keys are ``(run, slot, epoch, group)``. A share's walk only goes forward, so
+    building group g first drops that share's earlier groups: a worker holds one
+    group of its share (a round run again after a failure reads its group again).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size, self.lock, self.items = size, threading.Lock(), OrderedDict()
+
+    def get(self, key: tuple, build: Any) -> tuple[np.ndarray, np.ndarray]:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+            for old in [k for k in self.items if k[:2] == key[:2] and k[2:] < key[2:]]:
+                del self.items[old]  # before building: its memory is free for the new one
+        value = build()
+        with self.lock:
+            self.items[key] = value
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+
+GROUPS = _Groups(CACHED_GROUPS)
+
+
+def read_group(
+    source: Source, share: Share, epoch: int, g: int, indices: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group ``g`` of ``epoch``: its partitions' training rows, stacked and shuffled together."""
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        parts = [_read(source, share, i, "train") for i in indices]
+        X = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        del parts  # peak memory: two copies of the group, not three
+        if source.shuffle:
+            rng = np.random.default_rng([source.random_state, epoch, share.slot, g + 1])
+            perm = rng.permutation(len(X))
+            X, y = np.take(X, perm, axis=0), np.take(y, perm, axis=0)
+        return np.ascontiguousarray(X), y
+
+    return GROUPS.get((source.run, share.slot, epoch, g), build)
 
 
 def batches(
-    share: Share, order: np.ndarray | None, first: int, steps: int, batch_size: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Minibatches ``first .. first + steps - 1`` of the epoch ``order`` (rows in order if None)."""
-    out = []
+    source: Source, share: Share, epoch: int, first: int, steps: int, batch_size: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Minibatches ``first .. first + steps - 1`` of the share's ``epoch``, one at a time.
+
+    A batch is a view of its group; lazily made, a trained batch lets its group go.
+    The head of a batch that straddles two groups is copied before the next group
+    is built, so a worker never holds two groups at once.
+    """
+    groups = epoch_groups(source, share, epoch)
+    rows = dict(zip(share.indices, share.rows, strict=True))
+    ends = np.cumsum([sum(rows[i] for i in grp) for grp in groups])
+    total = int(ends[-1]) if len(ends) else 0
     for k in range(first, first + steps):
-        rows = slice(k * batch_size, (k + 1) * batch_size)
-        if order is None:
-            Xb, yb = share.X[rows], share.y[rows]
-        else:
-            idx = order[rows]
-            Xb, yb = np.take(share.X, idx, axis=0), np.take(share.y, idx, axis=0)
-        if len(Xb) == 0:
-            break
-        out.append((Xb, yb))
-    return out
+        start, stop = k * batch_size, min((k + 1) * batch_size, total)
+        if start >= stop:
+            return
+        pieces = []
+        g = int(np.searchsorted(ends, start, side="right"))
+        while start < stop:
+            X, y = read_group(source, share, epoch, g, groups[g])
+            begin = start - (int(ends[g]) - len(X))
+            take = min(stop, int(ends[g])) - start
+            piece = (X[begin : begin + take], y[begin : begin + take])
+            del X, y
+            pieces.append(piece if start + take == stop else tuple(a.copy() for a in piece))
+            start += take
+            g += 1
+        if len(pieces) > 1:
+            pieces = [tuple(np.concatenate(side) for side in zip(*pieces, strict=True))]
+        yield pieces[0]
 
 
 def _model(state: Any, model_type: type, batch_size: int) -> Any:
@@ -136,11 +206,24 @@ def _model(state: Any, model_type: type, batch_size: int) -> Any:
     return model
 
 
+class _Counted:
+    """An iterator that counts what it gave."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items, self.n = items, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.items:
+            self.n += 1
+            yield item
+
+
 def run_round(
     state: Any,
     model_type: type,
+    source: Source,
     share: Share,
-    order: np.ndarray | None,
+    epoch: int,
     first: int,
     steps: int,
     batch_size: int,
@@ -156,13 +239,13 @@ def run_round(
     trainer = Trainer(model, classes=classes, early_stopping=False)
     counts = [0, 0] if classes is not None else None
     with blas_threads(1):
-        work = batches(share, order, first, steps, batch_size)
+        work = _Counted(batches(source, share, epoch, first, steps, batch_size))
         loss_sum, n_seen = trainer.train_epoch(work, counts=counts)
     arrays, meta = model.to_arrays() if n_seen else (None, None)
     return {
         "arrays": arrays,  # the model dies with this task: its buffers need no copy
         "meta": meta,
-        "steps": len(work),
+        "steps": work.n,
         "loss_sum": loss_sum,
         "n": n_seen,
         "correct": counts[0] if counts is not None else 0,
@@ -170,18 +253,21 @@ def run_round(
     }
 
 
-def validate(state: tuple, model_type: type, share: Share, classes: Any, size: int = 8192):
+def validate(
+    state: tuple, model_type: type, source: Source, share: Share, classes: Any, size: int = 8192
+):
     """(loss sum, rows, rows right) of the model ``state`` on the share's validation rows."""
-    if not len(share.X_val):
+    if source.split is None:
         return 0.0, 0, 0
     model = _model(state, model_type, size)
     trainer = Trainer(model, classes=classes, early_stopping=False)
     counts = [0, 0] if classes is not None else None
-    parts = [
-        (share.X_val[s : s + size], share.y_val[s : s + size])
-        for s in range(0, len(share.X_val), size)
-    ]
+    loss_sum, n = 0.0, 0
     with blas_threads(1):
-        mean = trainer.validation_loss(parts, counts=counts)
-    n = len(share.X_val)
-    return float(mean) * n, n, counts[0] if counts is not None else 0
+        for index in share.indices:
+            X, y = _read(source, share, index, "validation")
+            parts = [(X[s : s + size], y[s : s + size]) for s in range(0, len(X), size)]
+            if parts:
+                mean = trainer.validation_loss(parts, counts=counts)
+                loss_sum, n = loss_sum + float(mean) * len(X), n + len(X)
+    return loss_sum, n, counts[0] if counts is not None else 0

@@ -45,6 +45,7 @@ class TrainingResult:
     checkpoint: str | None = None  # last checkpoint written or loaded
     workers: int = 1  # Dask workers that trained it (1: one process)
     workers_lost: int = 0  # workers that died during the run
+    local_steps: int | None = None  # H of distributed training (None: one process)
     best_checkpoint: str | None = None  # the lowest-loss epoch's checkpoint
 
 

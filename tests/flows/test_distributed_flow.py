@@ -41,6 +41,7 @@ def test_distributed_run_logs_workers_rounds_and_epochs(tmp_path, cluster_addres
     assert run.data.params["training.workers"] == "2"
     assert run.data.params["training.local_steps"] == "4"
     assert run.data.metrics["workers_lost"] == 0
+    assert run.data.metrics["local_steps"] == 4 and summary["local_steps"] == 4
     client = MlflowClient()
     rounds = client.get_metric_history(run_id, "round_train_loss")
     # ~960 training rows a worker: 15 batches of 64, one round each, then rounds of 4.
@@ -67,6 +68,12 @@ def test_yaml_section_and_workers_flag_set_the_workers(tmp_path):
     path.write_text("distributed:\n  workers: 0\n")
     with pytest.raises(ValueError, match=r"distributed.workers: Input should be greater than 0"):
         load_config(path, "train_bp")
+    for bad in ("fast", "0", "2.5", "true"):
+        path.write_text(f"distributed:\n  local_steps: {bad}\n")
+        with pytest.raises(ValueError, match=r"local_steps: .*expected auto or an integer > 0"):
+            load_config(path, "train_bp")
+    path.write_text("distributed:\n  local_steps: auto\n")
+    assert load_config(path, "train_bp").distributed.local_steps == "auto"
 
 
 def test_config_defaults_are_the_library_defaults():

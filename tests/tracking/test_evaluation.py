@@ -64,3 +64,24 @@ def test_classification_metrics_need_classes_with_probabilities():
         classification_metrics([0, 1], [0, 1], proba=[[0.9, 0.1], [0.2, 0.8]])
     with pytest.raises(ValueError, match=r"\[7\]"):
         classification_metrics([0, 7], [0, 1], proba=[[0.9, 0.1], [0.2, 0.8]], classes=[0, 1])
+
+
+@pytest.mark.parametrize("targets", [1, 3])
+def test_regression_metrics_in_chunks_equal_one_pass(targets):
+    from nnpipe.tracking.evaluation import RegressionMetrics
+
+    rng = np.random.default_rng(5)
+    # A large mean and a small spread: the naive sum-of-squares formula loses digits here.
+    y = 1e4 + rng.normal(size=(3_001, targets))
+    pred = y + 0.3 * rng.normal(size=y.shape)
+    totals = RegressionMetrics()
+    for chunk in np.array_split(np.arange(len(y)), [1, 700, 701, 2_000]):
+        totals.update(y[chunk], pred[chunk])
+    got, whole = totals.result(), regression_metrics(y, pred)
+    for key in ("r2", "rmse", "mae"):
+        assert got[key] == pytest.approx(whole[key], rel=1e-9)
+    assert got["r2"] == pytest.approx(sk.r2_score(y, pred), rel=1e-9)
+    assert got["val_rows"] == 3_001 and got["target_max"] == y.max()
+    assert got["prediction_min"] == pred.min() and got["negative_target_fraction"] == 0.0
+    with pytest.raises(ValueError, match="0 samples"):
+        RegressionMetrics().result()

@@ -12,7 +12,7 @@ from nnpipe.data import ParquetDataset
 from nnpipe.data.partition_io import DataError
 from nnpipe.training import TrainingState, train_distributed
 from nnpipe.training.distributed import balance_partitions
-from nnpipe.training.shares import batches, epoch_order, read_share
+from nnpipe.training.shares import Share, Source, batches
 from tests.training.conftest import write_parts
 
 
@@ -45,13 +45,14 @@ def single_process_reference(
 ) -> MLPRegressor:
     """One process with batch n_workers * b: step k takes every worker's k-th batch."""
     counts = dataset.partition_row_counts()
-    shares = balance_partitions(counts, n_workers)
-    read = {"dataset": dataset, "split": None, "x_scaler": None, "dtype": "float64"}
-    parts = [read_share(**read, indices=s, y_dtype=np.float64, where="here") for s in shares]
+    shares = [
+        Share(w, tuple(p), tuple(counts[i] for i in p))
+        for w, p in enumerate(balance_partitions(counts, n_workers))
+    ]
+    source = Source(dataset, None, None, "float64", np.float64, run="reference")
     model = sgd(n_workers * b, learning_rate)
     for epoch in range(epochs):
-        orders = [epoch_order(len(p.X), 0, epoch, w) for w, p in enumerate(parts)]
-        per_worker = [batches(p, o, 0, 10**6, b) for p, o in zip(parts, orders, strict=True)]
+        per_worker = [list(batches(source, s, epoch, 0, 10**6, b)) for s in shares]
         for k in range(max(len(bs) for bs in per_worker)):
             step = [bs[k] for bs in per_worker if k < len(bs)]
             model.partial_fit(
@@ -158,3 +159,83 @@ def test_more_workers_than_the_cluster_has_waits_then_says_so(two_workers, uneve
         train_distributed(
             sgd(32), uneven, workers=3, client=two_workers, epochs=1, worker_timeout=0.5
         )
+
+
+class CountingReads:
+    """A dataset that counts the partition reads made through it."""
+
+    def __init__(self, dataset):
+        self.dataset, self.reads = dataset, []
+
+    def __getattr__(self, name):
+        return getattr(self.dataset, name)
+
+    def read_partition(self, index, *args, **kw):
+        self.reads.append(index)
+        return self.dataset.read_partition(index, *args, **kw)
+
+
+@pytest.mark.parametrize("group", [1, 2, 4])
+def test_a_worker_reads_each_partition_once_an_epoch_and_trains_each_row_once(uneven, group):
+    counting = CountingReads(uneven)
+    counts = uneven.partition_row_counts()
+    share = Share(0, (0, 1, 2, 3), tuple(counts))
+    source = Source(counting, None, None, "float64", np.float64, run=f"once-{group}", group=group)
+    X_all = np.concatenate([uneven.read_partition(i)[0] for i in range(4)])
+    for epoch in range(2):
+        counting.reads.clear()
+        seen = [
+            X for first in range(0, 22, 4) for X, _ in batches(source, share, epoch, first, 4, 32)
+        ]
+        assert sorted(counting.reads) == [0, 1, 2, 3]  # once each, round after round
+        rows = np.concatenate(seen)
+        assert len(rows) == 700 and [len(X) for X in seen[:-1]] == [32] * 21
+        # Every row once: the epoch is a permutation of the share's rows.
+        np.testing.assert_array_equal(
+            np.sort(rows, axis=0, kind="stable")[:, 0], np.sort(X_all[:, 0])
+        )
+        assert not np.array_equal(rows, X_all)  # shuffled
+
+
+def test_auto_local_steps_gives_rounds_of_about_half_a_second_and_four_an_epoch():
+    from nnpipe.training.placement import auto_local_steps
+
+    # A small network on a large share: many cheap steps a round.
+    small = auto_local_steps([8, 64, 64, 1], 256, 50_000_000)
+    assert 300 <= small <= 500
+    # A large one: each step is expensive, so fewer of them.
+    large = auto_local_steps([8, 512, 512, 1], 256, 50_000_000)
+    assert 8 <= large <= 16
+    # A share of 94 batches is averaged at least 4 times an epoch.
+    assert auto_local_steps([8, 64, 64, 1], 256, 24_000) == 24
+    assert auto_local_steps([8, 64, 64, 1], 256, 10) == 1
+
+
+@pytest.mark.parametrize("value", [0, -3, "fast", 2.5])
+def test_local_steps_must_be_auto_or_a_positive_integer(two_workers, uneven, value):
+    with pytest.raises(ValueError, match=r"local_steps=.* expected 'auto' or an integer > 0"):
+        train_distributed(sgd(32), uneven, workers=2, client=two_workers, local_steps=value)
+
+
+def test_auto_local_steps_is_what_the_run_used(two_workers, uneven):
+    epochs = []
+    result = train_distributed(
+        sgd(32), uneven, workers=2, client=two_workers, epochs=1, batch_size=32,
+        callback=epochs.append,
+    )  # fmt: skip
+    # 350 rows a worker: 11 batches, averaged at least 4 times: H = 3.
+    assert result.local_steps == 3 and epochs[0]["local_steps"] == 3
+
+
+def test_a_worker_holds_one_group_of_its_share_whatever_its_size(uneven):
+    from nnpipe.training.shares import GROUPS
+
+    counts = uneven.partition_row_counts()
+    share = Share(0, (0, 1, 2, 3), tuple(counts))
+    source = Source(uneven, None, None, "float64", np.float64, run="two-groups", group=1)
+    GROUPS.clear()
+    for epoch in range(2):
+        for first in range(0, 22, 2):
+            for _ in batches(source, share, epoch, first, 2, 32):
+                assert len(GROUPS.items) == 1
+    GROUPS.clear()
