@@ -42,7 +42,13 @@ import numpy as np
 from nnpipe.core.validation import check_positive
 from nnpipe.data.split import TrainValidationSplit
 
-from .placement import auto_local_steps, balance_partitions, layer_widths
+from .placement import (
+    auto_local_steps,
+    balance_partitions,
+    check_options,
+    layer_widths,
+    make_shares,
+)
 from .shares import Share, Source, check_share, run_round, validate
 from .trainer import Trainer, TrainingResult, _default_batch_size
 
@@ -156,7 +162,15 @@ class _Cluster:
 
 
 class DataParallel:
-    """Rounds of local steps on the workers, averaged in the driver; epochs by a Trainer."""
+    """Rounds of local steps on the workers, averaged in the driver; epochs by a Trainer.
+
+    ``round_callback(metrics)`` gets per round ``round``, ``round_train_loss``,
+    ``round_samples_per_s``, ``round_compute_seconds`` (slowest worker's task),
+    ``round_communication_seconds`` (the rest of the round) and ``workers_alive``;
+    the trainer's epoch callback also ``workers``, ``workers_alive``,
+    ``workers_lost``, ``local_steps``, ``compute_seconds`` and
+    ``communication_seconds``.
+    """
 
     def __init__(
         self, trainer: Trainer, cluster: _Cluster, batch_size: int, local_steps: int,
@@ -314,20 +328,10 @@ def _same_start(model: Any, y_scaler: Any, dataset: Any, split: Any, client: Any
         model.set_target_scaler(y_scaler)
 
 
-def _check_rounds(
-    workers: Any, local_steps: Any, warmup_epochs: Any, worker_timeout: Any, epochs: Any
-) -> None:
-    check_positive("workers", workers, integer=True)
-    if not (isinstance(local_steps, str) and local_steps == "auto"):
-        try:
-            check_positive("local_steps", local_steps, integer=True)
-        except ValueError:
-            raise ValueError(
-                f"local_steps={local_steps!r} is invalid; expected 'auto' or an integer > 0"
-            ) from None
-    check_positive("warmup_epochs", warmup_epochs, integer=True, allow_zero=True)
-    check_positive("worker_timeout", worker_timeout)
-    check_positive("epochs", epochs, integer=True)
+def _scale_rate(model: Any, factor: int) -> None:
+    """A new model's learning rate times ``factor`` (the linear scaling rule)."""
+    if factor != 1 and not hasattr(model, "_params"):
+        model.set_params(learning_rate_init=model.learning_rate_init * factor)
 
 
 def _source(
@@ -388,48 +392,31 @@ def train_distributed(
     ``workers`` (the linear scaling rule for a batch ``workers`` times larger,
     Goyal et al. 2017); without it the run equals, for H = 1 and SGD, one process
     with batch ``workers * batch_size`` and the same learning rate.
-    ``round_callback(metrics)`` gets per round ``round``, ``round_train_loss``,
-    ``round_samples_per_s``, ``round_compute_seconds`` (slowest worker's task),
-    ``round_communication_seconds`` (the rest of the round) and ``workers_alive``;
-    the epoch callback also ``workers``, ``workers_alive``, ``workers_lost``,
-    ``local_steps``, ``compute_seconds`` and ``communication_seconds``.
+    ``buffer_partitions``: partitions a worker shuffles together. The round and
+    epoch metrics the callbacks get are listed in :class:`DataParallel`.
     """
-    _check_rounds(workers, local_steps, warmup_epochs, worker_timeout, epochs)
+    check_options(workers, local_steps, warmup_epochs, worker_timeout, epochs, buffer_partitions)
     batch_size = _default_batch_size(model) if batch_size is None else batch_size
     check_positive("batch_size", batch_size, integer=True)
-    check_positive("buffer_partitions", buffer_partitions, integer=True)
     counts = dataset.partition_row_counts("train" if split is not None else "all", split)
     placed = balance_partitions(counts, workers, getattr(dataset, "path", ""))
     trainer = Trainer(
-        model,
-        random_state=random_state,
-        dataset_fingerprint=getattr(dataset, "fingerprint", None),
-        classes=classes,
-        early_stopping=early_stopping,
-        callback=callback,
-        checkpoint_dir=checkpoint_dir,
-        keep_checkpoints=keep_checkpoints,
-        # A checkpoint_dir URL is reached with the dataset's fsspec options.
-        storage_options=getattr(dataset, "storage_options", None),
-    )
+        model, random_state=random_state, dataset_fingerprint=getattr(dataset, "fingerprint", None),
+        classes=classes, early_stopping=early_stopping, callback=callback,
+        checkpoint_dir=checkpoint_dir, keep_checkpoints=keep_checkpoints,
+        storage_options=getattr(dataset, "storage_options", None),  # for a checkpoint URL
+    )  # fmt: skip
     if resume:
         trainer.resume()
     with _client_for(client, workers) as client:
         if trainer.resumed_from == 0:
             _same_start(trainer.model, y_scaler, dataset, split, client)
-            if scale_learning_rate and not hasattr(trainer.model, "_params"):
-                rate = trainer.model.learning_rate_init * workers
-                trainer.model.set_params(learning_rate_init=rate)
+            _scale_rate(trainer.model, workers if scale_learning_rate else 1)
         addresses = choose_workers(client, workers, worker_timeout)
-        shares = [
-            Share(w, tuple(p), tuple(counts[i] for i in p), addresses[w])
-            for w, p in enumerate(placed)
-        ]
+        shares = make_shares(placed, counts, addresses)
         if local_steps == "auto":
             layers = layer_widths(trainer.model, dataset, classes)
-            local_steps = auto_local_steps(
-                layers, batch_size, max(share.n_rows for share in shares)
-            )
+            local_steps = auto_local_steps(layers, batch_size, max(s.n_rows for s in shares))
         source = _source(
             dataset, split, x_scaler, model, classes, trainer.state.random_state, shuffle,
             buffer_partitions,

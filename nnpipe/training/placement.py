@@ -12,6 +12,8 @@ import numpy as np
 
 from nnpipe.core.validation import check_positive
 
+from .shares import Share
+
 # ``local_steps="auto"`` (the default) sizes H so a round computes for about
 # ROUND_SECONDS (a step estimated from the model's size: a fixed cost plus its
 # flops at a single core's rate), which keeps the scheduler round trip of each
@@ -62,3 +64,29 @@ def balance_partitions(row_counts: list[int], n_workers: int, source: str = "") 
         shares[w].append(i)
         loads[w] += row_counts[i]
     return [sorted(s) for s in shares]
+
+
+def make_shares(placed: list[list[int]], counts: list[int], addresses: list[str]) -> list[Share]:
+    """One Share per worker: its partitions, their training rows, its address."""
+    return [
+        Share(w, tuple(p), tuple(counts[i] for i in p), addresses[w]) for w, p in enumerate(placed)
+    ]
+
+
+def check_options(
+    workers: Any, local_steps: Any, warmup_epochs: Any, worker_timeout: Any, epochs: Any,
+    buffer_partitions: Any,
+) -> None:  # fmt: skip
+    """A ValueError naming the first option of a distributed run out of its range."""
+    check_positive("workers", workers, integer=True)
+    check_positive("buffer_partitions", buffer_partitions, integer=True)
+    if not (isinstance(local_steps, str) and local_steps == "auto"):
+        try:
+            check_positive("local_steps", local_steps, integer=True)
+        except ValueError:
+            raise ValueError(
+                f"local_steps={local_steps!r} is invalid; expected 'auto' or an integer > 0"
+            ) from None
+    check_positive("warmup_epochs", warmup_epochs, integer=True, allow_zero=True)
+    check_positive("worker_timeout", worker_timeout)
+    check_positive("epochs", epochs, integer=True)
