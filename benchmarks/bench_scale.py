@@ -8,7 +8,7 @@
 
 Each command runs as a user runs it (its own Prefect server, local Dask cluster,
 SQLite MLflow store, in a fresh directory); every process of its tree is sampled
-every 0.2 s and its peak RSS is reported by role (driver, Dask workers, others).
+every 0.2 s (the kernel's peak RSS, VmHWM) and reported by role (driver, Dask workers, others).
 The datasets are written partition by partition with ``nnpipe make-data`` under
 ``--data`` and kept for the next run (100M rows take ~3.6 GB).
 
@@ -50,6 +50,18 @@ def role(proc: psutil.Process, driver: int) -> str:
     return "other"
 
 
+def peak_rss(proc: psutil.Process) -> int:
+    """The kernel's high-water mark of the process's RSS (VmHWM), else its RSS now."""
+    try:
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except FileNotFoundError:
+        pass
+    return proc.memory_info().rss
+
+
 def sample(proc: subprocess.Popen, peaks: dict, stop: threading.Event) -> None:
     """Peak RSS (bytes) per pid of ``proc``'s tree, with its role, until ``stop``."""
     root = psutil.Process(proc.pid)
@@ -60,8 +72,8 @@ def sample(proc: subprocess.Popen, peaks: dict, stop: threading.Event) -> None:
             break
         for p in tree:
             try:
-                rss = p.memory_info().rss
-            except psutil.Error:
+                rss = peak_rss(p)
+            except (psutil.Error, OSError):
                 continue
             name, peak = peaks.get(p.pid, (None, 0))
             peaks[p.pid] = (name or role(p, proc.pid), max(peak, rss))

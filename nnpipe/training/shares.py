@@ -147,18 +147,36 @@ GROUPS = _Groups(CACHED_GROUPS)
 def read_group(
     source: Source, share: Share, epoch: int, g: int, indices: list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Group ``g`` of ``epoch``: its partitions' training rows, stacked and shuffled together."""
+    """Group ``g`` of ``epoch``: its partitions' training rows, stacked and shuffled together.
+
+    Each partition, as it is read, is scattered to its rows' shuffled places in
+    the group's arrays: the group plus one partition in memory at the peak.
+    """
+    rows = dict(zip(share.indices, share.rows, strict=True))
+    n = sum(rows[i] for i in indices)
 
     def build() -> tuple[np.ndarray, np.ndarray]:
-        parts = [_read(source, share, i, "train") for i in indices]
-        X = np.concatenate([p[0] for p in parts])
-        y = np.concatenate([p[1] for p in parts])
-        del parts  # peak memory: two copies of the group, not three
+        order = None
         if source.shuffle:
             rng = np.random.default_rng([source.random_state, epoch, share.slot, g + 1])
-            perm = rng.permutation(len(X))
-            X, y = np.take(X, perm, axis=0), np.take(y, perm, axis=0)
-        return np.ascontiguousarray(X), y
+            order = rng.permutation(n)
+        X = y = None
+        at = 0
+        for i in indices:
+            Xi, yi = _read(source, share, i, "train")
+            if len(Xi) != rows[i]:
+                raise DataError(
+                    f"partition {i} of dataset {str(source.dataset.path)!r} has {len(Xi)} "
+                    f"training rows, not the {rows[i]} it had when training started: the "
+                    "dataset changed during the run"
+                )
+            if X is None:
+                X = np.empty((n, *Xi.shape[1:]), Xi.dtype)
+                y = np.empty((n, *yi.shape[1:]), yi.dtype)
+            places = slice(at, at + len(Xi)) if order is None else order[at : at + len(Xi)]
+            X[places], y[places] = Xi, yi
+            at += len(Xi)
+        return X, y
 
     return GROUPS.get((source.run, share.slot, epoch, g), build)
 
