@@ -9,6 +9,7 @@ watching the command, ends whatever the command had started.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -28,6 +29,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
+    # The local Dask cluster is torn down while the command unwinds: the tasks it
+    # cancels are expected, not errors to print with a traceback.
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     raise Terminated(f"terminated by signal {signum}")
 
 

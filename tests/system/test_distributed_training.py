@@ -57,9 +57,13 @@ def test_training_survives_losing_a_worker_mid_run(cluster):
                 killed["name"] = names[address]
                 cluster.kill(names[address])
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            # Bounded: a hang fails the test (closing the client ends the training).
+        # Bounded: a hang fails the test. Not a `with` block, which would wait for the
+        # hung training; leaving the client's block closes it, which ends the training.
+        pool = ThreadPoolExecutor(max_workers=1)
+        try:
             result = pool.submit(train, dataset, client, kill_after_third_round).result(300)
+        finally:
+            pool.shutdown(wait=False)
 
     assert killed, "no worker was killed"
     assert result.epochs_done == 3 and result.workers == 2
