@@ -134,7 +134,8 @@ def time_to(curve: list[dict], target: float) -> float | None:
 
 
 def epoch_seconds(curve: list[dict]) -> float:
-    return statistics.median(m["epoch_seconds"] for m in curve[1:])
+    """Median seconds of the epochs after the first (which also starts the reads), if any."""
+    return statistics.median(m["epoch_seconds"] for m in (curve[1:] or curve))
 
 
 def outside_share(curve: list[dict], until: float) -> float:

@@ -137,6 +137,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs=2, default=[10_000_000, 100_000_000])
     parser.add_argument("--rows-per-partition", type=int, default=1_000_000)
     parser.add_argument("--probes", type=int, nargs=2, default=[1_000_000, 10_000_000])
+    parser.add_argument("--probes-per-partition", type=int, default=100_000)
     parser.add_argument("--skip", choices=["train", "recall"])
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
@@ -144,7 +145,7 @@ def main() -> None:
     if args.skip != "train":
         runs = {}
         for n in args.rows:
-            data = args.data / f"reg-{n}"
+            data = args.data / f"reg-{n}"  # partitions of --rows-per-partition rows
             make("regression", data, n, args.rows_per_partition)
             work = Path(tempfile.mkdtemp(prefix="nnpipe-scale-"))
             try:
@@ -165,8 +166,9 @@ def main() -> None:
     if args.skip != "recall":
         runs = {}
         for n in args.probes:
-            data = args.data / f"hop-{n}"
-            make("hopfield", data, n, max(n // 20, 1))
+            # The same partition size for both: a recall task holds one partition.
+            data = args.data / f"hop-{n}-{args.probes_per_partition}"
+            make("hopfield", data, n, args.probes_per_partition)
             work = Path(tempfile.mkdtemp(prefix="nnpipe-scale-"))
             try:
                 runs[n] = run(
