@@ -20,8 +20,8 @@ from .shares import Share
 # round (10-100 ms) a small share, yet averages at least MIN_ROUNDS times an
 # epoch. Chosen by measurement: README "Training on several Dask workers".
 ROUND_SECONDS = 0.5
-STEP_SECONDS = 5e-4
-FLOPS_PER_SECOND = 1e10
+STEP_SECONDS = 2e-4
+FLOPS_PER_SECOND = 3e10
 MIN_ROUNDS = 4
 
 

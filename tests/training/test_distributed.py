@@ -202,10 +202,10 @@ def test_auto_local_steps_gives_rounds_of_about_half_a_second_and_four_an_epoch(
 
     # A small network on a large share: many cheap steps a round.
     small = auto_local_steps([8, 64, 64, 1], 256, 50_000_000)
-    assert 300 <= small <= 500
+    assert 900 <= small <= 1300
     # A large one: each step is expensive, so fewer of them.
     large = auto_local_steps([8, 512, 512, 1], 256, 50_000_000)
-    assert 8 <= large <= 16
+    assert 25 <= large <= 45
     # A share of 94 batches is averaged at least 4 times an epoch.
     assert auto_local_steps([8, 64, 64, 1], 256, 24_000) == 24
     assert auto_local_steps([8, 64, 64, 1], 256, 10) == 1
