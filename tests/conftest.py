@@ -124,3 +124,26 @@ def s3_env(s3_server, monkeypatch):
     bucket = s3_server.new_bucket()
     yield bucket
     s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def nnpipe(capsys):
+    """Run ``nnpipe ARGS`` in this process; return (exit code, stdout, stderr).
+
+    Shared by the CLI tests on local paths and on ``s3://``.
+    """
+
+    from nnpipe.cli import main
+
+    def run(*args: str):
+        before = dict(os.environ)
+        try:
+            code = main([str(a) for a in args])
+        finally:
+            # The command sets quiet-logging defaults in the environment; undo them.
+            os.environ.clear()
+            os.environ.update(before)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

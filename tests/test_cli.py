@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -14,24 +13,6 @@ import pytest
 from nnpipe.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, build_parser, main
 
 COMMANDS = ["make-data", "prepare", "train", "recall", "pipeline", "serve", "predict", "demo"]
-
-
-@pytest.fixture
-def nnpipe(capsys):
-    """Run ``nnpipe ARGS`` in this process; return (exit code, stdout, stderr)."""
-
-    def run(*args: str):
-        before = dict(os.environ)
-        try:
-            code = main([str(a) for a in args])
-        finally:
-            # The command sets quiet-logging defaults in the environment; undo them.
-            os.environ.clear()
-            os.environ.update(before)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def assert_clean_error(code: int, err: str, *needles: str) -> None:

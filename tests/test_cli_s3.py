@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 
 import numpy as np
@@ -18,30 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
-from nnpipe.cli import EXIT_OK, main
+from nnpipe.cli import EXIT_OK
 from nnpipe.core.trained_model import TrainedModel
 from nnpipe.data import storage
 from nnpipe.data.recall_job import read_results
 from tests.test_cli import assert_clean_error
 
 pytestmark = pytest.mark.service
-
-
-@pytest.fixture
-def nnpipe(capsys):
-    """Run ``nnpipe ARGS`` in this process; return (exit code, stdout, stderr)."""
-
-    def run(*args: str):
-        before = dict(os.environ)
-        try:
-            code = main([str(a) for a in args])
-        finally:
-            os.environ.clear()  # the command sets quiet-logging defaults; undo them
-            os.environ.update(before)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 MAKE_REG = "make-data regression {root}/reg --rows 1200 --features 3 --rows-per-partition 300"
