@@ -11,8 +11,8 @@ import pytest
 from nnpipe.cli import EXIT_OK
 from tests import test_cli
 
-# The command's fixtures from tests/test_cli.py (the module-scoped ones run again here).
-nnpipe, data, trained = test_cli.nnpipe, test_cli.data, test_cli.trained
+# The module-scoped fixtures from tests/test_cli.py run again here; `nnpipe` is in conftest.
+data, trained = test_cli.data, test_cli.trained
 assert_clean_error = test_cli.assert_clean_error
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

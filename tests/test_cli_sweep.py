@@ -12,10 +12,7 @@ from flows.datasets import write_dataset
 from flows.sweep_config import parse_sweep_config
 from nnpipe.cli import EXIT_OK, EXIT_USAGE
 from nnpipe.core.trained_model import TrainedModel
-from tests import test_cli
-
-# The command's fixture from tests/test_cli.py.
-nnpipe, assert_clean_error = test_cli.nnpipe, test_cli.assert_clean_error
+from tests.test_cli import assert_clean_error
 
 
 @pytest.fixture
