@@ -42,8 +42,7 @@ from nnpipe.tracking import (
     RegressionMetrics,
     ValidationScore,
     classification_metrics,
-    confusion_matrix_figure,
-    loss_curve_figure,
+    loss_curve_svg,
 )
 from nnpipe.training import TrainingResult, train_distributed, train_out_of_core
 
@@ -296,6 +295,8 @@ def log_evaluation(
     if trained.classes is None:
         return evaluate(trained, dataset, split)
     metrics, example, (y_true, y_pred) = evaluate_classifier(trained, dataset, split)
+    from nnpipe.tracking.plots import confusion_matrix_figure  # matplotlib: classifiers only
+
     tracker.log_plot(
         "plots/confusion_matrix.png",
         confusion_matrix_figure,
@@ -335,13 +336,12 @@ def log_training(
     if result.workers_lost:
         tracker.set_tags({"nnpipe.workers_lost": result.workers_lost})
     tracker.log_params({"checkpoints": {"last": result.checkpoint, "best": result.best_checkpoint}})
-    tracker.log_plot(
-        "plots/loss_curve.png",
-        loss_curve_figure,
+    curve = loss_curve_svg(
         model.loss_curve_,
         model.validation_loss_curve_,
         title="Log-loss per epoch" if is_classifier(config) else "Loss per epoch",
     )
+    tracker.log_text(curve, "plots/loss_curve.svg")
     tracker.log_dict(config.model_dump(mode="json"), "config.json")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nnpipe import __version__, lifecycle
-from nnpipe.cli_server import add_server_command, use_local_server
+from nnpipe.cli_server import add_server_command, flow_settings, use_local_server
 from nnpipe.cli_services import add_service_commands
 from nnpipe.cli_sweep import add_sweep_command
 from nnpipe.quiet import quiet_loggers, quiet_services
@@ -377,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     quiet_services()
     from flows.progress import Reporter, use_reporter
 
+    if argv is None:  # the command's own process (not a call from Python)
+        lifecycle.quiet_telemetry()
     if args.command in FLOW_COMMANDS:
-        if argv is None:  # the command's own process (not a call from Python)
+        if argv is None:
             lifecycle.start_reaper()
             lifecycle.handle_sigterm()
             try:
@@ -397,10 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         with (
             use_reporter(Reporter()),
             contextlib.redirect_stdout(sys.stderr) if divert else contextlib.nullcontext(),
+            flow_settings(),
         ):
             return args.func(args)
     except BaseException as exc:  # also Ctrl-C, SIGTERM (Prefect's TerminationSignal)
         return lifecycle.report(f"nnpipe {args.command}", exc, args.debug)
+    finally:
+        if argv is None:  # the command's own process, about to exit
+            lifecycle.skip_collection_at_exit()
 
 
 if __name__ == "__main__":

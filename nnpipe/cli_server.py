@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from typing import Any
@@ -30,15 +31,34 @@ def add_server_command(sub: Any) -> None:
     p.set_defaults(func=_cmd_server)
 
 
+_local_url: str | None = None
+
+
 def use_local_server(command: str) -> str | None:
     """Point this process at the reused local server when the command wants one; its URL."""
+    global _local_url
     from flows import local_server
 
     if command not in REUSING_COMMANDS or not local_server.wanted():
         return None
-    url = local_server.use()
-    os.environ["PREFECT_API_URL"] = url
-    return url
+    _local_url = local_server.use()
+    os.environ["PREFECT_API_URL"] = _local_url
+    return _local_url
+
+
+def flow_settings() -> contextlib.AbstractContextManager[Any]:
+    """The Prefect settings a command's flow runs under: no heartbeats on the local server.
+
+    Heartbeats serve a zombie-detection automation on a server someone set one up on;
+    the reused local server has none, and ending the heartbeat thread (which sleeps
+    in 1 s steps) added up to 1 s to every command. On any other server (PREFECT_API_URL
+    set by the user) Prefect's defaults stay.
+    """
+    if _local_url is None or os.environ.get("PREFECT_API_URL") != _local_url:
+        return contextlib.nullcontext()
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def _cmd_server(args: argparse.Namespace) -> int:

@@ -36,6 +36,7 @@ _LAZY = {
     "RegressionMetrics": "nnpipe.tracking.evaluation",
     "classification_metrics": "nnpipe.tracking.evaluation",
     "loss_curve_figure": "nnpipe.tracking.plots",
+    "loss_curve_svg": "nnpipe.tracking.loss_svg",
     "render_png": "nnpipe.tracking.plots",
     "confusion_matrix": "nnpipe.tracking.plots",
     "confusion_matrix_figure": "nnpipe.tracking.plots",

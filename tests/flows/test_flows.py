@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -81,7 +82,10 @@ def test_train_run_holds_params_epoch_metrics_artifacts_and_model(ran, client):
     assert run.data.metrics["r2"] == pytest.approx(result["summary"]["train_bp"]["r2"])
     assert run.data.metrics["r2"] > 0.5
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
-    assert "plots/loss_curve.png" in artifacts
+    assert "plots/loss_curve.svg" in artifacts
+    curve = ElementTree.parse(client.download_artifacts(run_id, "plots/loss_curve.svg"))
+    lines = curve.getroot().findall("{http://www.w3.org/2000/svg}polyline")
+    assert [len(line.get("points").split()) for line in lines] == [3, 3]  # train, validation
     # CPU and memory over the run (MLflow's system metrics), sampled from its start.
     for name in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
         samples = client.get_metric_history(run_id, name)

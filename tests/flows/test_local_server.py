@@ -147,3 +147,27 @@ def test_an_explicit_api_url_or_the_opt_out_skips_the_reused_server(monkeypatch)
     monkeypatch.setenv(local_server.MODE_VARIABLE, "reuse")
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     assert not local_server.wanted()
+
+
+def test_flows_on_the_reused_server_send_no_heartbeats_others_keep_prefects_default(
+    monkeypatch,
+):
+    from prefect.settings import get_current_settings
+
+    from nnpipe import cli_server
+
+    default = get_current_settings().flows.heartbeat_frequency
+    assert default is not None  # Prefect's own default (180 s)
+    url = "http://127.0.0.1:4999/api"
+    monkeypatch.setattr(cli_server, "_local_url", url)
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    with cli_server.flow_settings():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    assert get_current_settings().flows.heartbeat_frequency == default
+    # The user pointed the command at a server of their own: Prefect's defaults stay.
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    with cli_server.flow_settings():
+        assert get_current_settings().flows.heartbeat_frequency == default
+    monkeypatch.setattr(cli_server, "_local_url", None)
+    with cli_server.flow_settings():
+        assert get_current_settings().flows.heartbeat_frequency == default

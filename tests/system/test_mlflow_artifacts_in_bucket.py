@@ -57,7 +57,7 @@ def test_train_without_aws_credentials_logs_its_model_into_the_bucket(cluster, t
     experiment = f"mlflow-artifacts/{run.info.experiment_id}/"
     keys = bucket_keys(cluster, experiment)
     run_files = {k.removeprefix(f"{experiment}{run_id}/artifacts/") for k in keys}
-    assert {"config.json", "plots/loss_curve.png"} <= run_files, keys
+    assert {"config.json", "plots/loss_curve.svg"} <= run_files, keys
     assert any(k.startswith("model_file/") and k.endswith(".npz") for k in run_files), keys
     model_id = result["summary"]["model_uri"].removeprefix("models:/")
     model_files = [k for k in keys if f"/{model_id}/" in k]

@@ -129,7 +129,7 @@ def test_pipeline_runs_on_the_cluster_and_is_tracked_on_the_servers(cluster, tmp
     saved = client.download_artifacts(train.info.run_id, "config.json", str(tmp_path))
     assert json.loads(Path(saved).read_text())["max_epochs"] == 4
     assert [p.path for p in client.list_artifacts(train.info.run_id, "plots")] == [
-        "plots/loss_curve.png"
+        "plots/loss_curve.svg"
     ]
     # The server keeps them in the topology's bucket.
     prefix = f"mlflow-artifacts/{train.info.experiment_id}/{train.info.run_id}/artifacts/"

@@ -1,0 +1,157 @@
+"""The loss curve every training run logs, as SVG text drawn without matplotlib.
+
+Importing matplotlib and rendering a PNG took about 0.6 s of each ``nnpipe train``
+(``benchmarks/bench_start.py``); this plot is lines, ticks and labels, which SVG
+states directly. The MLflow UI shows ``.svg`` artifacts as images.
+``plots.loss_curve_figure`` draws the same curve as a matplotlib figure for
+callers who want one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+import numpy as np
+
+WIDTH, HEIGHT = 600, 400
+LEFT, RIGHT, TOP, BOTTOM = 70, 20, 40, 50  # margins around the plot area, in px
+TRAIN_COLOR, VALIDATION_COLOR, BEST_COLOR = "#1f77b4", "#ff7f0e", "#808080"
+
+
+def _nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) covering [low, high]."""
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    return [first + i * step for i in range(int(math.ceil((high - first) / step)) + 1)]
+
+
+def _label(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def loss_curve_svg(
+    loss_curve: Sequence[float],
+    validation_loss_curve: Sequence[float] | None = None,
+    title: str = "Loss per epoch",
+    log_scale: bool | None = None,
+) -> str:
+    """Training (and validation) loss against epoch as an SVG document.
+
+    A log y-axis when all losses are positive and span more than a factor of 100
+    (or as ``log_scale`` says); a dotted line marks the best validation epoch.
+    Non-finite losses (a diverged epoch) leave a gap in their line.
+    """
+    train = np.asarray(loss_curve, dtype=np.float64)
+    if train.ndim != 1 or train.size == 0:
+        raise ValueError(f"loss_curve must be a non-empty 1-D sequence, got shape {train.shape}")
+    curves = [("train loss", TRAIN_COLOR, train)]
+    best = None
+    if validation_loss_curve is not None and len(validation_loss_curve) > 0:
+        val = np.asarray(validation_loss_curve, dtype=np.float64)
+        curves.append(("validation loss", VALIDATION_COLOR, val))
+        if np.isfinite(val).any():
+            best = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan))) + 1
+    finite = np.concatenate([c for _, _, c in curves])
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        finite = np.array([0.0, 1.0])
+    if log_scale is None:
+        log_scale = bool(finite.min() > 0 and finite.max() / finite.min() > 100)
+    log_scale = log_scale and bool(finite.min() > 0)
+    y = np.log10 if log_scale else (lambda v: v)
+    if log_scale:
+        low, high = math.floor(math.log10(finite.min())), math.ceil(math.log10(finite.max()))
+        y_ticks = [float(p) for p in range(int(low), int(high) + 1)]
+        if len(y_ticks) < 2:
+            y_ticks = [low - 1.0, low]
+        y_labels = [_label(10**t) for t in y_ticks]
+    else:
+        y_ticks = _nice_ticks(float(finite.min()), float(finite.max()))
+        y_labels = [_label(t) for t in y_ticks]
+    epochs = max(c.size for _, _, c in curves)
+    x_ticks = [t for t in _nice_ticks(1.0, float(max(epochs, 2))) if 1 <= t <= max(epochs, 2)]
+    x_ticks = [t for t in x_ticks if float(t).is_integer()] or [1.0]
+    x_low, x_high = 1.0, float(max(epochs, 2))
+    y_low, y_high = y_ticks[0], y_ticks[-1]
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def px(epoch: float) -> float:
+        return LEFT + (epoch - x_low) / (x_high - x_low) * plot_w
+
+    def py(value: float) -> float:
+        return TOP + plot_h - (value - y_low) / (y_high - y_low) * plot_h
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>',
+        f'<text x="{WIDTH / 2}" y="{TOP / 2 + 6}" text-anchor="middle" '
+        f'font-size="14">{escape(title)}</text>',
+    ]
+    for tick, label in zip(y_ticks, y_labels, strict=True):
+        out.append(
+            f'<line x1="{LEFT}" x2="{LEFT + plot_w}" y1="{py(tick):.1f}" y2="{py(tick):.1f}" '
+            f'stroke="#ddd"/><text x="{LEFT - 6}" y="{py(tick) + 4:.1f}" '
+            f'text-anchor="end">{label}</text>'
+        )
+    for tick in x_ticks:
+        out.append(
+            f'<line x1="{px(tick):.1f}" x2="{px(tick):.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
+            f'stroke="#ddd"/><text x="{px(tick):.1f}" y="{TOP + plot_h + 16}" '
+            f'text-anchor="middle">{int(tick)}</text>'
+        )
+    out.append(
+        f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" '
+        f'stroke="black"/><text x="{LEFT + plot_w / 2}" y="{HEIGHT - 12}" '
+        f'text-anchor="middle">epoch</text><text x="16" y="{TOP + plot_h / 2}" '
+        f'text-anchor="middle" transform="rotate(-90 16 {TOP + plot_h / 2})">loss</text>'
+    )
+    legend = [(name, color, "") for name, color, _ in curves]
+    if best is not None:
+        x = px(best)
+        out.append(
+            f'<line class="best" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
+            f'stroke="{BEST_COLOR}" stroke-dasharray="2,3"/>'
+        )
+        legend.append((f"best epoch {best}", BEST_COLOR, ' stroke-dasharray="2,3"'))
+    for name, color, values in curves:
+        for run in _finite_runs(values):
+            points = [(px(i + 1), py(y(values[i]))) for i in run]
+            out.append(
+                f'<polyline class="{name.split()[0]}" fill="none" stroke="{color}" '
+                f'stroke-width="1.5" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in points)}"/>'
+            )
+            if len(points) == 1:  # one epoch: a dot, since a line needs two
+                out.append(
+                    f'<circle cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="3" '
+                    f'fill="{color}"/>'
+                )
+    for row, (name, color, dash) in enumerate(legend):
+        ly = TOP + 14 + 16 * row
+        out.append(
+            f'<line x1="{LEFT + plot_w - 150}" x2="{LEFT + plot_w - 125}" y1="{ly - 4}" '
+            f'y2="{ly - 4}" stroke="{color}" stroke-width="1.5"{dash}/>'
+            f'<text x="{LEFT + plot_w - 118}" y="{ly}">{escape(name)}</text>'
+        )
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def _finite_runs(values: np.ndarray) -> list[range]:
+    """Index ranges of consecutive finite values (a line is broken at NaN or inf)."""
+    runs, start = [], None
+    for i, ok in enumerate(np.isfinite(values)):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            runs.append(range(start, i))
+            start = None
+    if start is not None:
+        runs.append(range(start, values.size))
+    return runs
