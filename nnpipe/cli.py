@@ -30,6 +30,7 @@ from nnpipe.quiet import quiet_loggers, quiet_services
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 FLOW_COMMANDS = {"prepare", "train", "recall", "pipeline", "sweep", "serve", "demo"}
+TRACKING_COMMANDS = FLOW_COMMANDS - {"serve"}  # serve's flow runs happen in other processes
 
 
 ENV_HELP = (
@@ -379,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv is None:  # the command's own process (not a call from Python)
         lifecycle.quiet_telemetry()
+        if args.command in TRACKING_COMMANDS:
+            from nnpipe.tracking import _remote
+
+            _remote.start()  # MLflow's import, in a helper, while this process starts
     if args.command in FLOW_COMMANDS:
         if argv is None:
             lifecycle.start_reaper()

@@ -95,9 +95,9 @@ class MlflowEpochCallback:
             pending, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
         if pending:
-            from ._store import log_batch  # imports mlflow: only once there is something to send
+            from ._remote import store  # MLflow imported only once there is something to send
 
-            log_batch(self.tracking_uri, self.run_id, pending)
+            store().log_batch(self.tracking_uri, self.run_id, pending)
 
     def __enter__(self) -> MlflowEpochCallback:
         return self

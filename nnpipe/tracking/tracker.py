@@ -432,7 +432,8 @@ class MlflowTracker:
 
 
 def _store() -> Any:
-    """``nnpipe.tracking._store``, imported (with MLflow) on the first MLflow call."""
-    from . import _store as store
+    """``nnpipe.tracking._store`` (imported with MLflow on the first call), or the helper
+    process running it for a command (``_remote.py``)."""
+    from ._remote import store
 
-    return store
+    return store()
