@@ -100,10 +100,13 @@ def start_reaper() -> subprocess.Popen:
         script = Path(__file__).with_name("reaper.py")
         # Its stdin is this process's pipe: closed by the kernel however this process
         # ends. Its own session: the terminal's Ctrl-C goes to the command, not to it.
+        # Neither of the command's output streams: a reader of them (`2>&1 | tee`, a
+        # script capturing both) would otherwise wait for the reaper's exit too.
         _reaper = subprocess.Popen(
             [sys.executable, str(script), str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
     return _reaper

@@ -41,3 +41,26 @@ sys.exit(3)
     assert proc.returncode == 3, proc.stderr
     assert (tmp_path / "out.txt").read_text() == "written, never flushed by hand"
     assert (tmp_path / "atexit.txt").read_text() == "ran"
+
+
+def test_the_reaper_holds_neither_output_stream_of_the_command():
+    # A reader of the command's output (`2>&1 | tee`, a script capturing both) sees
+    # end of file when the command exits, not when its reaper does.
+    script = (
+        "import sys; from nnpipe import lifecycle; print(lifecycle.start_reaper().pid, flush=True);"
+        "sys.stdin.read()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        reaper = int(proc.stdout.readline())
+        streams = {os.readlink(f"/proc/{reaper}/fd/{fd}") for fd in (1, 2)}
+        assert streams == {"/dev/null"}
+    finally:
+        proc.communicate("", timeout=60)
