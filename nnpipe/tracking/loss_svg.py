@@ -10,7 +10,7 @@ callers who want one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 import numpy as np
@@ -33,6 +33,21 @@ def _nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
 
 def _label(value: float) -> str:
     return f"{value:.6g}"
+
+
+def _y_axis(finite: np.ndarray, log_scale: bool | None) -> tuple[bool, list[float], list[str]]:
+    """Whether the y-axis is logarithmic, its ticks (log10 values if so) and their labels."""
+    if finite.size == 0:
+        finite = np.array([0.0, 1.0])
+    if log_scale is None:
+        log_scale = bool(finite.min() > 0 and finite.max() / finite.min() > 100)
+    if not (log_scale and finite.min() > 0):
+        ticks = _nice_ticks(float(finite.min()), float(finite.max()))
+        return False, ticks, [_label(t) for t in ticks]
+    low = math.floor(math.log10(finite.min()))
+    high = max(math.ceil(math.log10(finite.max())), low + 1)
+    ticks = [float(p) for p in range(low, high + 1)]
+    return True, ticks, [_label(10**t) for t in ticks]
 
 
 def loss_curve_svg(
@@ -58,22 +73,8 @@ def loss_curve_svg(
         if np.isfinite(val).any():
             best = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan))) + 1
     finite = np.concatenate([c for _, _, c in curves])
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        finite = np.array([0.0, 1.0])
-    if log_scale is None:
-        log_scale = bool(finite.min() > 0 and finite.max() / finite.min() > 100)
-    log_scale = log_scale and bool(finite.min() > 0)
+    log_scale, y_ticks, y_labels = _y_axis(finite[np.isfinite(finite)], log_scale)
     y = np.log10 if log_scale else (lambda v: v)
-    if log_scale:
-        low, high = math.floor(math.log10(finite.min())), math.ceil(math.log10(finite.max()))
-        y_ticks = [float(p) for p in range(int(low), int(high) + 1)]
-        if len(y_ticks) < 2:
-            y_ticks = [low - 1.0, low]
-        y_labels = [_label(10**t) for t in y_ticks]
-    else:
-        y_ticks = _nice_ticks(float(finite.min()), float(finite.max()))
-        y_labels = [_label(t) for t in y_ticks]
     epochs = max(c.size for _, _, c in curves)
     x_ticks = [t for t in _nice_ticks(1.0, float(max(epochs, 2))) if 1 <= t <= max(epochs, 2)]
     x_ticks = [t for t in x_ticks if float(t).is_integer()] or [1.0]
@@ -87,6 +88,42 @@ def loss_curve_svg(
     def py(value: float) -> float:
         return TOP + plot_h - (value - y_low) / (y_high - y_low) * plot_h
 
+    out = _frame(title, x_ticks, y_ticks, y_labels, px, py)
+    legend = [(name, color, "") for name, color, _ in curves]
+    if best is not None:
+        x = px(best)
+        out.append(
+            f'<line class="best" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
+            f'stroke="{BEST_COLOR}" stroke-dasharray="2,3"/>'
+        )
+        legend.append((f"best epoch {best}", BEST_COLOR, ' stroke-dasharray="2,3"'))
+    for name, color, values in curves:
+        for run in _finite_runs(values):
+            points = [(px(i + 1), py(y(values[i]))) for i in run]
+            out.append(
+                f'<polyline class="{name.split()[0]}" fill="none" stroke="{color}" '
+                f'stroke-width="1.5" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in points)}"/>'
+            )
+            if len(points) == 1:  # one epoch: a dot, since a line needs two
+                out.append(
+                    f'<circle cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="3" '
+                    f'fill="{color}"/>'
+                )
+    out.extend(_legend(legend))
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def _frame(
+    title: str,
+    x_ticks: list[float],
+    y_ticks: list[float],
+    y_labels: list[str],
+    px: Callable[[float], float],
+    py: Callable[[float], float],
+) -> list[str]:
+    """The document's start: background, title, grid with tick labels, box, axis names."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">',
@@ -112,35 +149,21 @@ def loss_curve_svg(
         f'text-anchor="middle">epoch</text><text x="16" y="{TOP + plot_h / 2}" '
         f'text-anchor="middle" transform="rotate(-90 16 {TOP + plot_h / 2})">loss</text>'
     )
-    legend = [(name, color, "") for name, color, _ in curves]
-    if best is not None:
-        x = px(best)
-        out.append(
-            f'<line class="best" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}" '
-            f'stroke="{BEST_COLOR}" stroke-dasharray="2,3"/>'
-        )
-        legend.append((f"best epoch {best}", BEST_COLOR, ' stroke-dasharray="2,3"'))
-    for name, color, values in curves:
-        for run in _finite_runs(values):
-            points = [(px(i + 1), py(y(values[i]))) for i in run]
-            out.append(
-                f'<polyline class="{name.split()[0]}" fill="none" stroke="{color}" '
-                f'stroke-width="1.5" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in points)}"/>'
-            )
-            if len(points) == 1:  # one epoch: a dot, since a line needs two
-                out.append(
-                    f'<circle cx="{points[0][0]:.1f}" cy="{points[0][1]:.1f}" r="3" '
-                    f'fill="{color}"/>'
-                )
-    for row, (name, color, dash) in enumerate(legend):
+    return out
+
+
+def _legend(entries: list[tuple[str, str, str]]) -> list[str]:
+    """One row per (name, colour, dash attribute), top right inside the plot."""
+    plot_w = WIDTH - LEFT - RIGHT
+    out = []
+    for row, (name, color, dash) in enumerate(entries):
         ly = TOP + 14 + 16 * row
         out.append(
             f'<line x1="{LEFT + plot_w - 150}" x2="{LEFT + plot_w - 125}" y1="{ly - 4}" '
             f'y2="{ly - 4}" stroke="{color}" stroke-width="1.5"{dash}/>'
             f'<text x="{LEFT + plot_w - 118}" y="{ly}">{escape(name)}</text>'
         )
-    out.append("</svg>\n")
-    return "\n".join(out)
+    return out
 
 
 def _finite_runs(values: np.ndarray) -> list[range]:
