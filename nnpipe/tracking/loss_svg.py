@@ -76,9 +76,10 @@ def loss_curve_svg(
     log_scale, y_ticks, y_labels = _y_axis(finite[np.isfinite(finite)], log_scale)
     y = np.log10 if log_scale else (lambda v: v)
     epochs = max(c.size for _, _, c in curves)
-    x_ticks = [t for t in _nice_ticks(1.0, float(max(epochs, 2))) if 1 <= t <= max(epochs, 2)]
+    x_ticks = [t for t in _nice_ticks(1.0, float(epochs)) if 1 <= t <= epochs]
     x_ticks = [t for t in x_ticks if float(t).is_integer()] or [1.0]
-    x_low, x_high = 1.0, float(max(epochs, 2))
+    # One epoch sits in the middle of the axis rather than on its edge.
+    x_low, x_high = (0.5, 1.5) if epochs == 1 else (1.0, float(epochs))
     y_low, y_high = y_ticks[0], y_ticks[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
