@@ -128,9 +128,14 @@ def environment(tree: Path, server_home: Path) -> dict[str, str]:
     return env
 
 
+def train_command(data: Path) -> list[str]:
+    """The command timed: ``nnpipe train --dataset DATA --epochs 1``."""
+    return [sys.executable, "-c", COMMAND, "train", "--dataset", str(data), "--epochs", "1"]
+
+
 def train_twice(env: dict[str, str], workdir: Path, data: Path) -> tuple[float, float, dict]:
     """The command twice in ``workdir``: (first, second) wall times and the second's JSON."""
-    args = [sys.executable, "-c", COMMAND, "train", "--dataset", str(data), "--epochs", "1"]
+    args = train_command(data)
     first, _ = timed(args, env, workdir)
     second, out = timed([*args, "--json"], env, workdir)
     return first, second, json.loads(out)
@@ -166,7 +171,7 @@ def breakdown(env: dict[str, str], workdir: Path, data: Path, result: dict) -> d
     )
     parts["mlflow import"], parts["model logging"] = map(float, out.split())
     # The command again, as it runs (MLflow's telemetry off) and with the telemetry on.
-    train = [*py, COMMAND, "train", "--dataset", str(data), "--epochs", "1"]
+    train = train_command(data)
     quiet, _ = timed(train, env, workdir)
     loud, _ = timed(train, {**env, "MLFLOW_DISABLE_TELEMETRY": "false"}, workdir)
     parts["mlflow telemetry, if on"] = loud - quiet

@@ -35,12 +35,32 @@ def _label(value: float) -> str:
     return f"{value:.6g}"
 
 
+def curves(
+    loss_curve: Sequence[float], validation_loss_curve: Sequence[float] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The train and (when given and non-empty) validation losses as float arrays.
+
+    Shared with ``plots.loss_curve_figure``; an empty or 2-D train curve is refused.
+    """
+    train = np.asarray(loss_curve, dtype=np.float64)
+    if train.ndim != 1 or train.size == 0:
+        raise ValueError(f"loss_curve must be a non-empty 1-D sequence, got shape {train.shape}")
+    if validation_loss_curve is None or len(validation_loss_curve) == 0:
+        return train, None
+    return train, np.asarray(validation_loss_curve, dtype=np.float64)
+
+
+def wide_range(finite: np.ndarray) -> bool:
+    """Whether finite losses call for a log axis: all positive, spanning over 100x."""
+    return bool(finite.size > 0 and finite.min() > 0 and finite.max() / finite.min() > 100)
+
+
 def _y_axis(finite: np.ndarray, log_scale: bool | None) -> tuple[bool, list[float], list[str]]:
     """Whether the y-axis is logarithmic, its ticks (log10 values if so) and their labels."""
+    if log_scale is None:
+        log_scale = wide_range(finite)
     if finite.size == 0:
         finite = np.array([0.0, 1.0])
-    if log_scale is None:
-        log_scale = bool(finite.min() > 0 and finite.max() / finite.min() > 100)
     if not (log_scale and finite.min() > 0):
         ticks = _nice_ticks(float(finite.min()), float(finite.max()))
         return False, ticks, [_label(t) for t in ticks]
@@ -62,20 +82,17 @@ def loss_curve_svg(
     (or as ``log_scale`` says); a dotted line marks the best validation epoch.
     Non-finite losses (a diverged epoch) leave a gap in their line.
     """
-    train = np.asarray(loss_curve, dtype=np.float64)
-    if train.ndim != 1 or train.size == 0:
-        raise ValueError(f"loss_curve must be a non-empty 1-D sequence, got shape {train.shape}")
-    curves = [("train loss", TRAIN_COLOR, train)]
+    train, val = curves(loss_curve, validation_loss_curve)
+    lines = [("train loss", TRAIN_COLOR, train)]
     best = None
-    if validation_loss_curve is not None and len(validation_loss_curve) > 0:
-        val = np.asarray(validation_loss_curve, dtype=np.float64)
-        curves.append(("validation loss", VALIDATION_COLOR, val))
+    if val is not None:
+        lines.append(("validation loss", VALIDATION_COLOR, val))
         if np.isfinite(val).any():
             best = int(np.nanargmin(np.where(np.isfinite(val), val, np.nan))) + 1
-    finite = np.concatenate([c for _, _, c in curves])
+    finite = np.concatenate([c for _, _, c in lines])
     log_scale, y_ticks, y_labels = _y_axis(finite[np.isfinite(finite)], log_scale)
     y = np.log10 if log_scale else (lambda v: v)
-    epochs = max(c.size for _, _, c in curves)
+    epochs = max(c.size for _, _, c in lines)
     x_ticks = [t for t in _nice_ticks(1.0, float(epochs)) if 1 <= t <= epochs]
     x_ticks = [t for t in x_ticks if float(t).is_integer()] or [1.0]
     # One epoch sits in the middle of the axis rather than on its edge.
@@ -90,7 +107,7 @@ def loss_curve_svg(
         return TOP + plot_h - (value - y_low) / (y_high - y_low) * plot_h
 
     out = _frame(title, x_ticks, y_ticks, y_labels, px, py)
-    legend = [(name, color, "") for name, color, _ in curves]
+    legend = [(name, color, "") for name, color, _ in lines]
     if best is not None:
         x = px(best)
         out.append(
@@ -98,7 +115,7 @@ def loss_curve_svg(
             f'stroke="{BEST_COLOR}" stroke-dasharray="2,3"/>'
         )
         legend.append((f"best epoch {best}", BEST_COLOR, ' stroke-dasharray="2,3"'))
-    for name, color, values in curves:
+    for name, color, values in lines:
         for run in _finite_runs(values):
             points = [(px(i + 1), py(y(values[i]))) for i in run]
             out.append(

@@ -17,6 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
 
+from .loss_svg import curves, wide_range
+
 
 def _figure(width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
     # Fixed margins instead of a layout engine: constrained layout cost ~4x the drawing
@@ -47,15 +49,12 @@ def loss_curve_figure(
     log_scale: bool | None = None,
 ) -> Figure:
     """Training (and validation) loss against epoch; log y-axis when the range is wide."""
-    train = np.asarray(loss_curve, dtype=np.float64)
-    if train.ndim != 1 or train.size == 0:
-        raise ValueError(f"loss_curve must be a non-empty 1-D sequence, got shape {train.shape}")
+    train, val = curves(loss_curve, validation_loss_curve)
     fig, ax = _figure()
     epochs = np.arange(1, train.size + 1)
     ax.plot(epochs, train, label="train loss")
     values = [train]
-    if validation_loss_curve is not None and len(validation_loss_curve) > 0:
-        val = np.asarray(validation_loss_curve, dtype=np.float64)
+    if val is not None:
         ax.plot(np.arange(1, val.size + 1), val, label="validation loss")
         values.append(val)
         best = int(np.nanargmin(val))
@@ -63,7 +62,7 @@ def loss_curve_figure(
     finite = np.concatenate(values)
     finite = finite[np.isfinite(finite)]
     if log_scale is None:
-        log_scale = finite.size > 0 and finite.min() > 0 and finite.max() / finite.min() > 100
+        log_scale = wide_range(finite)
     if log_scale:
         ax.set_yscale("log")
         # Plain "0.01" labels: the default 10^k mathtext labels cost more than the plot.
