@@ -373,8 +373,8 @@ def _start_tracking(words: list[str]) -> None:
     """In the command's own process, first thing: MLflow's import starts in a helper.
 
     The command is the first word that is not an option (the top-level options
-    take no value). A word argparse then refuses only costs a helper that exits
-    with this process.
+    take no value). Should argparse then refuse the line (or print a command's
+    help), the helper finds the command gone once its import is done, and exits.
     """
     lifecycle.quiet_telemetry()
     command = next((word for word in words if not word.startswith("-")), None)
