@@ -22,8 +22,10 @@ its modules down.
     python benchmarks/bench_start.py --repeats 5 --before /path/to/older/checkout
 
 ``--before`` also times the command from another checkout of nnpipe (PYTHONPATH)
-in the same directories, for a before/after comparison. Target: the second run
-<= 5 s. The benchmark's servers use their own state directory and are stopped.
+in the same directories, for a before/after comparison (on the same reused server).
+Target: the second run <= 5 s. The benchmark's servers use their own state
+directory, with the reused server's database in it (the first repeat's first run
+pays its migrations, about 5 s), and are stopped.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ find it through its state file and use it. It exits by itself after
 no request; ``nnpipe server status`` shows it, ``nnpipe server stop`` ends it.
 
 Files, in ``NNPIPE_SERVER_HOME`` (default ``$PREFECT_HOME/nnpipe-server``, that is
-``~/.prefect/nnpipe-server``; its database is Prefect's own in ``PREFECT_HOME``):
+``~/.prefect/nnpipe-server``):
 
 - ``server.json``: pid, process start time, URL, idle timeout of the running server;
 - ``start.lock``: held while a command checks or starts the server, so two commands
@@ -17,7 +17,10 @@ Files, in ``NNPIPE_SERVER_HOME`` (default ``$PREFECT_HOME/nnpipe-server``, that 
 - ``users.lock``: every command using the server holds it shared; the server only
   counts itself idle when it can take it exclusively;
 - ``activity``: its modification time is the last request the server answered;
-- ``server.log``: the server's own output.
+- ``server.log``: the server's own output;
+- ``prefect.db``: its database (flow runs, task runs, logs, artifacts), unless
+  Prefect's database is configured (``PREFECT_API_DATABASE_CONNECTION_URL`` in the
+  environment or the Prefect profile), which it then uses.
 
 ``NNPIPE_PREFECT_SERVER=temporary`` opts out (Prefect's temporary server per
 command, as before); an explicit ``PREFECT_API_URL`` always wins.
@@ -46,6 +49,12 @@ HOME_VARIABLE = "NNPIPE_SERVER_HOME"
 IDLE_VARIABLE = "NNPIPE_SERVER_IDLE_TIMEOUT"
 DEFAULT_IDLE_TIMEOUT = 1800.0
 STATE_FILE, LOG_FILE, ACTIVITY_FILE = "server.json", "server.log", "activity"
+# The server's own SQLite database (unless the user configured Prefect's database).
+# Not Prefect's shared $PREFECT_HOME/prefect.db: there, any other Prefect process
+# writing at the same time (a temporary server, `prefect server start`, another
+# user's tests) holds SQLite's one write lock, and the reused server's writes then
+# wait for it, up to PREFECT_API_DATABASE_TIMEOUT (10 s) each.
+DATABASE_FILE = "prefect.db"
 START_LOCK, USERS_LOCK = "start.lock", "users.lock"
 MAIN_MODULE = "flows.local_server_main"
 

@@ -22,6 +22,7 @@ import psutil
 
 from flows.local_server import (
     ACTIVITY_FILE,
+    DATABASE_FILE,
     LOG_FILE,
     STATE_FILE,
     USERS_LOCK,
@@ -106,18 +107,25 @@ def serve(directory: Path, limit: float) -> None:
     print(f"serving {url} (pid {me.pid}, idle timeout {limit:g} s)", flush=True)
     import uvicorn
     from prefect.server.api.server import create_app
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, temporary_settings
 
-    activity = Activity(create_app())
-    config = uvicorn.Config(activity, log_level="error", lifespan="on", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    threading.Thread(
-        target=watch_idle, args=(server, activity, directory, limit), daemon=True
-    ).start()
-    try:
-        server.run(sockets=[sock])
-    finally:
-        _forget(directory)
-        print("stopped", flush=True)
+    # A database of its own unless the user configured one for Prefect (environment or
+    # profile): see ``DATABASE_FILE``.
+    own = {PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{directory / DATABASE_FILE}"}
+    with temporary_settings(set_defaults=own):
+        activity = Activity(create_app())
+        config = uvicorn.Config(
+            activity, log_level="error", lifespan="on", timeout_graceful_shutdown=5
+        )
+        server = uvicorn.Server(config)
+        threading.Thread(
+            target=watch_idle, args=(server, activity, directory, limit), daemon=True
+        ).start()
+        try:
+            server.run(sockets=[sock])
+        finally:
+            _forget(directory)
+            print("stopped", flush=True)
 
 
 def main(argv: list[str]) -> int:

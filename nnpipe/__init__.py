@@ -6,15 +6,9 @@ The estimators are re-exported here; importing ``nnpipe`` loads only NumPy code
 
 from __future__ import annotations
 
-from importlib import metadata
+from typing import Any
 
 from nnpipe._lazy import lazy_attributes
-
-# The version is written once, in pyproject.toml; an installed nnpipe reads it back.
-try:
-    __version__ = metadata.version("nnpipe")
-except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
-    __version__ = "0+unknown"
 
 # Public name -> the nnpipe.core module or subpackage it is imported from. Resolved
 # on first use so that `import nnpipe` stays cheap.
@@ -31,4 +25,19 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, __all__)
+_exported, __dir__ = lazy_attributes(__name__, _EXPORTS, __all__)
+
+
+def __getattr__(name: str) -> Any:
+    if name != "__version__":
+        return _exported(name)
+    # The version is written once, in pyproject.toml; an installed nnpipe reads it back,
+    # on first use: importlib.metadata is 50 ms of every command's start otherwise.
+    from importlib import metadata
+
+    global __version__
+    try:
+        __version__ = metadata.version("nnpipe")
+    except metadata.PackageNotFoundError:  # a source tree on sys.path, never installed
+        __version__ = "0+unknown"
+    return __version__

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nnpipe import __version__, lifecycle
+import nnpipe
+from nnpipe import lifecycle
 from nnpipe.cli_server import add_server_command, flow_settings, use_local_server
 from nnpipe.cli_services import add_service_commands
 from nnpipe.cli_sweep import add_sweep_command
@@ -279,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.replace("``", "`"),  # reST quoting is noise on a terminal
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"nnpipe {__version__}")
+    parser.add_argument("--version", action="version", version=f"nnpipe {nnpipe.__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_and_flow_commands(sub)
@@ -368,8 +369,25 @@ def _add_data_and_flow_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_pipeline)
 
 
+def _start_tracking(words: list[str]) -> None:
+    """In the command's own process, first thing: MLflow's import starts in a helper.
+
+    The command is the first word that is not an option (the top-level options
+    take no value). Should argparse then refuse the line (or print a command's
+    help), the helper finds the command gone once its import is done, and exits.
+    """
+    lifecycle.quiet_telemetry()
+    command = next((word for word in words if not word.startswith("-")), None)
+    if command in TRACKING_COMMANDS:
+        from nnpipe.tracking import _remote
+
+        _remote.start()  # MLflow's import, in a helper, while this process starts
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    if argv is None:  # the command's own process (not a call from Python)
+        _start_tracking(sys.argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -378,12 +396,6 @@ def main(argv: list[str] | None = None) -> int:
     quiet_services()
     from flows.progress import Reporter, use_reporter
 
-    if argv is None:  # the command's own process (not a call from Python)
-        lifecycle.quiet_telemetry()
-        if args.command in TRACKING_COMMANDS:
-            from nnpipe.tracking import _remote
-
-            _remote.start()  # MLflow's import, in a helper, while this process starts
     if args.command in FLOW_COMMANDS:
         if argv is None:
             lifecycle.start_reaper()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ def _local_server_home(tmp_path_factory):
     from flows import local_server
 
     home = tmp_path_factory.mktemp("nnpipe-server")
+    seed_server_database(home)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(local_server.HOME_VARIABLE, str(home))
         mp.delenv(local_server.MODE_VARIABLE, raising=False)
@@ -48,6 +50,22 @@ def _local_server_home(tmp_path_factory):
     for proc in left:
         proc.kill()
     assert not left, f"tests left the local Prefect server running: {left}"
+
+
+def seed_server_database(home: Path) -> Path:
+    """Give the reused server's state directory an already migrated, empty database.
+
+    A server finding none migrates a new one (about 5 s here), as a user's first
+    command does once; the tests start several servers.
+    """
+    from flows import local_server
+    from tests.system.processes import migrated_prefect_db
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    home.mkdir(parents=True, exist_ok=True)
+    database = home / local_server.DATABASE_FILE
+    shutil.copyfile(migrated_prefect_db(env), database)
+    return database
 
 
 def local_servers_running(root: Path) -> list:

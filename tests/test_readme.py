@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import seed_server_database
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
@@ -92,6 +94,7 @@ def test_readme_demo_report_and_shell_blocks_run_in_order(tmp_path):
     env = shell_env(tmp_path)
     # The local Prefect server the demo starts and the blocks reuse, as a reader's would.
     env["NNPIPE_SERVER_HOME"] = str(tmp_path / "prefect-server")
+    seed_server_database(tmp_path / "prefect-server")
     try:
         run_demo_and_blocks(tmp_path, env)
     finally:

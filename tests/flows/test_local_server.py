@@ -15,6 +15,7 @@ import pytest
 
 from flows import local_server
 from nnpipe.cli import main
+from tests.conftest import seed_server_database
 
 ROOT = Path(__file__).resolve().parents[2]
 USE = "from flows import local_server; print(local_server.use(), flush=True)"
@@ -26,6 +27,7 @@ USE_AND_WAIT = USE + "\nimport sys; sys.stdin.read()"
 def home(tmp_path, monkeypatch):
     """A state directory of its own; its server stopped afterwards whatever happened."""
     directory = tmp_path / "server"
+    seed_server_database(directory)
     monkeypatch.setenv(local_server.HOME_VARIABLE, str(directory))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     yield directory
@@ -49,6 +51,13 @@ def start_user(home: Path, **extra: str) -> subprocess.Popen:
     )
 
 
+def database_of(pid: int) -> str:
+    """The SQLite database the server process has open (once it has answered a request)."""
+    paths = {f.path for f in psutil.Process(pid).open_files() if f.path.endswith(".db")}
+    assert len(paths) == 1, paths
+    return paths.pop()
+
+
 def gone(pid: int, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -69,6 +78,7 @@ def test_one_server_for_two_commands_at_once_replaced_when_killed_stopped_on_dem
     info = json.loads(capsys.readouterr().out)
     assert info["running"] and info["url"] == url and info["in_use"], info
     assert info["home"] == str(home) and Path(info["log"]).is_file()
+    assert database_of(info["pid"]) == str(home / local_server.DATABASE_FILE)  # its own
     for proc in users:
         proc.stdin.close()
         assert proc.wait(30) == 0
@@ -92,11 +102,15 @@ def test_one_server_for_two_commands_at_once_replaced_when_killed_stopped_on_dem
 
 
 @pytest.mark.slow
-def test_the_server_exits_by_itself_once_idle_but_not_while_a_command_uses_it(home):
-    user = start_user(home, **{local_server.IDLE_VARIABLE: "1.5"})
+def test_the_server_exits_by_itself_once_idle_but_not_while_a_command_uses_it(home, tmp_path):
+    # The user's Prefect database, when configured, rather than one of its own.
+    database = seed_server_database(tmp_path / "configured")
+    configured = {"PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}"}
+    user = start_user(home, **{local_server.IDLE_VARIABLE: "1.5"}, **configured)
     url = user.stdout.readline().strip()
     state = local_server.read_state(home)
     assert state.idle_timeout == 1.5
+    assert database_of(state.pid) == str(database)
     time.sleep(4)  # longer than the timeout, but the command still holds its lease
     assert local_server.healthy(url)
     user.stdin.close()

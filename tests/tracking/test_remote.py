@@ -74,3 +74,23 @@ def test_the_helper_exits_once_the_command_is_gone(tmp_path):
     started = _remote.Helper()
     started._out.close()  # what the command's exit (or death) does to the pipe
     assert started._proc.wait(timeout=60) == 0
+
+
+def test_a_tracking_command_starts_the_helper_before_its_arguments_are_parsed(monkeypatch):
+    from nnpipe import cli
+
+    monkeypatch.setattr(_remote, "_helper", None)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "")  # restored afterwards, whatever it was
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY")
+    cli._start_tracking(["--debug", "server", "status"])  # no tracking: no helper
+    cli._start_tracking(["--help"])
+    assert _remote._helper is None
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    cli._start_tracking(["--debug", "train", "--dataset", "data", "--epochs", "1"])
+    started = _remote._helper
+    try:
+        assert started is not None and started._proc.poll() is None
+        assert _remote.store() is started
+    finally:
+        started._out.close()
+        assert started._proc.wait(timeout=60) == 0
