@@ -25,6 +25,7 @@ not change any result.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -32,12 +33,13 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .partition_io import (
@@ -93,6 +95,8 @@ class RecallSummary:
     probes_per_second: float
     seconds: float
     output_dir: str
+    # Final states by kind ("stored", "reversed", "mixture", ...): probes per kind.
+    kinds: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON reports and tracking)."""
@@ -406,18 +410,27 @@ def _summarise(
     storage_options: dict | None = None,
 ) -> RecallSummary:
     # Metrics cover every partition, including ones finished by an earlier run,
-    # so they are read back from the result files rather than taken from `done`.
-    columns = ["converged", "spurious"] + (["exact", "overlap"] if with_truth else [])
-    tables = [_read_table(p.output, columns, storage_options) for p in plan]
-    table = pa.concat_tables(tables)
-    n = table.num_rows
+    # so they are read back from the result files rather than taken from `done`;
+    # one file at a time, so the driver's memory does not grow with the probes.
+    flags = ["converged", "spurious"] + (["exact"] if with_truth else [])
+    sums = dict.fromkeys([*flags, "overlap"], 0.0)
+    kinds: collections.Counter[str] = collections.Counter()
+    n = 0
+    for part in plan:
+        table = _read_table(part.output, [*flags, "kind"] + (["overlap"] if with_truth else []),
+                            storage_options)  # fmt: skip
+        n += table.num_rows
+        for name in sums:
+            if name in table.column_names:
+                sums[name] += pc.sum(table.column(name).cast(pa.float64())).as_py() or 0.0
+        for row in pc.value_counts(table.column("kind")).to_pylist():
+            kinds[row["values"]] += row["counts"]
     expected = sum(p.n_rows for p in plan)
     if n != expected:
         raise RuntimeError(f"recall results hold {n} probes, the input holds {expected}")
 
     def mean(name: str) -> float:
-        values = table.column(name).to_numpy(zero_copy_only=False)
-        return float(values.mean()) if n else float("nan")
+        return sums[name] / n if n else float("nan")
 
     n_run = sum(s.n_probes for s in done)
     return RecallSummary(
@@ -432,4 +445,5 @@ def _summarise(
         probes_per_second=n_run / seconds if n_run and seconds > 0 else 0.0,
         seconds=seconds,
         output_dir=str(output),
+        kinds=dict(sorted(kinds.items())),
     )

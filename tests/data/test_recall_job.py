@@ -74,6 +74,10 @@ def test_every_probe_recalled_once_and_equal_to_direct_recall(hopfield_data, loc
     assert summary.exact_recall_rate == pytest.approx(exact.mean())
     assert summary.mean_overlap == pytest.approx((direct.states * truth).mean())
     assert summary.converged_fraction == pytest.approx(direct.converged.mean())
+    # Final states by kind, counted as the network classifies the direct recall.
+    labels, counts = np.unique(network.classify(direct.states).labels, return_counts=True)
+    assert summary.kinds == dict(zip(labels.tolist(), counts.tolist(), strict=True))
+    assert sum(summary.kinds.values()) == N_PROBES
 
 
 def test_dask_cluster_with_two_workers_gives_the_in_process_results(
