@@ -54,9 +54,11 @@ from .storage import is_url, join, list_names, makedirs, remote_errors, remove, 
 
 _META_PREFIX = b"nnpipe.recall."
 
-# Probes recalled together within a partition: a slice's working arrays stay in the
-# CPU's caches, and a task's memory does not grow with its partition's rows.
-SLICE_ROWS = 4096
+# Probe states (rows x neurons) recalled together within a partition: a slice's
+# working arrays stay in the CPU's caches and small enough for the allocator to
+# reuse (also under Dask's MALLOC_TRIM_THRESHOLD_), and a task's memory does not
+# grow with its partition's rows. 1310 probes of 100 neurons.
+SLICE_ELEMENTS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -256,9 +258,10 @@ def recall_partition(
             f"but only {len(stored_patterns)} patterns are stored"
         )
     n = probes.shape[0]
+    step = max(1, SLICE_ELEMENTS // max(1, probes.shape[1]))
     slices = [
-        _recall_slice(network, stored_patterns, probes, truth, ids, slice(lo, lo + SLICE_ROWS))
-        for lo in range(0, max(n, 1), SLICE_ROWS)  # an empty file still gets its schema
+        _recall_slice(network, stored_patterns, probes, truth, ids, slice(lo, lo + step))
+        for lo in range(0, max(n, 1), step)  # an empty file still gets its schema
     ]
     table = pa.Table.from_batches([batch for batch, _ in slices])
     table = table.replace_schema_metadata(_expected_meta(part, fingerprint))

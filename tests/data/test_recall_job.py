@@ -88,7 +88,7 @@ def test_slices_of_a_partition_give_the_whole_partitions_results(
     # files, row for row, as recalled in one piece, and the same counts.
     probes, patterns, network = hopfield_data
     out, summary = local_run
-    monkeypatch.setattr(recall_job, "SLICE_ROWS", 16)
+    monkeypatch.setattr(recall_job, "SLICE_ELEMENTS", 16 * patterns.shape[1])
     sliced = run_recall_job(network, patterns, probes, tmp_path)
     assert sorted_results(tmp_path).equals(sorted_results(out))
     assert sliced.exact_recall_rate == summary.exact_recall_rate
