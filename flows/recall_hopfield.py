@@ -29,7 +29,6 @@ from nnpipe.data.recall_job import (
     PartitionStats,
     list_probe_files,
     read_probes,
-    read_results,
     run_recall_job,
 )
 from nnpipe.tracking import (
@@ -207,10 +206,7 @@ def recall_hopfield(
                 "cluster": cluster,
             }
         )
-        tracker.log_metrics({k: v for k, v in summary.items() if k != "output_dir"})
-        kinds = read_results(out, ["kind"], options).column("kind").to_numpy(zero_copy_only=False)
-        names, counts = np.unique(kinds, return_counts=True)
-        summary["kinds"] = {str(k): int(c) for k, c in zip(names, counts, strict=True)}
+        tracker.log_metrics({k: v for k, v in summary.items() if k not in ("output_dir", "kinds")})
         report = {"summary": summary, "network_file": str(storage.join(out, NETWORK_FILE))}
         tracker.log_dict(report, "recall_report.json")
         text = json.dumps(report, indent=2).encode()

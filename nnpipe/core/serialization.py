@@ -8,6 +8,7 @@ parsed with ``json``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -104,7 +105,11 @@ def load_npz(path: Any, *, kind: str | None = None) -> tuple[dict[str, np.ndarra
     if magic != b"PK\x03\x04":
         raise ModelFileError(f"{str(path)!r} is not a readable .npz file (not a zip archive)")
     try:
-        with np.load(source, allow_pickle=False) as data:
+        # Our own file handle: np.load leaves the one it opens unclosed when the zip is bad.
+        with contextlib.ExitStack() as stack:
+            if isinstance(source, Path):
+                source = stack.enter_context(open(source, "rb"))
+            data = stack.enter_context(np.load(source, allow_pickle=False))
             arrays = {name: data[name] for name in data.files}
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ModelFileError(f"{str(path)!r} is not a readable .npz file: {exc}") from exc

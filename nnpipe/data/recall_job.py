@@ -25,14 +25,13 @@ not change any result.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +48,17 @@ from .partition_io import (
     read_columns,
     write_parquet,
 )
+from .recall_results import RecallSummary, summarise
+from .recall_results import read_results as read_results  # where callers import it
 from .storage import is_url, join, list_names, makedirs, remote_errors, remove, resolve_filesystem
 
 _META_PREFIX = b"nnpipe.recall."
+
+# Probe states (rows x neurons) recalled together within a partition: a slice's
+# working arrays stay in the CPU's caches and small enough for the allocator to
+# reuse (also under Dask's MALLOC_TRIM_THRESHOLD_), and a task's memory does not
+# grow with its partition's rows. 1310 probes of 100 neurons.
+SLICE_ELEMENTS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -76,27 +83,6 @@ class PartitionStats:
     n_spurious: int
     overlap_sum: float
     seconds: float
-
-
-@dataclass(frozen=True)
-class RecallSummary:
-    """Dataset-wide metrics of a recall job (over every partition, done now or before)."""
-
-    n_probes: int
-    n_partitions: int
-    n_partitions_run: int
-    n_partitions_skipped: int
-    exact_recall_rate: float
-    mean_overlap: float
-    converged_fraction: float
-    spurious_fraction: float
-    probes_per_second: float
-    seconds: float
-    output_dir: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (for JSON reports and tracking)."""
-        return asdict(self)
 
 
 def network_fingerprint(network: Any) -> str:
@@ -262,74 +248,74 @@ def recall_partition(
             f"probe file {part.source!r}: probes have {probes.shape[1]} neurons, the network "
             f"has {network.weights_.shape[0]}"
         )
-    result = network.recall(probes)
+    if (
+        truth is not None
+        and truth.size
+        and (truth.min() < 0 or truth.max() >= len(stored_patterns))
+    ):
+        raise ValueError(
+            f"probe file {part.source!r}: {pattern_column!r} holds {int(truth.max())}, "
+            f"but only {len(stored_patterns)} patterns are stored"
+        )
+    n = probes.shape[0]
+    step = max(1, SLICE_ELEMENTS // max(1, probes.shape[1]))
+    slices = [
+        _recall_slice(network, stored_patterns, probes, truth, ids, slice(lo, lo + step))
+        for lo in range(0, max(n, 1), step)  # an empty file still gets its schema
+    ]
+    table = pa.Table.from_batches([batch for batch, _ in slices])
+    table = table.replace_schema_metadata(_expected_meta(part, fingerprint))
+    write_parquet(table, part.output, storage_options)
+    counts = np.sum([c for _, c in slices], axis=0)
+    return PartitionStats(
+        key=part.key,
+        n_probes=n,
+        n_exact=int(counts[0]),
+        n_converged=int(counts[1]),
+        n_spurious=int(counts[2]),
+        overlap_sum=float(counts[3]),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _recall_slice(
+    network: Any,
+    stored_patterns: np.ndarray,
+    probes: np.ndarray,
+    truth: np.ndarray | None,
+    ids: np.ndarray,
+    rows: slice,
+) -> tuple[pa.RecordBatch, tuple[int, int, int, float]]:
+    """The result rows of ``probes[rows]``; (exact, converged, spurious, overlap sum) of them."""
+    result = network.recall(probes[rows])
     states = np.asarray(result.states, dtype=np.int8)  # (n, n_neurons)
+    converged = np.asarray(result.converged, bool)
     # The network's own classification: the same exact fields as its recall.
     found = network.classify(states)
     # A fixed point that is not a stored pattern: reversed, mixture or other spurious state.
-    spurious = np.asarray(result.converged, bool) & (found.labels != "stored")
+    spurious = converged & (found.labels != "stored")
     n, n_neurons = states.shape
     columns: dict[str, pa.Array] = {
-        "probe_id": pa.array(ids),
+        "probe_id": pa.array(ids[rows]),
         "state": pa.FixedSizeListArray.from_arrays(pa.array(states.ravel()), n_neurons),
-        "converged": pa.array(np.asarray(result.converged, bool)),
+        "converged": pa.array(converged),
         "n_sweeps": pa.array(np.asarray(result.n_sweeps, np.int32)),
         "energy": pa.array(np.asarray(result.energy, np.float64)),
         "kind": pa.array(found.labels, pa.string()),
         "nearest": pa.array(found.nearest.astype(np.int32)),
         "spurious": pa.array(spurious),
     }
-    n_exact = 0
-    overlap_sum = 0.0
+    n_exact, overlap_sum = 0, 0.0
     if truth is not None:
-        if truth.min() < 0 or truth.max() >= len(stored_patterns):
-            raise ValueError(
-                f"probe file {part.source!r}: {pattern_column!r} holds {int(truth.max())}, "
-                f"but only {len(stored_patterns)} patterns are stored"
-            )
-        target = stored_patterns[truth]  # (n, n_neurons)
+        target = stored_patterns[truth[rows]]  # (n, n_neurons)
         exact = (states == target).all(axis=1)
         overlap = (states.astype(np.float64) * target).mean(axis=1)
-        columns["pattern_id"] = pa.array(truth)
+        columns["pattern_id"] = pa.array(truth[rows])
         columns["exact"] = pa.array(exact)
         columns["overlap"] = pa.array(overlap)
-        n_exact = int(exact.sum())
-        overlap_sum = float(overlap.sum())
-    table = pa.table(columns)
-    table = table.replace_schema_metadata(_expected_meta(part, fingerprint))
-    write_parquet(table, part.output, storage_options)
-    return PartitionStats(
-        key=part.key,
-        n_probes=n,
-        n_exact=n_exact,
-        n_converged=int(np.count_nonzero(result.converged)),
-        n_spurious=int(spurious.sum()),
-        overlap_sum=overlap_sum,
-        seconds=time.perf_counter() - start,
-    )
-
-
-def _read_table(path: str, columns: list[str] | None, storage_options: dict | None) -> pa.Table:
-    if not is_url(path):
-        return pq.read_table(path, columns=columns)
-    fs, pa_fs, p = resolve_filesystem(path, storage_options)
-    with remote_errors(path, fs):
-        return pq.read_table(p, columns=columns, filesystem=pa_fs)
-
-
-def read_results(
-    output_dir: str | os.PathLike,
-    columns: list[str] | None = None,
-    storage_options: dict | None = None,
-) -> pa.Table:
-    """Every result file of a job as one table (result files only, in name order)."""
-    files = []
-    if is_url(output_dir) or Path(output_dir).is_dir():
-        with contextlib.suppress(DataError):
-            files = list_parquet_files(output_dir, storage_options)
-    if not files:
-        raise ValueError(f"no recall results in {str(output_dir)!r}")
-    return pa.concat_tables([_read_table(p, columns, storage_options) for p in files])
+        n_exact, overlap_sum = int(exact.sum()), float(overlap.sum())
+    counts = (n_exact, int(np.count_nonzero(converged)), int(spurious.sum()), overlap_sum)
+    return pa.RecordBatch.from_pydict(columns), counts
 
 
 def run_recall_job(
@@ -390,46 +376,8 @@ def run_recall_job(
                 on_partition(stats, len(done), len(todo))
     seconds = time.perf_counter() - start
     with_truth = pattern_column is not None
-    return _summarise(plan, output, done, seconds, with_truth, storage_options)
+    return summarise(plan, output, done, seconds, with_truth, storage_options)
 
 
 def _task_key(part: RecallPartition) -> str:
     return f"nnpipe-recall-{hashlib.sha1(part.output.encode()).hexdigest()[:12]}-{uuid.uuid4().hex}"
-
-
-def _summarise(
-    plan: list[RecallPartition],
-    output: Path,
-    done: list[PartitionStats],
-    seconds: float,
-    with_truth: bool,
-    storage_options: dict | None = None,
-) -> RecallSummary:
-    # Metrics cover every partition, including ones finished by an earlier run,
-    # so they are read back from the result files rather than taken from `done`.
-    columns = ["converged", "spurious"] + (["exact", "overlap"] if with_truth else [])
-    tables = [_read_table(p.output, columns, storage_options) for p in plan]
-    table = pa.concat_tables(tables)
-    n = table.num_rows
-    expected = sum(p.n_rows for p in plan)
-    if n != expected:
-        raise RuntimeError(f"recall results hold {n} probes, the input holds {expected}")
-
-    def mean(name: str) -> float:
-        values = table.column(name).to_numpy(zero_copy_only=False)
-        return float(values.mean()) if n else float("nan")
-
-    n_run = sum(s.n_probes for s in done)
-    return RecallSummary(
-        n_probes=n,
-        n_partitions=len(plan),
-        n_partitions_run=len(done),
-        n_partitions_skipped=len(plan) - len(done),
-        exact_recall_rate=mean("exact") if with_truth else float("nan"),
-        mean_overlap=mean("overlap") if with_truth else float("nan"),
-        converged_fraction=mean("converged"),
-        spurious_fraction=mean("spurious"),
-        probes_per_second=n_run / seconds if n_run and seconds > 0 else 0.0,
-        seconds=seconds,
-        output_dir=str(output),
-    )

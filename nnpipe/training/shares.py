@@ -187,8 +187,8 @@ def batches(
     """Minibatches ``first .. first + steps - 1`` of the share's ``epoch``, one at a time.
 
     A batch is a view of its group; lazily made, a trained batch lets its group go.
-    The head of a batch that straddles two groups is copied before the next group
-    is built, so a worker never holds two groups at once.
+    The batches next to a change of group (the head of one that straddles two, and
+    the one before it) are copies, so a worker never holds two groups at once.
     """
     groups = epoch_groups(source, share, epoch)
     rows = dict(zip(share.indices, share.rows, strict=True))
@@ -204,9 +204,16 @@ def batches(
             X, y = read_group(source, share, epoch, g, groups[g])
             begin = start - (int(ends[g]) - len(X))
             take = min(stop, int(ends[g])) - start
-            piece = (X[begin : begin + take], y[begin : begin + take])
+            view = (X[begin : begin + take], y[begin : begin + take])
             del X, y
-            pieces.append(piece if start + take == stop else tuple(a.copy() for a in piece))
+            # A view only while its group stays: the head of a straddling batch, and
+            # a batch after which the next one needs another group (the trainer
+            # still holds it while that group is built), are copies: a worker never
+            # holds two groups.
+            next_stop = min(stop + batch_size, total)
+            keep_view = start + take == stop and next_stop <= int(ends[g])
+            pieces.append(view if keep_view else tuple(a.copy() for a in view))
+            del view
             start += take
             g += 1
         if len(pieces) > 1:

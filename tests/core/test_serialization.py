@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
+
 import numpy as np
 import pytest
 
@@ -53,3 +56,15 @@ def test_require_checks_shape(tmp_path):
         require(arrays, "w", (3, 3), "f")
     with pytest.raises(ModelFileError, match="missing array 'b'"):
         require(arrays, "b", (1,), "f")
+
+
+def test_broken_zip_is_named_and_its_file_closed(tmp_path):
+    path = tmp_path / "model.npz"
+    save_npz(path, {"w": np.ones(3)}, {"kind": "x"})
+    path.write_bytes(path.read_bytes()[:40])  # a zip header, then nothing
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(ModelFileError, match=r"model\.npz.* is not a readable \.npz file"):
+            load_npz(path)
+        gc.collect()  # an unclosed handle warns when it is collected
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

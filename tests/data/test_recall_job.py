@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nnpipe.core.hopfield import HopfieldNetwork
+from nnpipe.data import recall_job
 from nnpipe.data.partition_io import read_patterns
 from nnpipe.data.recall_job import (
     is_done,
@@ -74,6 +75,24 @@ def test_every_probe_recalled_once_and_equal_to_direct_recall(hopfield_data, loc
     assert summary.exact_recall_rate == pytest.approx(exact.mean())
     assert summary.mean_overlap == pytest.approx((direct.states * truth).mean())
     assert summary.converged_fraction == pytest.approx(direct.converged.mean())
+    # Final states by kind, counted as the network classifies the direct recall.
+    labels, counts = np.unique(network.classify(direct.states).labels, return_counts=True)
+    assert summary.kinds == dict(zip(labels.tolist(), counts.tolist(), strict=True))
+    assert sum(summary.kinds.values()) == N_PROBES
+
+
+def test_slices_of_a_partition_give_the_whole_partitions_results(
+    hopfield_data, local_run, tmp_path, monkeypatch
+):
+    # Partitions of 130 probes in slices of 16 (and a short last one): the same
+    # files, row for row, as recalled in one piece, and the same counts.
+    probes, patterns, network = hopfield_data
+    out, summary = local_run
+    monkeypatch.setattr(recall_job, "SLICE_ELEMENTS", 16 * patterns.shape[1])
+    sliced = run_recall_job(network, patterns, probes, tmp_path)
+    assert sorted_results(tmp_path).equals(sorted_results(out))
+    assert sliced.exact_recall_rate == summary.exact_recall_rate
+    assert sliced.kinds == summary.kinds
 
 
 def test_dask_cluster_with_two_workers_gives_the_in_process_results(

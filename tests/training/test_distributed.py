@@ -239,3 +239,35 @@ def test_a_worker_holds_one_group_of_its_share_whatever_its_size(uneven):
             for _ in batches(source, share, epoch, first, 2, 32):
                 assert len(GROUPS.items) == 1
     GROUPS.clear()
+
+
+def test_a_groups_last_batch_lets_the_group_go_before_the_next_is_read(uneven):
+    # The trainer's loop still holds the batch it last trained on while the next
+    # batch is made: that batch must not keep its whole group alive while the next
+    # group's partitions are read, or a worker holds two groups at its peak.
+    import weakref
+
+    from nnpipe.training.shares import GROUPS
+
+    built: list[weakref.ref] = []
+    alive_at_read: list[int] = []
+
+    class Watching(CountingReads):
+        def read_partition(self, index, *args, **kw):
+            alive_at_read.append(sum(ref() is not None for ref in built))
+            return super().read_partition(index, *args, **kw)
+
+    counts = uneven.partition_row_counts()
+    share = Share(0, (0, 1, 2, 3), tuple(counts))
+    source = Source(Watching(uneven), None, None, "float64", np.float64, run="last", group=1)
+    GROUPS.clear()
+    held = None
+    for X, y in batches(source, share, 0, 0, 10**6, 32):
+        held = (X, y)  # as the trainer's loop variable holds it
+        for group in GROUPS.items.values():
+            if not any(ref() is group[0] for ref in built):
+                built.append(weakref.ref(group[0]))
+        del group
+    assert held is not None and len(built) == 4
+    assert alive_at_read == [0, 0, 0, 0]
+    GROUPS.clear()
