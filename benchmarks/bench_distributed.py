@@ -19,7 +19,8 @@ started before the clock starts.
    processes at once (no Dask, no averaging): what 2 cores give at best, the
    peer E(2) is measured against.
 2. Recall: ``run_recall_job`` over a probe set (1M probes by default) on 1 and 2
-   workers; the throughput ratio.
+   workers; the throughput ratio. Its ceiling: the same recall tasks in 1 process
+   and, split in halves, in 2 independent processes at once (no Dask).
 
 Run: ``.venv/bin/python benchmarks/bench_distributed.py [--quick] [--repeat 3]``
 """
