@@ -31,6 +31,25 @@ from flows.local_server import (
     write_state,
 )
 
+# Prefect's server services are all on, as in ``prefect server start``, except these,
+# which serve what flow commands never use and wake every 5-60 s (or, for triggers,
+# on every event a command sends), taking CPU and SQLite's write lock beside them:
+# SCHEDULER, LATE_RUNS (deployments' schedules: ``nnpipe serve`` asks for a server of
+# its own), PAUSE_EXPIRATIONS (paused runs), FOREMAN (workers' health), REPOSSESSOR
+# (concurrency-limit leases), CLEANUP_RECONCILER (workers' cleanup queue), TRIGGERS
+# (automations and their actions). What the UI shows of a run stays on: the task run
+# recorder (task runs come to the server as events), the event persister (events,
+# and the old ones vacuumed hourly), log and event streams, cancellation clean-up.
+SERVICES_OFF = (
+    "SCHEDULER",
+    "LATE_RUNS",
+    "PAUSE_EXPIRATIONS",
+    "FOREMAN",
+    "REPOSSESSOR",
+    "CLEANUP_RECONCILER",
+    "TRIGGERS",
+)
+
 
 def _daemonize(directory: Path) -> None:
     """Fork; the parent exits, the child runs in a session of its own with its output logged."""
@@ -97,8 +116,9 @@ def serve(directory: Path, limit: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/api"
-    # The UI asks the API at this URL; services that only a scheduling server needs stay off.
-    os.environ.update(PREFECT_UI_API_URL=url, PREFECT__SERVER_WEBSERVER_ONLY="1")
+    os.environ["PREFECT_UI_API_URL"] = url  # the UI asks the API at this URL
+    for name in SERVICES_OFF:  # a user's own setting of one of these wins
+        os.environ.setdefault(f"PREFECT_SERVER_SERVICES_{name}_ENABLED", "false")
     os.environ.pop("PREFECT_API_URL", None)
     me = psutil.Process()
     # Recorded before the slow part: a command waiting for it sees at once if it dies.

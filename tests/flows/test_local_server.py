@@ -185,3 +185,48 @@ def test_flows_on_the_reused_server_send_no_heartbeats_others_keep_prefects_defa
     monkeypatch.setattr(cli_server, "_local_url", None)
     with cli_server.flow_settings():
         assert get_current_settings().flows.heartbeat_frequency == default
+
+
+def task_names(url: str, flow_name: str) -> tuple[list[str], set[str]]:
+    """The runs of ``flow_name`` on the server at ``url``, and the names of their tasks."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+        ids = [run.id for run in runs]
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+    # A task run is named after its task, with a short suffix: "open_dataset-3f2".
+    return [str(i) for i in ids], {task.name.rsplit("-", 1)[0] for task in tasks}
+
+
+@pytest.mark.slow
+def test_a_train_commands_task_runs_are_recorded_on_the_reused_server(home, tmp_path):
+    assert main(["make-data", "regression", str(tmp_path / "reg"), "--rows", "400",
+                 "--features", "2", "--rows-per-partition", "200"]) == 0  # fmt: skip
+    train = ["train", "--dataset", str(tmp_path / "reg"), "--workdir", str(tmp_path / "w")]
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from nnpipe.cli import main; sys.exit(main())"]
+        + [*train, "--epochs", "1"],
+        env=env_for(home),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    url = local_server.read_state(home).url
+    expected = {"open_dataset", "get_scalers", "train", "evaluate"}
+    deadline = time.monotonic() + 30  # the server records task runs from events, soon after
+    runs, names = task_names(url, "train_bp")
+    while not expected <= names and time.monotonic() < deadline:
+        time.sleep(0.5)
+        runs, names = task_names(url, "train_bp")
+    assert len(runs) == 1, runs
+    assert expected <= names, names
