@@ -77,17 +77,15 @@ def summarise(
     # Metrics cover every partition, including ones finished by an earlier run,
     # so they are read back from the result files rather than taken from `done`;
     # one file at a time, so the driver's memory does not grow with the probes.
-    flags = ["converged", "spurious"] + (["exact"] if with_truth else [])
-    sums = dict.fromkeys([*flags, "overlap"], 0.0)
+    averaged = ["converged", "spurious"] + (["exact", "overlap"] if with_truth else [])
+    sums = dict.fromkeys(averaged, 0.0)
     kinds: collections.Counter[str] = collections.Counter()
     n = 0
     for part in plan:
-        table = _read_table(part.output, [*flags, "kind"] + (["overlap"] if with_truth else []),
-                            storage_options)  # fmt: skip
+        table = _read_table(part.output, [*averaged, "kind"], storage_options)
         n += table.num_rows
-        for name in sums:
-            if name in table.column_names:
-                sums[name] += pc.sum(table.column(name).cast(pa.float64())).as_py() or 0.0
+        for name in averaged:
+            sums[name] += pc.sum(table.column(name).cast(pa.float64())).as_py() or 0.0
         for row in pc.value_counts(table.column("kind")).to_pylist():
             kinds[row["values"]] += row["counts"]
     expected = sum(p.n_rows for p in plan)
