@@ -266,14 +266,16 @@ def recall_partition(
     table = pa.Table.from_batches([batch for batch, _ in slices])
     table = table.replace_schema_metadata(_expected_meta(part, fingerprint))
     write_parquet(table, part.output, storage_options)
-    counts = np.sum([c for _, c in slices], axis=0)
+    n_exact, n_converged, n_spurious, overlap_sum = (
+        sum(column) for column in zip(*(counts for _, counts in slices), strict=True)
+    )
     return PartitionStats(
         key=part.key,
         n_probes=n,
-        n_exact=int(counts[0]),
-        n_converged=int(counts[1]),
-        n_spurious=int(counts[2]),
-        overlap_sum=float(counts[3]),
+        n_exact=n_exact,
+        n_converged=n_converged,
+        n_spurious=n_spurious,
+        overlap_sum=overlap_sum,
         seconds=time.perf_counter() - start,
     )
 
