@@ -40,6 +40,7 @@ from pathlib import Path
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = "1"
 
+import dask  # noqa: E402
 import numpy as np  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
@@ -198,6 +199,67 @@ def bench_training(args, root: Path) -> None:
     )
 
 
+def _recall_parts(network, patterns, parts, out: str, start, seconds) -> None:
+    """Recall ``parts`` (after one partition to warm up) once ``start`` is set; seconds out."""
+    from dataclasses import replace
+
+    from nnpipe.data.recall_job import recall_partition
+
+    def run(part) -> None:
+        # The same task a worker runs, into a scratch file of this process.
+        recall_partition(network, patterns, replace(part, output=f"{out}/{part.key}"), "ceiling")
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    run(parts[0])
+    start.wait()
+    t = time.perf_counter()
+    for part in parts:
+        run(part)
+    seconds.put(time.perf_counter() - t)
+
+
+def recall_ceiling(network, patterns, probes: Path, out: Path) -> float:
+    """Probes/s of 2 independent processes over 2x those of 1, each running the recall tasks.
+
+    No Dask: the same partitions, split in two halves, in 2 processes started alike
+    (one BLAS thread, Dask's malloc setting for worker processes), against all of them
+    in 1 process. What 2 cores give at best, the peer the 2-worker ratio is set against.
+    """
+    from nnpipe.data.recall_job import plan_partitions
+
+    plan = plan_partitions(probes, out)
+    ctx = multiprocessing.get_context("spawn")
+    env = dask.config.get("distributed.nanny.pre-spawn-environ")
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items() if v is not None})
+    rates = {}
+    try:
+        for n in (1, 2):
+            start, seconds = ctx.Event(), ctx.Queue()
+            procs = [
+                ctx.Process(
+                    target=_recall_parts,
+                    args=(network, patterns, plan[i::n], str(out / f"p{i}"), start, seconds),
+                )
+                for i in range(n)
+            ]
+            for p in procs:
+                p.start()
+            time.sleep(4.0)  # every process has imported and warmed up
+            start.set()
+            times = [seconds.get() for _ in procs]
+            for p in procs:
+                p.join()
+            rates[n] = len(plan) / max(times)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return rates[2] / rates[1]
+
+
 def recall_run(network, patterns, probes: Path, out: Path, n_workers: int) -> float:
     local, client = cluster(n_workers)
     try:
@@ -219,14 +281,19 @@ def bench_recall(args, root: Path) -> None:
     )  # fmt: skip
     patterns = read_patterns(data)
     network = HopfieldNetwork(rule="hebbian", random_state=0).fit(patterns)
-    rates = {1: [], 2: []}
+    rates, peers = {1: [], 2: []}, []
     for _ in range(args.repeat):
         for n in (1, 2):
             rates[n].append(recall_run(network, patterns, data / "probes", root / "out", n))
+        peers.append(recall_ceiling(network, patterns, data / "probes", root / "ceiling"))
     r1, r2 = statistics.median(rates[1]), statistics.median(rates[2])
     print(
         f"recall: {args.probes} probes x 100 neurons in 20 partitions: 1 worker {r1:,.0f} "
         f"probes/s, 2 workers {r2:,.0f} probes/s; ratio {r2 / r1:.2f} (medians of {args.repeat})"
+    )
+    print(
+        f"  ceiling: the same recall tasks in 2 independent processes run "
+        f"{statistics.median(peers):.2f}x one process's probes/s (no Dask)"
     )
 
 
