@@ -310,8 +310,9 @@ def _recall_slice(
     n_exact, overlap_sum = 0, 0.0
     if truth is not None:
         target = stored_patterns[truth[rows]]  # (n, n_neurons)
-        exact = (states == target).all(axis=1)
-        overlap = (states.astype(np.float64) * target).mean(axis=1)
+        agree = np.count_nonzero(states == target, axis=1)
+        exact = agree == n_neurons
+        overlap = (2 * agree - n_neurons) / n_neurons  # the mean of s * t, exactly
         columns["pattern_id"] = pa.array(truth[rows])
         columns["exact"] = pa.array(exact)
         columns["overlap"] = pa.array(overlap)

@@ -17,6 +17,7 @@ The result is exactly that of visiting neurons one at a time.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -70,6 +71,7 @@ class DenseFields:
     def __init__(self, q: np.ndarray, dtype: np.dtype):
         self.q = np.ascontiguousarray(q, dtype=dtype)  # (N, N), symmetric
         self.dtype = self.q.dtype
+        self.threads = threading.local()  # per thread: work arrays (thread_scratch)
 
     def start(self, S: np.ndarray) -> np.ndarray:
         return self.q @ S  # (N, B)
@@ -77,8 +79,8 @@ class DenseFields:
     def fields(self, state: np.ndarray, S: np.ndarray) -> np.ndarray:
         return state
 
-    def block(self, state: np.ndarray, S: np.ndarray, J: np.ndarray) -> np.ndarray:
-        return state[J]  # (b, B)
+    def block(self, state: np.ndarray, s: np.ndarray, J: np.ndarray, out: np.ndarray, tmp):
+        return np.take(state, J, axis=0, out=out)  # (b, B)
 
     def coupling(self, J: np.ndarray) -> np.ndarray:
         return self.q[np.ix_(J, J)]  # (b, b)
@@ -102,15 +104,21 @@ class LowRankFields:
         self.xt = np.ascontiguousarray(self.x.T)  # (N, P)
         self.n_patterns = patterns.shape[0]
         self.dtype = self.x.dtype
+        self.threads = threading.local()  # per thread: work arrays (thread_scratch)
 
     def start(self, S: np.ndarray) -> np.ndarray:
         return self.x @ S  # (P, B)
 
     def fields(self, state: np.ndarray, S: np.ndarray) -> np.ndarray:
-        return self.xt @ state - self.n_patterns * S  # (N, B)
+        H = self.xt @ state  # (N, B)
+        H -= self.n_patterns * S
+        return H
 
-    def block(self, state: np.ndarray, S: np.ndarray, J: np.ndarray) -> np.ndarray:
-        return self.xt[J] @ state - self.n_patterns * S[J]  # (b, B)
+    def block(self, state: np.ndarray, s: np.ndarray, J: np.ndarray, out: np.ndarray, tmp):
+        """Fields of neurons ``J`` (b, B) into ``out``; ``s = S[J]``, ``tmp`` a scratch array."""
+        np.matmul(self.xt[J], state, out=out)
+        out -= np.multiply(s, self.n_patterns, out=tmp)
+        return out
 
     def coupling(self, J: np.ndarray) -> np.ndarray:
         xj = self.xt[J]  # (b, P)
@@ -136,6 +144,41 @@ def _add_columns(state: np.ndarray, cols: np.ndarray, update: np.ndarray) -> Non
 Fields = DenseFields | LowRankFields
 
 
+class Scratch:
+    """Work arrays reused from block to block, by name.
+
+    A sweep block needs a handful of (block, probes) temporaries. Made afresh for
+    every block, each one above glibc's mmap threshold is mapped, faulted in page by
+    page and unmapped again; Dask's worker processes fix that threshold at 128 KiB
+    (``MALLOC_TRIM_THRESHOLD_``), where this made recall about 3x slower.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __call__(self, name: str, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+        size = shape[0] * shape[1]
+        flat = self._arrays.get(name)
+        if flat is None or flat.size < size or flat.dtype != dtype:
+            flat = self._arrays[name] = np.empty(size, dtype=dtype)
+        return flat[:size].reshape(shape)  # contiguous: the first `size` elements
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values())
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+
+def thread_scratch(fields: Fields) -> Scratch:
+    """The calling thread's work arrays for ``fields``, kept from call to call."""
+    scratch = getattr(fields.threads, "scratch", None)
+    if scratch is None:
+        scratch = fields.threads.scratch = Scratch()
+    return scratch
+
+
 def empty_result(n_probes: int, n_neurons: int) -> RecallResult:
     """A result for ``n_probes`` probes, to be filled in."""
     return RecallResult(
@@ -153,8 +196,13 @@ def recall_async(
     order: Callable[[int], np.ndarray],
     max_iter: int,
     scale: float,
+    scratch: Scratch | None = None,
 ) -> RecallResult:
-    """Asynchronous recall of ``probes`` (B, N); ``order(t)`` is sweep t's neuron order."""
+    """Asynchronous recall of ``probes`` (B, N); ``order(t)`` is sweep t's neuron order.
+
+    ``scratch``: work arrays to reuse (one per thread), e.g. across chunks of probes.
+    """
+    scratch = scratch or Scratch()
     n_probes, n_neurons = probes.shape
     out = empty_result(n_probes, n_neurons)
     S = np.array(probes.T, dtype=fields.dtype, order="C")  # (N, B): neuron-major
@@ -173,7 +221,7 @@ def recall_async(
         changed = np.zeros(len(active), dtype=bool)
         for lo in range(0, n_neurons, _BLOCK):
             J = perm[lo : lo + _BLOCK]
-            cols = _sweep_block(fields, state, S, J)
+            cols = _sweep_block(fields, state, S, J, scratch)
             changed[cols] = True
         out.n_sweeps[active] += 1
         if not changed.all():
@@ -185,23 +233,29 @@ def recall_async(
     return out
 
 
-def _sweep_block(fields: Fields, state: np.ndarray, S: np.ndarray, J: np.ndarray) -> np.ndarray:
+def _sweep_block(
+    fields: Fields, state: np.ndarray, S: np.ndarray, J: np.ndarray, scratch: Scratch
+) -> np.ndarray:
     """Visit neurons ``J`` in order for every probe; return the probes (columns) that moved."""
-    h0 = fields.block(state, S, J)  # (b, B) fields at the block start
-    s = S[J]  # (b, B) copy
+    shape = (len(J), S.shape[1])
+    s = np.take(S, J, axis=0, out=scratch("s", shape, S.dtype))  # (b, B) copy
+    tmp = scratch("tmp", shape, S.dtype)
+    h0 = fields.block(state, s, J, scratch("h0", shape, S.dtype), tmp)  # block-start fields
     c2 = 2 * fields.coupling(J)  # (b, b) symmetric, zero diagonal: a flip moves s_k by 2 s_new
-    want = h0 * s < 0  # (b, B) flips the block-start fields call for
+    # (b, B) flips the block-start fields call for
+    want = np.less(np.multiply(h0, s, out=tmp), 0, out=scratch("want", shape, np.bool_))
     n_want = int(np.count_nonzero(want))
     if n_want == 0:
         return np.empty(0, dtype=np.intp)
     # Both ways give the same result; which is cheaper depends on how many flips there
     # are per probe (measured: rounds win for a few, neuron by neuron for many).
+    s_after = scratch("s_after", shape, S.dtype)
     if n_want <= _ROUNDS_FLIPS_PER_PROBE * s.shape[1]:
-        moved, s_after = _block_by_rounds(h0, s, c2, want)
+        moved = _block_by_rounds(h0, s, c2, want, s_after, scratch)
     else:
-        moved, s_after = _block_by_neurons(h0, s, c2)
+        moved = _block_by_neurons(h0, s, c2, s_after, scratch("D", shape, S.dtype))
     cols = np.flatnonzero(moved)
-    delta = s_after - s  # (b, B) in {-2, 0, 2}
+    delta = np.subtract(s_after, s, out=tmp)  # (b, B) in {-2, 0, 2}
     S[J] = s_after
     if 4 * cols.size > s.shape[1]:
         # Scattering into most columns costs more than multiplying the zero ones.
@@ -215,10 +269,14 @@ def _sweep_block(fields: Fields, state: np.ndarray, S: np.ndarray, J: np.ndarray
 _ROUNDS_FLIPS_PER_PROBE = 3
 
 
-def _block_by_neurons(h0, s, c2):
-    """One neuron at a time: ``h_k = h0_k + c2[k, :k] @ D[:k]``, D the flips made so far."""
-    s = s.copy()
-    D = np.zeros_like(s)  # (b, B): 0 or s_new
+def _block_by_neurons(h0, s0, c2, s, D):
+    """One neuron at a time: ``h_k = h0_k + c2[k, :k] @ D[:k]``, D the flips made so far.
+
+    The states after the block go to ``s``; ``D`` is a work array of the same shape.
+    Returns which probes moved.
+    """
+    s[...] = s0
+    D.fill(0)  # (b, B): 0 or s_new
     top = 0  # rows of D below `top` may be nonzero
     for k in range(s.shape[0]):
         h = h0[k] + c2[k, :top] @ D[:top] if top else h0[k]
@@ -228,20 +286,22 @@ def _block_by_neurons(h0, s, c2):
             s[k, flip] = new
             D[k, flip] = new
             top = k + 1
-    return D.any(axis=0), s
+    return D.any(axis=0)
 
 
-def _block_by_rounds(h0, s, c2, want):
-    """All probes at once, one flip per probe per round.
+def _block_by_rounds(h0, s, c2, want, s_after, scratch):
+    """All probes at once, one flip per probe per round; the states after go to ``s_after``.
 
     Each round finds, per probe, the first neuron at or after its position whose
     current field disagrees with its state, flips it and updates that probe's block
     fields. The neurons skipped over agree with their fields, as a one-by-one visit
     would find. Rounds = the most flips any probe makes in the block (+1).
+    Returns which probes moved.
     """
-    # Copies (ascontiguousarray would return a view when B or b is 1).
-    h = np.array(h0.T, order="C")  # (B, b) current block fields
-    st = np.array(s.T, order="C")  # (B, b) current block states
+    h = scratch("h", h0.shape[::-1], h0.dtype)  # (B, b) current block fields
+    h[...] = h0.T
+    st = scratch("st", s.shape[::-1], s.dtype)  # (B, b) current block states
+    st[...] = s.T
     position = np.arange(h.shape[1])
     start = np.zeros(h.shape[0], dtype=np.intp)  # per probe: first neuron not yet visited
     moved = np.zeros(h.shape[0], dtype=bool)
@@ -264,7 +324,8 @@ def _block_by_rounds(h0, s, c2, want):
         h[rows] += new[:, None] * c2[k]  # (r, b)
         start[rows] = k + 1
         moved[rows] = True
-    return moved, np.ascontiguousarray(st.T)
+    s_after[...] = st.T
+    return moved
 
 
 def recall_sync(fields: Fields, probes: np.ndarray, max_iter: int, scale: float) -> RecallResult:
@@ -306,4 +367,5 @@ def flipping(fields: Fields, states: np.ndarray) -> np.ndarray:
     """Per state (row of ``states``), whether some neuron would flip: not a fixed point."""
     S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
     H = fields.fields(fields.start(S), S)
-    return (H * S < 0).any(axis=0)
+    H *= S
+    return (H < 0).any(axis=0)

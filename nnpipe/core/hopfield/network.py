@@ -36,6 +36,7 @@ from .dynamics import (
     flipping,
     recall_async,
     recall_sync,
+    thread_scratch,
 )
 from .rules import RULES, LearningRule, to_grid
 from .states import (
@@ -59,6 +60,8 @@ _FLOAT32_EXACT = 2**22
 
 # Probe rows recalled together: bounds the (rows, N) working matrices to ~64 MB.
 _CHUNK_ELEMENTS = 1 << 24
+# Work arrays of async recall up to this size stay with the thread for its next call.
+_KEEP_SCRATCH_BYTES = 8 << 20
 
 
 class CapacityWarning(UserWarning):
@@ -301,6 +304,7 @@ class HopfieldNetwork(Params):
             check_positive("batch_size", batch_size, integer=True)
         rows = batch_size or max(1, _CHUNK_ELEMENTS // self.n_neurons_)
         fields = self._engine()
+        scratch = thread_scratch(fields)
         orders: list[np.ndarray] = []
         rng = np.random.default_rng(self.order_seed_)
 
@@ -314,10 +318,14 @@ class HopfieldNetwork(Params):
             for lo in range(0, S.shape[0], rows):
                 chunk = S[lo : lo + rows]
                 if self.update == "async":
-                    part = recall_async(fields, chunk, order, self.max_iter, self.weights_scale_)
+                    part = recall_async(
+                        fields, chunk, order, self.max_iter, self.weights_scale_, scratch
+                    )
                 else:
                     part = recall_sync(fields, chunk, self.max_iter, self.weights_scale_)
                 parts.append(part)
+        if scratch.nbytes > _KEEP_SCRATCH_BYTES:  # made for a large batch: not kept
+            scratch.clear()
         if not parts:
             return empty_result(0, self.n_neurons_)
         return parts[0] if len(parts) == 1 else RecallResult.concatenate(parts)

@@ -208,3 +208,39 @@ def test_both_block_strategies_give_the_same_recall(monkeypatch, rule, n_pattern
     np.testing.assert_array_equal(a.energy, b.energy)
     for p in (0, 7, 35):
         assert np.array_equal(reference_async(net, probes[p], 100)[0], a.states[p])
+
+
+def test_work_arrays_kept_between_calls_and_threads_do_not_change_results():
+    rng = np.random.default_rng(5)
+    patterns = random_patterns(rng, 4, 64)
+    probes = np.vstack([noisy(rng, patterns, 20) for _ in range(25)])  # 100 probes
+    fresh = [HopfieldNetwork(random_state=3).fit(patterns) for _ in range(2)]
+    expected = [net.recall(p) for net, p in zip(fresh, (probes, probes[:9]), strict=True)]
+    net = HopfieldNetwork(random_state=3).fit(patterns)
+    # Large, then small: the small call reuses (the start of) the large call's arrays.
+    for _ in range(2):
+        for p, want in zip((probes, probes[:9]), expected, strict=True):
+            np.testing.assert_array_equal(net.recall(p).states, want.states)
+    # Threads recalling at once on one network each have arrays of their own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(net.recall, [probes] * 8))
+    for result in results:
+        np.testing.assert_array_equal(result.states, expected[0].states)
+        np.testing.assert_array_equal(result.n_sweeps, expected[0].n_sweeps)
+
+
+def test_work_arrays_of_a_large_batch_are_not_kept(monkeypatch):
+    import nnpipe.core.hopfield.network as network_module
+    from nnpipe.core.hopfield.dynamics import thread_scratch
+
+    rng = np.random.default_rng(6)
+    patterns = random_patterns(rng, 4, 64)
+    net = HopfieldNetwork(random_state=0).fit(patterns)
+    net.recall(noisy(rng, patterns, 20))
+    kept = thread_scratch(net._engine()).nbytes
+    assert kept > 0
+    monkeypatch.setattr(network_module, "_KEEP_SCRATCH_BYTES", kept // 2)
+    net.recall(noisy(rng, patterns, 20))
+    assert thread_scratch(net._engine()).nbytes == 0
