@@ -80,7 +80,7 @@ class DenseFields:
         return state
 
     def block(self, state: np.ndarray, s: np.ndarray, J: np.ndarray, out: np.ndarray, tmp):
-        return np.take(state, J, axis=0, out=out)  # (b, B)
+        return _take(state, J, 0, out)  # (b, B)
 
     def coupling(self, J: np.ndarray) -> np.ndarray:
         return self.q[np.ix_(J, J)]  # (b, b)
@@ -90,6 +90,14 @@ class DenseFields:
 
     def s_dot_h(self, state: np.ndarray, S: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->j", S, state, dtype=np.float64)
+
+    # A neuron flips where h * s < flip_below: here h * s with h = q @ S.
+    flip_below = 0
+
+    def flip_scores(self, S: np.ndarray, out: np.ndarray) -> np.ndarray:
+        np.matmul(self.q, S, out=out)
+        out *= S
+        return out
 
 
 class LowRankFields:
@@ -133,6 +141,16 @@ class LowRankFields:
         m = state.astype(np.float64)
         return np.einsum("ij,ij->j", m, m) - self.n_patterns * S.shape[0]
 
+    # h * s = (X^T M) * s - P, as s * s = 1: a neuron flips where (X^T M) * s < P.
+    @property
+    def flip_below(self) -> int:
+        return self.n_patterns
+
+    def flip_scores(self, S: np.ndarray, out: np.ndarray) -> np.ndarray:
+        np.matmul(self.xt, self.x @ S, out=out)
+        out *= S
+        return out
+
 
 def _add_columns(state: np.ndarray, cols: np.ndarray, update: np.ndarray) -> None:
     if cols.size == state.shape[1]:
@@ -171,6 +189,11 @@ class Scratch:
         self._arrays.clear()
 
 
+def _take(a: np.ndarray, indices: np.ndarray, axis: int, out: np.ndarray) -> np.ndarray:
+    # mode="raise" would first take into a temporary of out's size, then copy it.
+    return np.take(a, indices, axis=axis, out=out, mode="clip")
+
+
 def thread_scratch(fields: Fields) -> Scratch:
     """The calling thread's work arrays for ``fields``, kept from call to call."""
     scratch = getattr(fields.threads, "scratch", None)
@@ -205,14 +228,17 @@ def recall_async(
     scratch = scratch or Scratch()
     n_probes, n_neurons = probes.shape
     out = empty_result(n_probes, n_neurons)
-    S = np.array(probes.T, dtype=fields.dtype, order="C")  # (N, B): neuron-major
+    S = scratch("S", (n_neurons, n_probes), fields.dtype)  # (N, B): neuron-major
+    S[...] = probes.T
+    spare = "S'"  # the work array the probes still moving are moved to next
     state = fields.start(S)
     active = np.arange(n_probes)  # rows of `out` still being recalled
 
     def finish(cols: np.ndarray, converged: bool) -> None:
         idx = active[cols]
-        out.states[idx] = S[:, cols].T
-        out.energy[idx] = -0.5 * fields.s_dot_h(state[:, cols], S[:, cols]) / scale
+        done = _take(S, cols, 1, scratch("done", (n_neurons, cols.size), S.dtype))
+        out.states[idx] = done.T
+        out.energy[idx] = -0.5 * fields.s_dot_h(state[:, cols], done) / scale
         out.converged[idx] = converged
         out.period[idx] = 1 if converged else 0
 
@@ -226,7 +252,10 @@ def recall_async(
         out.n_sweeps[active] += 1
         if not changed.all():
             finish(np.flatnonzero(~changed), converged=True)
-            S, state, active = S[:, changed], state[:, changed], active[changed]
+            keep = np.flatnonzero(changed)
+            moving = scratch(spare, (n_neurons, keep.size), S.dtype)
+            spare = "S" if spare == "S'" else "S'"
+            S, state, active = _take(S, keep, 1, moving), state[:, keep], active[keep]
         if active.size == 0:
             return out
     finish(np.arange(len(active)), converged=False)
@@ -238,7 +267,7 @@ def _sweep_block(
 ) -> np.ndarray:
     """Visit neurons ``J`` in order for every probe; return the probes (columns) that moved."""
     shape = (len(J), S.shape[1])
-    s = np.take(S, J, axis=0, out=scratch("s", shape, S.dtype))  # (b, B) copy
+    s = _take(S, J, 0, scratch("s", shape, S.dtype))  # (b, B) copy
     tmp = scratch("tmp", shape, S.dtype)
     h0 = fields.block(state, s, J, scratch("h0", shape, S.dtype), tmp)  # block-start fields
     c2 = 2 * fields.coupling(J)  # (b, b) symmetric, zero diagonal: a flip moves s_k by 2 s_new
@@ -363,9 +392,22 @@ def recall_sync(fields: Fields, probes: np.ndarray, max_iter: int, scale: float)
     return out
 
 
+# States checked together by flipping(): its work arrays stay below 256 KiB.
+_FLIPPING_ELEMENTS = 1 << 16
+
+
 def flipping(fields: Fields, states: np.ndarray) -> np.ndarray:
     """Per state (row of ``states``), whether some neuron would flip: not a fixed point."""
-    S = np.array(states.T, dtype=fields.dtype, order="C")  # (N, n)
-    H = fields.fields(fields.start(S), S)
-    H *= S
-    return (H < 0).any(axis=0)
+    n, n_neurons = states.shape
+    out = np.zeros(n, dtype=bool)
+    scratch = thread_scratch(fields)
+    rows = max(1, _FLIPPING_ELEMENTS // max(n_neurons, 1))
+    for lo in range(0, n, rows):
+        chunk = states[lo : lo + rows]
+        shape = (n_neurons, chunk.shape[0])
+        S = scratch("S", shape, fields.dtype)
+        S[...] = chunk.T
+        H = fields.flip_scores(S, scratch("H", shape, fields.dtype))
+        flips = np.less(H, fields.flip_below, out=scratch("flips", shape, np.bool_))
+        flips.any(axis=0, out=out[lo : lo + rows])
+    return out

@@ -244,3 +244,18 @@ def test_work_arrays_of_a_large_batch_are_not_kept(monkeypatch):
     monkeypatch.setattr(network_module, "_KEEP_SCRATCH_BYTES", kept // 2)
     net.recall(noisy(rng, patterns, 20))
     assert thread_scratch(net._engine()).nbytes == 0
+
+
+@pytest.mark.parametrize("rule,n_patterns", CASES)
+def test_fixed_points_are_found_the_same_in_every_chunk(rule, n_patterns):
+    # 2500 states of 40 neurons go through several chunks of the fixed-point check.
+    rng = np.random.default_rng(8)
+    patterns = random_patterns(rng, n_patterns, 40)
+    net = HopfieldNetwork(rule=rule, random_state=1)
+    net._fit(patterns)
+    probes = random_patterns(rng, 2500, 40)
+    states = np.vstack([net.recall(probes[:500]).states, probes])  # settled, then random
+    W = net.weights_q_
+    expected = ~((states @ W) * states < 0).any(axis=1)  # no neuron's field disagrees
+    assert expected[:500].any() and not expected.all()
+    np.testing.assert_array_equal(net.is_fixed_point(states), expected)
