@@ -1,7 +1,8 @@
 """Data-parallel training and Hopfield recall on 1 vs 2 Dask worker processes.
 
-Every worker is a process with one thread and one BLAS thread; the clusters are
-started before the clock starts.
+Every worker is a process with one thread and one BLAS thread, in nnpipe's own
+local cluster (``flows.cluster.dask_client``, as ``nnpipe train --workers 2``
+starts it); the clusters are started before the clock starts.
 
 1. Training: time for ``train_distributed`` to reach a target validation loss
    with 1 worker (T1) and with 2 workers (T2), same data, model and defaults
@@ -19,8 +20,10 @@ started before the clock starts.
    processes at once (no Dask, no averaging): what 2 cores give at best, the
    peer E(2) is measured against.
 2. Recall: ``run_recall_job`` over a probe set (1M probes by default) on 1 and 2
-   workers; the throughput ratio. Its ceiling: the same recall tasks in 1 process
-   and, split in halves, in 2 independent processes at once (no Dask).
+   workers; the throughput ratio, the median over pairs of jobs run back to back on
+   both clusters kept up (``--recall-repeat`` pairs). Its ceiling: the same recall
+   tasks in 1 process and, split in halves, in 2 independent processes at once (no
+   Dask).
 
 Run: ``.venv/bin/python benchmarks/bench_distributed.py [--quick] [--repeat 3]``
 """
@@ -28,6 +31,7 @@ Run: ``.venv/bin/python benchmarks/bench_distributed.py [--quick] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -42,8 +46,9 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import dask  # noqa: E402
 import numpy as np  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
+from distributed import Client  # noqa: E402
 
+from flows.cluster import dask_client  # noqa: E402
 from flows.datasets import write_dataset  # noqa: E402
 from nnpipe.core.hopfield import HopfieldNetwork  # noqa: E402
 from nnpipe.core.mlp import MLPRegressor  # noqa: E402
@@ -58,14 +63,13 @@ def _warm() -> None:
     import nnpipe.training.shares  # noqa: F401  (a real cluster has run tasks before)
 
 
-def cluster(n_workers: int) -> tuple[LocalCluster, Client]:
-    local = LocalCluster(
-        n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    client = Client(local)
+def cluster(n_workers: int) -> tuple[contextlib.ExitStack, Client]:
+    """nnpipe's own local cluster of ``n_workers`` single-threaded worker processes."""
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(dask_client(n_workers=n_workers, processes=True))
     client.wait_for_workers(n_workers)
     client.run(_warm)
-    return local, client
+    return stack, client
 
 
 def _steps(hidden: tuple, batch: int, steps: int, start, seconds) -> None:
@@ -109,7 +113,7 @@ def train_run(
     setup: dict, n_workers: int, local_steps: int, epochs: int, seed: int = 0
 ) -> list[dict]:
     """Per-epoch (seconds since the call, val_loss, compute and outside seconds)."""
-    local, client = cluster(n_workers)
+    stack, client = cluster(n_workers)
     curve: list[dict] = []
     try:
         start = time.perf_counter()
@@ -126,8 +130,7 @@ def train_run(
             y_scaler=setup["y_scaler"], early_stopping=False, callback=on_epoch,
         )  # fmt: skip
     finally:
-        client.close()
-        local.close()
+        stack.close()
     return curve
 
 
@@ -260,17 +263,15 @@ def recall_ceiling(network, patterns, probes: Path, out: Path) -> float:
     return rates[2] / rates[1]
 
 
-def recall_run(network, patterns, probes: Path, out: Path, n_workers: int) -> float:
-    local, client = cluster(n_workers)
-    try:
-        shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
-        summary = run_recall_job(network, patterns, probes, out, client=client)
-        seconds = time.perf_counter() - start
-    finally:
-        client.close()
-        local.close()
-    return summary.n_probes / seconds
+def _warm_recall() -> None:
+    import nnpipe.data.recall_job  # noqa: F401  (a real cluster has run tasks before)
+
+
+def recall_rate(client: Client, network, patterns, probes: Path, out: Path) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    summary = run_recall_job(network, patterns, probes, out, client=client)
+    return summary.n_probes / (time.perf_counter() - start)
 
 
 def bench_recall(args, root: Path) -> None:
@@ -281,19 +282,34 @@ def bench_recall(args, root: Path) -> None:
     )  # fmt: skip
     patterns = read_patterns(data)
     network = HopfieldNetwork(rule="hebbian", random_state=0).fit(patterns)
-    rates, peers = {1: [], 2: []}, []
-    for _ in range(args.repeat):
-        for n in (1, 2):
-            rates[n].append(recall_run(network, patterns, data / "probes", root / "out", n))
-        peers.append(recall_ceiling(network, patterns, data / "probes", root / "ceiling"))
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    # Both clusters stay up and their jobs alternate (1-2, 2-1, ...): the machine's
+    # speed drifts by 20% within a minute on shared cores, and a ratio of two runs
+    # seconds apart is measured at about the same speed.
+    clusters = {n: cluster(n) for n in (1, 2)}
+    try:
+        for _, client in clusters.values():
+            client.run(_warm_recall)
+        for k in range(args.recall_repeat):
+            for n in (1, 2) if k % 2 == 0 else (2, 1):
+                client = clusters[n][1]
+                rates[n].append(
+                    recall_rate(client, network, patterns, data / "probes", root / "out")
+                )
+    finally:
+        for stack, _ in clusters.values():
+            stack.close()
+    peers = [
+        recall_ceiling(network, patterns, data / "probes", root / "ceiling")
+        for _ in range(args.repeat)
+    ]
     r1, r2 = statistics.median(rates[1]), statistics.median(rates[2])
-    # Each repeat runs 1 worker, 2 workers and the ceiling back to back: the ratio of a
-    # repeat compares runs at the same machine speed, which drifts by 20% on shared cores.
     pairs = [b / a for a, b in zip(rates[1], rates[2], strict=True)]
     print(
         f"recall: {args.probes} probes x 100 neurons in 20 partitions: 1 worker {r1:,.0f} "
-        f"probes/s, 2 workers {r2:,.0f} probes/s (medians of {args.repeat}); ratio per "
-        f"repeat {' '.join(f'{p:.2f}' for p in pairs)}, median {statistics.median(pairs):.2f}"
+        f"probes/s, 2 workers {r2:,.0f} probes/s (medians of {args.recall_repeat}); ratio of "
+        f"each pair of runs {' '.join(f'{p:.2f}' for p in pairs)}: "
+        f"median {statistics.median(pairs):.2f}"
     )
     print(
         f"  ceiling: the same recall tasks in 2 independent processes run "
@@ -317,10 +333,12 @@ def main() -> None:
     parser.add_argument("--target-epoch", type=int, default=1)
     parser.add_argument("--local-steps", type=local_steps, nargs="+", default=[DEFAULT_LOCAL_STEPS])
     parser.add_argument("--probes", type=int, default=1_000_000)
+    parser.add_argument("--recall-repeat", type=int, default=9, help="pairs of recall jobs")
     parser.add_argument("--skip", choices=["training", "recall"])
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.rows, args.probes, args.hidden = 1, 100_000, 200_000, [64, 64]
+        args.recall_repeat = 1
         args.rows_per_partition = 5_000
     print(f"{os.cpu_count()} CPUs, numpy {np.__version__}, one BLAS thread per worker")
     root = Path(tempfile.mkdtemp(prefix="nnpipe-bench-distributed-"))

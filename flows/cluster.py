@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import dask
 
 from flows import progress
+from nnpipe.data.compute import local_cluster_config
 
 if TYPE_CHECKING:  # imported when a client is made: about 1 s a command without one saves
     from distributed import Client
@@ -71,7 +72,7 @@ def dask_client(
     dashboard = dashboard_enabled()
     with (
         # The local dashboard listens on loopback; Dask would name the host's address.
-        dask.config.set({"distributed.dashboard.link": "http://127.0.0.1:{port}/status"}),
+        local_cluster_config(**{"distributed.dashboard.link": "http://127.0.0.1:{port}/status"}),
         LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,

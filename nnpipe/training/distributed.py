@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from nnpipe.core.validation import check_positive
+from nnpipe.data.compute import local_cluster_config
 from nnpipe.data.split import TrainValidationSplit
 
 from .placement import (
@@ -103,6 +104,7 @@ def _client_for(client: Any, n_workers: int) -> Iterator[Any]:
     # Processes, not threads: a minibatch step spends much of its time in Python,
     # which threads of one process would take turns at.
     with (
+        local_cluster_config(),
         LocalCluster(
             n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,

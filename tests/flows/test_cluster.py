@@ -36,3 +36,19 @@ def test_dask_scheduler_address_setting_is_used_without_a_flag(monkeypatch):
         # The flag wins over the setting.
         with dask.config.set({"scheduler-address": "tcp://127.0.0.1:1"}):
             assert scheduler_address(cluster.scheduler_address)[0] == cluster.scheduler_address
+
+
+def _worker_settings() -> tuple:
+    return (
+        dask.config.get("distributed.worker.profile.enabled"),
+        dask.config.get("distributed.admin.tick.interval"),
+    )
+
+
+def test_local_worker_processes_run_without_the_profiler_and_fast_ticks():
+    with dask_client(n_workers=1, processes=True) as client:
+        assert list(client.run(_worker_settings).values()) == [(False, "1s")]
+        # The scheduler (in this process) ticks at the same pace.
+        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval) == 1
+    # The settings hold for the cluster only.
+    assert dask.config.get("distributed.worker.profile.enabled") is True
