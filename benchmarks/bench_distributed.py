@@ -60,7 +60,9 @@ from nnpipe.training.distributed import DEFAULT_LOCAL_STEPS  # noqa: E402
 
 
 def _warm() -> None:
-    import nnpipe.training.shares  # noqa: F401  (a real cluster has run tasks before)
+    # A real cluster has run tasks before: the task modules are imported.
+    import nnpipe.data.recall_job  # noqa: F401
+    import nnpipe.training.shares  # noqa: F401
 
 
 def cluster(n_workers: int) -> tuple[contextlib.ExitStack, Client]:
@@ -88,24 +90,28 @@ def _steps(hidden: tuple, batch: int, steps: int, start, seconds) -> None:
     seconds.put(time.perf_counter() - t)
 
 
+def _race(target, per_process: list[tuple], warm_seconds: float) -> list[float]:
+    """Spawn a process per argument tuple, let them warm up, start them at once; their seconds.
+
+    ``target(*args, start, seconds)`` waits for the ``start`` event, then puts the
+    seconds its work took on the ``seconds`` queue.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    start, seconds = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, start, seconds)) for args in per_process]
+    for p in procs:
+        p.start()
+    time.sleep(warm_seconds)  # every process has imported and warmed up
+    start.set()
+    times = [seconds.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return times
+
+
 def ceiling(hidden: tuple, batch: int, steps: int = 300) -> float:
     """Steps/s of 2 independent processes over 2x those of 1: the 2-core ceiling of E(2)."""
-    ctx = multiprocessing.get_context("spawn")
-    rates = {}
-    for n in (1, 2):
-        start, seconds = ctx.Event(), ctx.Queue()
-        procs = [
-            ctx.Process(target=_steps, args=(hidden, batch, steps, start, seconds))
-            for _ in range(n)
-        ]
-        for p in procs:
-            p.start()
-        time.sleep(3.0)  # every process has built its model
-        start.set()
-        times = [seconds.get() for _ in procs]
-        for p in procs:
-            p.join()
-        rates[n] = n * steps / max(times)
+    rates = {n: n * steps / max(_race(_steps, [(hidden, batch, steps)] * n, 3.0)) for n in (1, 2)}
     return rates[2] / (2 * rates[1])
 
 
@@ -231,29 +237,14 @@ def recall_ceiling(network, patterns, probes: Path, out: Path) -> float:
     from nnpipe.data.recall_job import plan_partitions
 
     plan = plan_partitions(probes, out)
-    ctx = multiprocessing.get_context("spawn")
     env = dask.config.get("distributed.nanny.pre-spawn-environ")
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update({k: str(v) for k, v in env.items() if v is not None})
     rates = {}
     try:
         for n in (1, 2):
-            start, seconds = ctx.Event(), ctx.Queue()
-            procs = [
-                ctx.Process(
-                    target=_recall_parts,
-                    args=(network, patterns, plan[i::n], str(out / f"p{i}"), start, seconds),
-                )
-                for i in range(n)
-            ]
-            for p in procs:
-                p.start()
-            time.sleep(4.0)  # every process has imported and warmed up
-            start.set()
-            times = [seconds.get() for _ in procs]
-            for p in procs:
-                p.join()
-            rates[n] = len(plan) / max(times)
+            halves = [(network, patterns, plan[i::n], str(out / f"p{i}")) for i in range(n)]
+            rates[n] = len(plan) / max(_race(_recall_parts, halves, 4.0))
     finally:
         for k, v in saved.items():
             if v is None:
@@ -261,10 +252,6 @@ def recall_ceiling(network, patterns, probes: Path, out: Path) -> float:
             else:
                 os.environ[k] = v
     return rates[2] / rates[1]
-
-
-def _warm_recall() -> None:
-    import nnpipe.data.recall_job  # noqa: F401  (a real cluster has run tasks before)
 
 
 def recall_rate(client: Client, network, patterns, probes: Path, out: Path) -> float:
@@ -288,8 +275,6 @@ def bench_recall(args, root: Path) -> None:
     # seconds apart is measured at about the same speed.
     clusters = {n: cluster(n) for n in (1, 2)}
     try:
-        for _, client in clusters.values():
-            client.run(_warm_recall)
         for k in range(args.recall_repeat):
             for n in (1, 2) if k % 2 == 0 else (2, 1):
                 client = clusters[n][1]
